@@ -1,0 +1,21 @@
+//! Subcommands. Each module owns its clap arguments and a `run` function returning the exit code.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Intel SGX enclave nodes for Kubernetes, and proof of what runs in them.
+#[derive(Debug, Parser)]
+#[command(name = "confkube", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    // One variant per subsystem; keep one line each.
+}
+
+pub(crate) fn run(cli: Cli) -> ExitCode {
+    match cli.command {}
+}

@@ -1,0 +1,1 @@
+//! DCAP quote verification.

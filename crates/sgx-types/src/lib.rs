@@ -1,0 +1,1 @@
+//! SGX ABI vocabulary and one strict byte codec.

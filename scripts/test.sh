@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The project's one test command (README quickstart, and what .ci/run calls).
+# fmt check, clippy with warnings denied, the whole workspace's tests, and a short fuzz smoke.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CONFKUBE_TESTDATA="${CONFKUBE_TESTDATA:-$(pwd)/../shared/testdata}"
+
+echo "== cargo fmt --check"
+cargo fmt --all --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  cargo test --workspace --locked --doc
+else
+  cargo test --workspace --locked
+fi
+if [ "${CONFKUBE_FUZZ_SMOKE:-1}" = 1 ] && [ -d fuzz ] && cargo +nightly fuzz --version >/dev/null 2>&1; then
+  echo "== fuzz smoke"
+  bash scripts/fuzz-smoke.sh
+fi
