@@ -1,0 +1,274 @@
+//! AdmissionReview v1 on the wire: decode a request body, run [`crate::mutate`] or
+//! [`crate::validate`], encode the response body.
+//!
+//! The response is encoded here rather than with `kube::core::admission`, which writes `patch`
+//! as an array of numbers instead of the base64 string the API server expects
+//! (kube-rs/kube#1781). Only pod `CREATE` requests are examined; every other request is
+//! allowed unchanged, so a misconfigured rule can never block unrelated objects.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use k8s_openapi::api::core::v1::Pod;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::{Config, Denial, mutate, validate};
+
+/// The only AdmissionReview version spoken.
+pub const API_VERSION: &str = "admission.k8s.io/v1";
+
+/// Which answer the caller wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// `/mutate-pods`: allow with a JSON patch, or deny.
+    Mutate,
+    /// `/validate-pods`: allow or deny, never patch.
+    Validate,
+    /// Allow everything unchanged, decoding only the envelope (baseline and emergency bypass).
+    Passthrough,
+}
+
+/// What the review decided, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Not a pod creation, or a pod without EPC, or passthrough: allowed, no patch.
+    Ignored,
+    /// An SGX pod allowed as it is.
+    Allowed,
+    /// An SGX pod allowed with a patch.
+    Patched,
+    /// Denied; the [`Denial::reason`] code.
+    Denied(&'static str),
+}
+
+/// A decided review: the response body and the outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reviewed {
+    /// The AdmissionReview response, JSON.
+    pub body: Vec<u8>,
+    /// What was decided.
+    pub outcome: Outcome,
+}
+
+/// The body cannot be answered with an AdmissionReview (the server replies 400 with this text).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReviewError {
+    /// The body is not a JSON AdmissionReview.
+    #[error("request body is not a JSON AdmissionReview: {0}")]
+    Json(String),
+    /// The body is some other object.
+    #[error("request body has kind \"{0}\", expected AdmissionReview")]
+    Kind(String),
+    /// The body is an AdmissionReview of another version.
+    #[error(
+        "AdmissionReview apiVersion is \"{0}\", but this webhook speaks {API_VERSION} only; set \
+         admissionReviewVersions: [\"v1\"] in the webhook configuration"
+    )]
+    Version(String),
+    /// The review carries no `request`.
+    #[error("AdmissionReview has no request")]
+    MissingRequest,
+    /// A pod creation without `request.object`.
+    #[error("AdmissionReview request {uid} creates a pod but has no request.object")]
+    MissingObject {
+        /// The request uid.
+        uid: String,
+    },
+    /// `request.object` is not a Pod.
+    #[error("AdmissionReview request {uid}: request.object is not a valid Pod: {message}")]
+    Object {
+        /// The request uid.
+        uid: String,
+        /// The decoder's message.
+        message: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReviewIn<'a> {
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(borrow)]
+    request: Option<RequestIn<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+struct GroupResource {
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    resource: String,
+    #[serde(default)]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestIn<'a> {
+    uid: String,
+    #[serde(default)]
+    kind: Option<GroupResource>,
+    #[serde(default)]
+    resource: Option<GroupResource>,
+    #[serde(default)]
+    sub_resource: Option<String>,
+    #[serde(default)]
+    operation: Option<String>,
+    #[serde(borrow, default)]
+    object: Option<&'a RawValue>,
+}
+
+impl RequestIn<'_> {
+    fn is_pod_create(&self) -> bool {
+        let core_pods = match (&self.resource, &self.kind) {
+            (Some(r), _) => r.group.is_empty() && r.resource == "pods",
+            (None, Some(k)) => k.group.is_empty() && k.kind == "Pod",
+            (None, None) => false,
+        };
+        core_pods
+            && self.sub_resource.as_deref().unwrap_or_default().is_empty()
+            && self.operation.as_deref() == Some("CREATE")
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReviewOut<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    response: ResponseOut<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResponseOut<'a> {
+    uid: &'a str,
+    allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<StatusOut>,
+}
+
+#[derive(Serialize)]
+struct StatusOut {
+    status: &'static str,
+    code: u16,
+    reason: &'static str,
+    message: String,
+}
+
+/// Decides one AdmissionReview body for `endpoint`.
+pub fn review(endpoint: Endpoint, body: &[u8], config: &Config) -> Result<Reviewed, ReviewError> {
+    let input: ReviewIn<'_> =
+        serde_json::from_slice(body).map_err(|e| ReviewError::Json(e.to_string()))?;
+    if input.kind != "AdmissionReview" {
+        return Err(ReviewError::Kind(input.kind));
+    }
+    if input.api_version != API_VERSION {
+        return Err(ReviewError::Version(input.api_version));
+    }
+    let request = input.request.ok_or(ReviewError::MissingRequest)?;
+    let uid = request.uid.as_str();
+    if endpoint == Endpoint::Passthrough || !request.is_pod_create() {
+        return Ok(answer(uid, Decision::Allow, Outcome::Ignored));
+    }
+    let raw = request.object.ok_or_else(|| ReviewError::MissingObject {
+        uid: uid.to_owned(),
+    })?;
+    let pod: Pod = serde_json::from_str(raw.get()).map_err(|e| ReviewError::Object {
+        uid: uid.to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok(decide(endpoint, uid, &pod, config))
+}
+
+enum Decision {
+    Allow,
+    Patch(String),
+    Deny(Denial),
+}
+
+fn decide(endpoint: Endpoint, uid: &str, pod: &Pod, config: &Config) -> Reviewed {
+    let sgx = |outcome| {
+        if is_sgx(pod) {
+            outcome
+        } else {
+            Outcome::Ignored
+        }
+    };
+    match endpoint {
+        Endpoint::Mutate => match mutate(pod, config) {
+            Ok(patch) if patch.is_empty() => answer(uid, Decision::Allow, sgx(Outcome::Allowed)),
+            Ok(patch) => answer(uid, Decision::Patch(patch.to_json()), Outcome::Patched),
+            Err(d) => {
+                let reason = d.reason();
+                answer(uid, Decision::Deny(d), Outcome::Denied(reason))
+            }
+        },
+        Endpoint::Validate => match validate(pod, config) {
+            Ok(()) => answer(uid, Decision::Allow, sgx(Outcome::Allowed)),
+            Err(d) => {
+                let reason = d.reason();
+                answer(uid, Decision::Deny(d), Outcome::Denied(reason))
+            }
+        },
+        Endpoint::Passthrough => answer(uid, Decision::Allow, Outcome::Ignored),
+    }
+}
+
+fn is_sgx(pod: &Pod) -> bool {
+    let Some(spec) = pod.spec.as_ref() else {
+        return false;
+    };
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .filter_map(|c| c.resources.as_ref())
+        .flat_map(|r| r.limits.iter().chain(r.requests.iter()).flatten())
+        .any(|(k, _)| k == crate::EPC || crate::EPC_MIB_ALIASES.contains(&k.as_str()))
+}
+
+fn answer(uid: &str, decision: Decision, outcome: Outcome) -> Reviewed {
+    let (allowed, patch, status) = match decision {
+        Decision::Allow => (true, None, None),
+        Decision::Patch(json) => (true, Some(STANDARD.encode(json)), None),
+        Decision::Deny(d) => {
+            let code = d.code();
+            let status = StatusOut {
+                status: "Failure",
+                code,
+                reason: if code == 403 {
+                    "Forbidden"
+                } else {
+                    "BadRequest"
+                },
+                message: d.to_string(),
+            };
+            (false, None, Some(status))
+        }
+    };
+    let out = ReviewOut {
+        api_version: API_VERSION,
+        kind: "AdmissionReview",
+        response: ResponseOut {
+            uid,
+            allowed,
+            patch_type: patch.as_ref().map(|_| "JSONPatch"),
+            patch,
+            status,
+        },
+    };
+    // Serializing these plain structs cannot fail; an empty body would surface as a 500-free
+    // API-server error rather than a panic here.
+    let body = serde_json::to_vec(&out).unwrap_or_default();
+    Reviewed { body, outcome }
+}
