@@ -193,6 +193,6 @@ fn malformed_bodies_are_errors_with_messages() {
     assert_eq!(
         err(bad_pod.to_string().as_bytes()).to_string(),
         "AdmissionReview request b: request.object is not a valid Pod: invalid type: string \
-         \"none\", expected a sequence at line 1 column 35"
+         \"none\", expected a sequence at line 1 column 28"
     );
 }
