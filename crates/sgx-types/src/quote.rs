@@ -104,8 +104,9 @@ pub struct PpidPlatformInfo {
     pub cpu_svn: [u8; 16],
     /// The PCE SVN.
     pub pce_svn: u16,
-    /// The PCE ID.
-    pub pce_id: [u8; 2],
+    /// The PCE ID. Intel's QVL sample quote (`intel-qvl-synthetic`) ends after the PCE SVN, so
+    /// an absent PCE ID is accepted and reported as `None`.
+    pub pce_id: Option<[u8; 2]>,
 }
 
 impl CertificationData {
@@ -128,7 +129,10 @@ impl CertificationData {
                 ppid: r.take(ppid_len, "certification_data.ppid")?.to_vec(),
                 cpu_svn: r.array("certification_data.cpu_svn")?,
                 pce_svn: r.u16("certification_data.pce_svn")?,
-                pce_id: r.array("certification_data.pce_id")?,
+                pce_id: match r.remaining() {
+                    0 => None,
+                    _ => Some(r.array("certification_data.pce_id")?),
+                },
             };
             r.clone().finish()?;
             Ok(info)
@@ -429,7 +433,7 @@ mod tests {
         let info = cd.ppid_platform_info().unwrap().unwrap();
         assert_eq!(
             (info.pce_svn, info.pce_id, info.cpu_svn),
-            (12, [0, 0], [1; 16])
+            (12, Some([0, 0]), [1; 16])
         );
         let bad = CertificationData {
             kind: 3,

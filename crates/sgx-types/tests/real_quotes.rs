@@ -93,7 +93,7 @@ fn eppid_quote_platform_info_matches_upstream() {
         "05050c0cffff01000000000000000000"
     );
     assert_eq!(info.pce_svn, 12);
-    assert_eq!(info.pce_id, [0, 0]);
+    assert_eq!(info.pce_id, Some([0, 0]));
     assert_eq!((q.header.qe_svn, q.header.pce_svn), (7, 12));
 }
 

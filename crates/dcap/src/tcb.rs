@@ -1,0 +1,462 @@
+//! TCB Info (v2, v3 SGX) and QE Identity (v2), parsed from their signed JSON text, and TCB level
+//! selection and status merging (spec §3).
+
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A TCB status as Intel's collateral states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[non_exhaustive]
+pub enum TcbStatus {
+    /// Fully patched.
+    UpToDate,
+    /// Patched, but the enclave needs software mitigations.
+    #[serde(rename = "SWHardeningNeeded")]
+    SwHardeningNeeded,
+    /// Hardware configuration is needed.
+    ConfigurationNeeded,
+    /// Both of the above.
+    #[serde(rename = "ConfigurationAndSWHardeningNeeded")]
+    ConfigurationAndSwHardeningNeeded,
+    /// Not patched to the latest TCB recovery.
+    OutOfDate,
+    /// Out of date, and configuration is needed.
+    OutOfDateConfigurationNeeded,
+    /// Revoked.
+    Revoked,
+}
+
+impl TcbStatus {
+    /// The name used in collateral, JSON results and tokens.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::UpToDate => "UpToDate",
+            Self::SwHardeningNeeded => "SWHardeningNeeded",
+            Self::ConfigurationNeeded => "ConfigurationNeeded",
+            Self::ConfigurationAndSwHardeningNeeded => "ConfigurationAndSWHardeningNeeded",
+            Self::OutOfDate => "OutOfDate",
+            Self::OutOfDateConfigurationNeeded => "OutOfDateConfigurationNeeded",
+            Self::Revoked => "Revoked",
+        }
+    }
+
+    /// Parses a status name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// Every status.
+    pub const ALL: [Self; 7] = [
+        Self::UpToDate,
+        Self::SwHardeningNeeded,
+        Self::ConfigurationNeeded,
+        Self::ConfigurationAndSwHardeningNeeded,
+        Self::OutOfDate,
+        Self::OutOfDateConfigurationNeeded,
+        Self::Revoked,
+    ];
+
+    /// Merges the platform status with the QE's (QVL `convergeTcbStatusWithQeTcbStatus`).
+    pub fn merge_with_qe(platform: Self, qe: Self) -> Self {
+        match qe {
+            Self::Revoked => Self::Revoked,
+            Self::OutOfDate | Self::OutOfDateConfigurationNeeded => match platform {
+                Self::UpToDate | Self::SwHardeningNeeded => Self::OutOfDate,
+                Self::ConfigurationNeeded | Self::ConfigurationAndSwHardeningNeeded => {
+                    Self::OutOfDateConfigurationNeeded
+                }
+                other => other,
+            },
+            _ => platform,
+        }
+    }
+}
+
+impl fmt::Display for TcbStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why signed collateral JSON is not a TCB info or QE identity this verifier understands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TcbJsonError(pub(crate) String);
+
+fn jerr(msg: impl Into<String>) -> TcbJsonError {
+    TcbJsonError(msg.into())
+}
+
+/// Parses an RFC 3339 date of the collateral into Unix seconds.
+pub(crate) fn parse_date(field: &str, s: &str) -> Result<i64, TcbJsonError> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|e| jerr(format!("{field} {s:?} is not an RFC 3339 date: {e}")))
+}
+
+fn fixed_hex<const N: usize>(field: &str, s: &str) -> Result<[u8; N], TcbJsonError> {
+    let v = hex::decode(s).map_err(|e| jerr(format!("{field} is not hex: {e}")))?;
+    v.try_into()
+        .map_err(|v: Vec<u8>| jerr(format!("{field} has {} bytes, not {N}", v.len())))
+}
+
+/// One TCB level of a TCB info.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcbLevel {
+    /// SGX TCB component SVNs 1..16.
+    pub sgx_components: [u8; 16],
+    /// PCE SVN.
+    pub pce_svn: u16,
+    /// The TCB date.
+    pub tcb_date: Option<String>,
+    /// The status.
+    pub status: TcbStatus,
+    /// Advisory IDs (TCB info v3).
+    pub advisory_ids: Vec<String>,
+}
+
+/// A TCB info (SGX, version 2 or 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcbInfo {
+    /// 2 or 3.
+    pub version: u32,
+    /// Issue date, Unix seconds.
+    pub issue_date: i64,
+    /// Next update, Unix seconds.
+    pub next_update: i64,
+    /// FMSPC.
+    pub fmspc: [u8; 6],
+    /// PCE-ID.
+    pub pce_id: [u8; 2],
+    /// TCB evaluation data number.
+    pub tcb_evaluation_data_number: Option<u32>,
+    /// Levels in the given (descending) order.
+    pub levels: Vec<TcbLevel>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawTcbInfo {
+    id: Option<String>,
+    version: u32,
+    issue_date: String,
+    next_update: String,
+    fmspc: String,
+    pce_id: String,
+    tcb_evaluation_data_number: Option<u32>,
+    tcb_levels: Vec<RawTcbLevel>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawTcbLevel {
+    tcb: RawTcb,
+    tcb_date: Option<String>,
+    tcb_status: String,
+    #[serde(rename = "advisoryIDs", default)]
+    advisory_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct RawTcb {
+    sgxtcbcomponents: Option<Vec<RawComponent>>,
+    pcesvn: u16,
+    #[serde(flatten)]
+    other: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct RawComponent {
+    svn: u8,
+}
+
+fn status(s: &str) -> Result<TcbStatus, TcbJsonError> {
+    TcbStatus::parse(s).ok_or_else(|| jerr(format!("unknown tcbStatus {s:?}")))
+}
+
+impl TcbInfo {
+    /// Parses the signed `tcbInfo` object text.
+    pub fn parse(text: &str) -> Result<Self, TcbJsonError> {
+        let raw: RawTcbInfo =
+            serde_json::from_str(text).map_err(|e| jerr(format!("not a tcbInfo object: {e}")))?;
+        match (raw.version, raw.id.as_deref()) {
+            (2, None) | (3, Some("SGX")) => {}
+            (v, id) => {
+                return Err(jerr(format!(
+                    "tcbInfo version {v} with id {id:?} is not SGX TCB info (expected version 2, \
+                     or version 3 with id \"SGX\")"
+                )));
+            }
+        }
+        let mut levels = Vec::with_capacity(raw.tcb_levels.len());
+        for l in raw.tcb_levels {
+            let mut comps = [0u8; 16];
+            if raw.version == 3 {
+                let c = l
+                    .tcb
+                    .sgxtcbcomponents
+                    .ok_or_else(|| jerr("tcbLevel without sgxtcbcomponents"))?;
+                if c.len() != 16 {
+                    return Err(jerr(format!("{} sgxtcbcomponents, not 16", c.len())));
+                }
+                for (slot, comp) in comps.iter_mut().zip(c) {
+                    *slot = comp.svn;
+                }
+            } else {
+                for (i, slot) in comps.iter_mut().enumerate() {
+                    let key = format!("sgxtcbcomp{:02}svn", i + 1);
+                    *slot = l
+                        .tcb
+                        .other
+                        .get(&key)
+                        .and_then(Value::as_u64)
+                        .and_then(|v| u8::try_from(v).ok())
+                        .ok_or_else(|| jerr(format!("tcbLevel without a valid {key}")))?;
+                }
+            }
+            levels.push(TcbLevel {
+                sgx_components: comps,
+                pce_svn: l.tcb.pcesvn,
+                tcb_date: l.tcb_date,
+                status: status(&l.tcb_status)?,
+                advisory_ids: l.advisory_ids,
+            });
+        }
+        Ok(Self {
+            version: raw.version,
+            issue_date: parse_date("issueDate", &raw.issue_date)?,
+            next_update: parse_date("nextUpdate", &raw.next_update)?,
+            fmspc: fixed_hex("fmspc", &raw.fmspc)?,
+            pce_id: fixed_hex("pceId", &raw.pce_id)?,
+            tcb_evaluation_data_number: raw.tcb_evaluation_data_number,
+            levels,
+        })
+    }
+
+    /// The first level the platform's PCK TCB reaches (QVL `checkTcbLevel`).
+    pub fn match_level(&self, comps: &[u8; 16], pce_svn: u16) -> Option<&TcbLevel> {
+        self.levels.iter().find(|l| {
+            pce_svn >= l.pce_svn && comps.iter().zip(&l.sgx_components).all(|(p, l)| p >= l)
+        })
+    }
+}
+
+/// One TCB level of a QE identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QeTcbLevel {
+    /// The minimum ISVSVN.
+    pub isv_svn: u16,
+    /// The status.
+    pub status: TcbStatus,
+    /// Advisory IDs.
+    pub advisory_ids: Vec<String>,
+}
+
+/// A QE identity (`enclaveIdentity`, id "QE", version 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QeIdentity {
+    /// Issue date, Unix seconds.
+    pub issue_date: i64,
+    /// Next update, Unix seconds.
+    pub next_update: i64,
+    /// MISCSELECT, in report byte order.
+    pub miscselect: [u8; 4],
+    /// MISCSELECT mask.
+    pub miscselect_mask: [u8; 4],
+    /// ATTRIBUTES (16 bytes, report order).
+    pub attributes: [u8; 16],
+    /// ATTRIBUTES mask.
+    pub attributes_mask: [u8; 16],
+    /// MRSIGNER.
+    pub mrsigner: [u8; 32],
+    /// ISVPRODID.
+    pub isv_prod_id: u16,
+    /// TCB evaluation data number.
+    pub tcb_evaluation_data_number: Option<u32>,
+    /// Levels in the given (descending) order.
+    pub levels: Vec<QeTcbLevel>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawQeIdentity {
+    id: String,
+    version: u32,
+    issue_date: String,
+    next_update: String,
+    tcb_evaluation_data_number: Option<u32>,
+    miscselect: String,
+    miscselect_mask: String,
+    attributes: String,
+    attributes_mask: String,
+    mrsigner: String,
+    isvprodid: u16,
+    tcb_levels: Vec<RawQeLevel>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawQeLevel {
+    tcb: RawQeTcb,
+    tcb_status: String,
+    #[serde(rename = "advisoryIDs", default)]
+    advisory_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct RawQeTcb {
+    isvsvn: u16,
+}
+
+/// QE identity statuses accepted by QVL's `parseStringToTcbStatus`.
+const QE_STATUSES: [TcbStatus; 5] = [
+    TcbStatus::UpToDate,
+    TcbStatus::ConfigurationNeeded,
+    TcbStatus::OutOfDate,
+    TcbStatus::OutOfDateConfigurationNeeded,
+    TcbStatus::Revoked,
+];
+
+impl QeIdentity {
+    /// Parses the signed `enclaveIdentity` object text.
+    pub fn parse(text: &str) -> Result<Self, TcbJsonError> {
+        let raw: RawQeIdentity = serde_json::from_str(text)
+            .map_err(|e| jerr(format!("not an enclaveIdentity object: {e}")))?;
+        if raw.id != "QE" || raw.version != 2 {
+            return Err(jerr(format!(
+                "enclaveIdentity id {:?} version {} is not the SGX QE identity (id \"QE\", \
+                 version 2)",
+                raw.id, raw.version
+            )));
+        }
+        let mut levels = Vec::with_capacity(raw.tcb_levels.len());
+        for l in raw.tcb_levels {
+            let status = status(&l.tcb_status)?;
+            if !QE_STATUSES.contains(&status) {
+                return Err(jerr(format!(
+                    "tcbStatus {status} is not valid for a QE identity"
+                )));
+            }
+            levels.push(QeTcbLevel {
+                isv_svn: l.tcb.isvsvn,
+                status,
+                advisory_ids: l.advisory_ids,
+            });
+        }
+        Ok(Self {
+            issue_date: parse_date("issueDate", &raw.issue_date)?,
+            next_update: parse_date("nextUpdate", &raw.next_update)?,
+            miscselect: fixed_hex("miscselect", &raw.miscselect)?,
+            miscselect_mask: fixed_hex("miscselectMask", &raw.miscselect_mask)?,
+            attributes: fixed_hex("attributes", &raw.attributes)?,
+            attributes_mask: fixed_hex("attributesMask", &raw.attributes_mask)?,
+            mrsigner: fixed_hex("mrsigner", &raw.mrsigner)?,
+            isv_prod_id: raw.isvprodid,
+            tcb_evaluation_data_number: raw.tcb_evaluation_data_number,
+            levels,
+        })
+    }
+
+    /// The first level with `isvsvn <= qe_isv_svn`.
+    pub fn match_level(&self, qe_isv_svn: u16) -> Option<&QeTcbLevel> {
+        self.levels.iter().find(|l| l.isv_svn <= qe_isv_svn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use TcbStatus::*;
+
+    #[test]
+    fn merge_table_of_spec_3_4() {
+        let cases = [
+            (UpToDate, OutOfDate, OutOfDate),
+            (SwHardeningNeeded, OutOfDate, OutOfDate),
+            (ConfigurationNeeded, OutOfDate, OutOfDateConfigurationNeeded),
+            (
+                ConfigurationAndSwHardeningNeeded,
+                OutOfDate,
+                OutOfDateConfigurationNeeded,
+            ),
+            (OutOfDate, OutOfDate, OutOfDate),
+            (SwHardeningNeeded, Revoked, Revoked),
+            (ConfigurationNeeded, UpToDate, ConfigurationNeeded),
+        ];
+        for (platform, qe, want) in cases {
+            assert_eq!(
+                TcbStatus::merge_with_qe(platform, qe),
+                want,
+                "{platform} + {qe}"
+            );
+        }
+    }
+
+    #[test]
+    fn statuses_round_trip_and_unknown_is_an_error() {
+        for s in TcbStatus::ALL {
+            assert_eq!(TcbStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(
+            status("Fine").unwrap_err().to_string(),
+            "unknown tcbStatus \"Fine\""
+        );
+    }
+
+    #[test]
+    fn v2_components_and_level_matching() {
+        let mut comps = String::new();
+        for i in 1..=16 {
+            comps.push_str(&format!(
+                "\"sgxtcbcomp{i:02}svn\":{},",
+                if i == 1 { 5 } else { 0 }
+            ));
+        }
+        let text = format!(
+            "{{\"version\":2,\"issueDate\":\"2020-01-01T00:00:00Z\",\"nextUpdate\":\
+             \"2020-02-01T00:00:00Z\",\"fmspc\":\"00707f000000\",\"pceId\":\"0000\",\"tcbType\":0,\
+             \"tcbEvaluationDataNumber\":5,\"tcbLevels\":[{{\"tcb\":{{{comps}\"pcesvn\":3}},\
+             \"tcbDate\":\"2019-01-01T00:00:00Z\",\"tcbStatus\":\"UpToDate\"}}]}}"
+        );
+        let t = TcbInfo::parse(&text).unwrap();
+        assert_eq!(t.levels[0].sgx_components[0], 5);
+        assert_eq!(t.fmspc, [0, 0x70, 0x7f, 0, 0, 0]);
+        let mut pck = [0u8; 16];
+        assert_eq!(t.match_level(&pck, 3), None);
+        pck[0] = 5;
+        assert_eq!(t.match_level(&pck, 2), None);
+        assert_eq!(t.match_level(&pck, 3).map(|l| l.status), Some(UpToDate));
+        let bad = text.replace("\"sgxtcbcomp07svn\":0,", "");
+        assert_eq!(
+            TcbInfo::parse(&bad).unwrap_err().to_string(),
+            "tcbLevel without a valid sgxtcbcomp07svn"
+        );
+    }
+
+    #[test]
+    fn wrong_kinds_are_refused() {
+        let tdx = r#"{"id":"TDX","version":3,"issueDate":"x","nextUpdate":"x","fmspc":"","pceId":"","tcbLevels":[]}"#;
+        assert!(
+            TcbInfo::parse(tdx)
+                .unwrap_err()
+                .to_string()
+                .starts_with("tcbInfo version 3 with id Some(\"TDX\")")
+        );
+        assert!(TcbInfo::parse("[]").is_err());
+        let td_qe = r#"{"id":"TD_QE","version":2,"issueDate":"x","nextUpdate":"x","miscselect":"","miscselectMask":"","attributes":"","attributesMask":"","mrsigner":"","isvprodid":2,"tcbLevels":[]}"#;
+        assert!(
+            QeIdentity::parse(td_qe)
+                .unwrap_err()
+                .to_string()
+                .starts_with("enclaveIdentity id \"TD_QE\"")
+        );
+        assert_eq!(
+            parse_date("issueDate", "yesterday")
+                .unwrap_err()
+                .to_string()[..38],
+            *"issueDate \"yesterday\" is not an RFC 33"
+        );
+    }
+}

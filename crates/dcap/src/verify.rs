@@ -1,0 +1,729 @@
+//! The verification algorithm (spec §2.3, with this project's stricter rules of DESIGN.md §4),
+//! split into the part that depends only on collateral (cacheable), the part that depends on the
+//! platform's PCK chain (cacheable per collateral), and the per-quote checks.
+
+use crate::anchor::TrustAnchor;
+use crate::collateral::Collateral;
+use crate::error::VerifyError;
+use crate::tcb::{QeIdentity, TcbInfo, TcbStatus};
+use crate::x509::{Cert, Crl, PckExtension, parse_pem_chain, verify_fixed};
+use aws_lc_rs::digest;
+use sgx_types::quote::{INTEL_QE_VENDOR_ID, cert_type};
+use sgx_types::{Quote, QuoteHeader, ReportBody};
+
+/// Verification options.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct VerifyOptions {
+    /// Verify collateral that carries no CRLs; the result then says revocation was not checked.
+    pub allow_missing_crls: bool,
+}
+
+impl VerifyOptions {
+    /// Options with `allow_missing_crls` set as given.
+    pub fn allow_missing_crls(mut self, allow: bool) -> Self {
+        self.allow_missing_crls = allow;
+        self
+    }
+}
+
+/// A quote that passed every check. Only the verifier constructs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedQuote {
+    header: QuoteHeader,
+    report: ReportBody,
+    tcb_status: TcbStatus,
+    platform_tcb_status: TcbStatus,
+    qe_tcb_status: TcbStatus,
+    advisory_ids: Vec<String>,
+    fmspc: [u8; 6],
+    pce_id: [u8; 2],
+    sgx_type: u8,
+    tcb_date: Option<String>,
+    tcb_evaluation_data_number: Option<u32>,
+    revocation_checked: bool,
+    collateral_valid_from: i64,
+    collateral_valid_until: i64,
+}
+
+impl VerifiedQuote {
+    /// The quote header.
+    pub fn header(&self) -> &QuoteHeader {
+        &self.header
+    }
+    /// The application enclave's report body (MRENCLAVE, MRSIGNER, attributes, report data...).
+    pub fn report(&self) -> &ReportBody {
+        &self.report
+    }
+    /// The final TCB status: the platform's merged with the QE's.
+    pub fn tcb_status(&self) -> TcbStatus {
+        self.tcb_status
+    }
+    /// The platform's TCB status alone.
+    pub fn platform_tcb_status(&self) -> TcbStatus {
+        self.platform_tcb_status
+    }
+    /// The QE's TCB status.
+    pub fn qe_tcb_status(&self) -> TcbStatus {
+        self.qe_tcb_status
+    }
+    /// Advisory IDs: the platform level's, then the QE level's not already present.
+    pub fn advisory_ids(&self) -> &[String] {
+        &self.advisory_ids
+    }
+    /// The platform's FMSPC.
+    pub fn fmspc(&self) -> [u8; 6] {
+        self.fmspc
+    }
+    /// The platform's PCE-ID.
+    pub fn pce_id(&self) -> [u8; 2] {
+        self.pce_id
+    }
+    /// SGX type from the PCK certificate (0 Standard, 1 Scalable, 2 Scalable with integrity).
+    pub fn sgx_type(&self) -> u8 {
+        self.sgx_type
+    }
+    /// The matched platform TCB level's date.
+    pub fn tcb_date(&self) -> Option<&str> {
+        self.tcb_date.as_deref()
+    }
+    /// The TCB info's evaluation data number.
+    pub fn tcb_evaluation_data_number(&self) -> Option<u32> {
+        self.tcb_evaluation_data_number
+    }
+    /// Whether CRLs were checked (false only with `allow_missing_crls` and CRL-less collateral).
+    pub fn revocation_checked(&self) -> bool {
+        self.revocation_checked
+    }
+    /// Start of the window in which every collateral item is valid (Unix seconds).
+    pub fn collateral_valid_from(&self) -> i64 {
+        self.collateral_valid_from
+    }
+    /// End of that window: the earliest expiration of any item (Unix seconds).
+    pub fn collateral_valid_until(&self) -> i64 {
+        self.collateral_valid_until
+    }
+    /// Whether the enclave is a debug enclave (reported; policy decides).
+    pub fn debug(&self) -> bool {
+        self.report.attributes.debug()
+    }
+}
+
+/// The intersection of validity windows seen so far, checked against `now` as it narrows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    pub(crate) from: i64,
+    pub(crate) until: i64,
+    now: i64,
+}
+
+fn fmt_time(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
+impl Window {
+    fn new(now: i64) -> Self {
+        Self {
+            from: i64::MIN,
+            until: i64::MAX,
+            now,
+        }
+    }
+
+    fn contains(&self, now: i64) -> bool {
+        self.from <= now && now <= self.until
+    }
+
+    /// A collateral item (CRL, TCB info, QE identity) valid from `start` to `end`.
+    fn item(&mut self, what: &str, start: i64, end: i64) -> Result<(), VerifyError> {
+        if self.now < start {
+            return Err(VerifyError::CollateralNotYetValid(format!(
+                "{what} is valid from {}, after the verification time {}",
+                fmt_time(start),
+                fmt_time(self.now)
+            )));
+        }
+        if self.now > end {
+            return Err(VerifyError::CollateralExpired(format!(
+                "{what} expired at {} (next update), before the verification time {}",
+                fmt_time(end),
+                fmt_time(self.now)
+            )));
+        }
+        self.from = self.from.max(start);
+        self.until = self.until.min(end);
+        Ok(())
+    }
+
+    fn cert(&mut self, what: &str, c: &Cert) -> Result<(), VerifyError> {
+        if self.now > c.not_after {
+            return Err(VerifyError::CertificateExpired(format!(
+                "{what} ({}) expired at {}, before the verification time {}",
+                c.subject_cn,
+                fmt_time(c.not_after),
+                fmt_time(self.now)
+            )));
+        }
+        if self.now < c.not_before {
+            return Err(VerifyError::CollateralNotYetValid(format!(
+                "{what} ({}) is valid from {}, after the verification time {}",
+                c.subject_cn,
+                fmt_time(c.not_before),
+                fmt_time(self.now)
+            )));
+        }
+        self.from = self.from.max(c.not_before);
+        self.until = self.until.min(c.not_after);
+        Ok(())
+    }
+
+    fn crl(&mut self, what: &str, crl: &Crl) -> Result<(), VerifyError> {
+        let next = crl
+            .next_update
+            .ok_or_else(|| VerifyError::CrlMissing(format!("{what} has no nextUpdate")))?;
+        self.item(what, crl.this_update, next)
+    }
+}
+
+/// Checks a root certificate from a chain against the anchor: same key, self-signed.
+fn check_root(root: &Cert, anchor: &TrustAnchor, what: &str) -> Result<(), VerifyError> {
+    if root.public_key != anchor.public_key() {
+        return Err(VerifyError::UntrustedRoot(format!(
+            "the root of the {what} ({}) does not have the key of the trust anchor ({})",
+            root.subject_cn,
+            anchor.label()
+        )));
+    }
+    if !root.signed_by(anchor.public_key()) || root.issuer_raw != root.subject_raw {
+        return Err(VerifyError::UntrustedRoot(format!(
+            "the root of the {what} ({}) is not a valid self-signed certificate",
+            root.subject_cn
+        )));
+    }
+    Ok(())
+}
+
+fn check_issued(child: &Cert, issuer: &Cert, what: &str) -> Result<(), VerifyError> {
+    if child.issuer_raw != issuer.subject_raw || !child.signed_by(&issuer.public_key) {
+        return Err(VerifyError::UntrustedRoot(format!(
+            "in the {what}, {} is not signed by {}",
+            child.subject_cn, issuer.subject_cn
+        )));
+    }
+    Ok(())
+}
+
+/// Parses an issuer chain (signer, root) that must end at the anchor. Some PCS responses omit
+/// the root from the PCK CRL issuer chain; then `known_root` (the root of another chain, already
+/// checked against the anchor) stands in for it.
+fn anchored_pair(
+    pem: &str,
+    anchor: &TrustAnchor,
+    what: &str,
+    w: &mut Window,
+    known_root: Option<&Cert>,
+) -> Result<(Cert, Cert), VerifyError> {
+    let mut certs = parse_pem_chain(pem.as_bytes())
+        .map_err(|e| VerifyError::UntrustedRoot(format!("the {what} cannot be read: {e}")))?;
+    let (signer, root) = match (certs.len(), known_root) {
+        (2, _) => {
+            let root = certs.pop();
+            (certs.pop(), root)
+        }
+        (1, Some(root)) => (certs.pop(), Some(root.clone())),
+        (n, _) => {
+            return Err(VerifyError::UntrustedRoot(format!(
+                "the {what} has {n} certificates; expected 2 (signer, root)"
+            )));
+        }
+    };
+    let (Some(signer), Some(root)) = (signer, root) else {
+        return Err(VerifyError::UntrustedRoot(format!("the {what} is empty")));
+    };
+    check_root(&root, anchor, what)?;
+    check_issued(&signer, &root, what)?;
+    w.cert(what, &root)?;
+    w.cert(what, &signer)?;
+    Ok((signer, root))
+}
+
+/// Everything that depends only on the collateral, the anchor and the options.
+#[derive(Debug)]
+pub(crate) struct VerifiedCollateral {
+    pub(crate) tcb_info: TcbInfo,
+    pub(crate) qe_identity: QeIdentity,
+    root_crl: Option<Crl>,
+    /// The PCK CRL and the CA that issued it.
+    pck_crl: Option<(Crl, Cert)>,
+    pub(crate) window: Window,
+}
+
+const TCB_SIGNER_CN: &str = "Intel SGX TCB Signing";
+
+pub(crate) fn verify_collateral(
+    c: &Collateral,
+    now: i64,
+    anchor: &TrustAnchor,
+    opts: &VerifyOptions,
+) -> Result<VerifiedCollateral, VerifyError> {
+    let doc = c.document();
+    let mut w = Window::new(now);
+    let missing: Vec<&str> = [
+        ("root_ca_crl", c.root_ca_crl.is_empty()),
+        ("pck_crl", c.pck_crl.is_empty()),
+    ]
+    .into_iter()
+    .filter_map(|(n, m)| m.then_some(n))
+    .collect();
+    if !missing.is_empty() && !opts.allow_missing_crls {
+        return Err(VerifyError::CrlMissing(format!(
+            "the collateral has no {}; revocation cannot be checked (allow it explicitly with \
+             --allow-missing-crls)",
+            missing.join(" and ")
+        )));
+    }
+
+    // TCB info: chain to the anchor, signer not revoked, signature over the exact text, window.
+    let (tcb_signer, root) = anchored_pair(
+        &doc.tcb_info_issuer_chain,
+        anchor,
+        "TCB info issuer chain",
+        &mut w,
+        None,
+    )?;
+
+    let root_crl = if c.root_ca_crl.is_empty() {
+        None
+    } else {
+        let crl = Crl::from_der(&c.root_ca_crl)
+            .map_err(|e| VerifyError::CrlMissing(format!("the root CA CRL cannot be read: {e}")))?;
+        if crl.issuer_raw != root.subject_raw || !crl.signed_by(anchor.public_key()) {
+            return Err(VerifyError::UntrustedRoot(format!(
+                "the root CA CRL is not signed by the trust anchor ({})",
+                anchor.label()
+            )));
+        }
+        w.crl("the root CA CRL", &crl)?;
+        Some(crl)
+    };
+
+    let tcb_info = verify_signed_json(
+        &tcb_signer,
+        root_crl.as_ref(),
+        &doc.tcb_info,
+        &c.tcb_info_signature,
+        "TCB info",
+        VerifyError::TcbInfoSignatureInvalid,
+    )
+    .and_then(|()| {
+        TcbInfo::parse(&doc.tcb_info).map_err(|e| {
+            VerifyError::TcbLevelNotFound(format!("the signed TCB info cannot be used: {e}"))
+        })
+    })?;
+    w.item("the TCB info", tcb_info.issue_date, tcb_info.next_update)?;
+
+    let (qe_signer, _) = anchored_pair(
+        &doc.qe_identity_issuer_chain,
+        anchor,
+        "QE identity issuer chain",
+        &mut w,
+        None,
+    )?;
+    let qe_identity = verify_signed_json(
+        &qe_signer,
+        root_crl.as_ref(),
+        &doc.qe_identity,
+        &c.qe_identity_signature,
+        "QE identity",
+        VerifyError::QeIdentitySignatureInvalid,
+    )
+    .and_then(|()| {
+        QeIdentity::parse(&doc.qe_identity).map_err(|e| {
+            VerifyError::QeIdentityMismatch(format!("the signed QE identity cannot be used: {e}"))
+        })
+    })?;
+    w.item(
+        "the QE identity",
+        qe_identity.issue_date,
+        qe_identity.next_update,
+    )?;
+
+    let pck_crl = if c.pck_crl.is_empty() {
+        None
+    } else {
+        let (ca, _) = anchored_pair(
+            &doc.pck_crl_issuer_chain,
+            anchor,
+            "PCK CRL issuer chain",
+            &mut w,
+            Some(&root),
+        )?;
+        if root_crl.as_ref().is_some_and(|r| r.revokes(&ca)) {
+            return Err(VerifyError::PckRevoked(format!(
+                "{} is revoked by the root CA CRL",
+                ca.subject_cn
+            )));
+        }
+        let crl = Crl::from_der(&c.pck_crl)
+            .map_err(|e| VerifyError::CrlMissing(format!("the PCK CRL cannot be read: {e}")))?;
+        if crl.issuer_raw != ca.subject_raw || !crl.signed_by(&ca.public_key) {
+            return Err(VerifyError::UntrustedRoot(format!(
+                "the PCK CRL is not signed by the CA of its issuer chain ({})",
+                ca.subject_cn
+            )));
+        }
+        w.crl("the PCK CRL", &crl)?;
+        Some((crl, ca))
+    };
+
+    Ok(VerifiedCollateral {
+        tcb_info,
+        qe_identity,
+        root_crl,
+        pck_crl,
+        window: w,
+    })
+}
+
+fn verify_signed_json(
+    signer: &Cert,
+    root_crl: Option<&Crl>,
+    text: &str,
+    signature: &[u8],
+    what: &str,
+    fail: fn(String) -> VerifyError,
+) -> Result<(), VerifyError> {
+    if !signer.subject_cn.contains(TCB_SIGNER_CN) {
+        return Err(fail(format!(
+            "the {what} is signed by {}, not by {TCB_SIGNER_CN}",
+            signer.subject_cn
+        )));
+    }
+    if root_crl.is_some_and(|crl| crl.revokes(signer)) {
+        return Err(fail(format!(
+            "the {what} signing certificate ({}) is revoked by the root CA CRL",
+            signer.subject_cn
+        )));
+    }
+    if signature.len() != 64 || !verify_fixed(&signer.public_key, text.as_bytes(), signature) {
+        return Err(fail(format!(
+            "the {what} signature does not verify with the key of {}",
+            signer.subject_cn
+        )));
+    }
+    Ok(())
+}
+
+/// What a verified PCK chain says about the platform.
+#[derive(Debug)]
+pub(crate) struct VerifiedPck {
+    pub(crate) leaf_key: Vec<u8>,
+    pub(crate) ext: PckExtension,
+    pub(crate) window: Window,
+}
+
+const PCK_CA_CNS: [&str; 2] = ["Intel SGX PCK Processor CA", "Intel SGX PCK Platform CA"];
+const PCK_LEAF_CN: &str = "Intel SGX PCK Certificate";
+
+pub(crate) fn verify_pck_chain(
+    pem: &[u8],
+    coll: &VerifiedCollateral,
+    now: i64,
+    anchor: &TrustAnchor,
+) -> Result<VerifiedPck, VerifyError> {
+    const WHAT: &str = "PCK certificate chain";
+    let certs = parse_pem_chain(pem).map_err(|e| {
+        VerifyError::UnsupportedCertificationData(format!("the {WHAT} cannot be read: {e}"))
+    })?;
+    let [leaf, ca, root] = certs.as_slice() else {
+        return Err(VerifyError::UntrustedRoot(format!(
+            "the {WHAT} has {} certificates; expected 3 (PCK, CA, root)",
+            certs.len()
+        )));
+    };
+    check_root(root, anchor, WHAT)?;
+    check_issued(ca, root, WHAT)?;
+    check_issued(leaf, ca, WHAT)?;
+    if !PCK_CA_CNS.contains(&ca.subject_cn.as_str()) || !leaf.subject_cn.contains(PCK_LEAF_CN) {
+        return Err(VerifyError::UntrustedRoot(format!(
+            "the {WHAT} is not a PCK chain ({} issued by {})",
+            leaf.subject_cn, ca.subject_cn
+        )));
+    }
+    let mut w = coll.window;
+    w.now = now;
+    for c in [root, ca, leaf] {
+        w.cert(WHAT, c)?;
+    }
+    if coll.root_crl.as_ref().is_some_and(|crl| crl.revokes(ca)) {
+        return Err(VerifyError::PckRevoked(format!(
+            "{} is revoked by the root CA CRL",
+            ca.subject_cn
+        )));
+    }
+    if let Some((crl, crl_ca)) = &coll.pck_crl {
+        if crl_ca.subject_raw != ca.subject_raw || crl_ca.public_key != ca.public_key {
+            return Err(VerifyError::CrlMissing(format!(
+                "the collateral's PCK CRL is issued by {}, but this PCK certificate by {}",
+                crl_ca.subject_cn, ca.subject_cn
+            )));
+        }
+        if crl.revokes(leaf) {
+            return Err(VerifyError::PckRevoked(format!(
+                "the PCK certificate (serial {}) is revoked by the PCK CRL",
+                hex::encode(&leaf.serial)
+            )));
+        }
+    }
+    let ext = leaf
+        .sgx_extension
+        .as_deref()
+        .ok_or_else(|| "no SGX extension".to_string())
+        .and_then(|d| PckExtension::parse(d).map_err(|e| e.0))
+        .map_err(|e| VerifyError::UntrustedRoot(format!("the PCK certificate is unusable: {e}")))?;
+    Ok(VerifiedPck {
+        leaf_key: leaf.public_key.clone(),
+        ext,
+        window: w,
+    })
+}
+
+/// The PCK chain of a quote: from certification data type 5, or for types 1–4 from the
+/// collateral's out-of-band `pck_certificate_chain`.
+pub(crate) fn pck_chain_source<'a>(
+    q: &'a Quote,
+    c: &'a Collateral,
+) -> Result<&'a [u8], VerifyError> {
+    let cd = &q.signature.certification_data;
+    match cd.kind {
+        cert_type::PCK_CERT_CHAIN => Ok(&cd.data),
+        cert_type::PPID_CLEARTEXT
+        | cert_type::PPID_RSA2048_ENCRYPTED
+        | cert_type::PPID_RSA3072_ENCRYPTED
+        | cert_type::PCK_CLEARTEXT => c
+            .document()
+            .pck_certificate_chain
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(str::as_bytes)
+            .ok_or_else(|| {
+                VerifyError::UnsupportedCertificationData(format!(
+                    "certification data type {} carries no PCK chain, and the collateral has no \
+                     pck_certificate_chain (fetch the PCK certificate from PCS/PCCS)",
+                    cd.kind
+                ))
+            }),
+        other => Err(VerifyError::UnsupportedCertificationData(format!(
+            "certification data type {other} is not supported (supported: 5, or 1-4 with an \
+             out-of-band PCK chain)"
+        ))),
+    }
+}
+
+/// For certification data types 1–3: the platform identity in the quote must be the PCK's.
+fn check_platform_identity(q: &Quote, ext: &PckExtension) -> Result<(), VerifyError> {
+    let cd = &q.signature.certification_data;
+    let Some(info) = cd.ppid_platform_info() else {
+        return Ok(());
+    };
+    let info = info.map_err(|e| {
+        VerifyError::UnsupportedCertificationData(format!(
+            "certification data type {}: {e}",
+            cd.kind
+        ))
+    })?;
+    if let Some(pce_id) = info.pce_id
+        && pce_id != ext.pce_id
+    {
+        return Err(VerifyError::PceidMismatch(format!(
+            "the quote's certification data names PCE-ID {}, the PCK certificate {}",
+            hex::encode(pce_id),
+            hex::encode(ext.pce_id)
+        )));
+    }
+    if cd.kind == cert_type::PPID_CLEARTEXT && info.ppid != ext.ppid {
+        return Err(VerifyError::UnsupportedCertificationData(
+            "the out-of-band PCK certificate belongs to another platform (PPID differs)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The per-quote checks, given verified collateral and PCK chain. `qe_report_verified` lets the
+/// cache skip the QE report signature when these exact QE report bytes and signature were
+/// already verified with this PCK key; `on_qe_report_verified` records a fresh verification.
+pub(crate) fn verify_quote_with(
+    raw: &[u8],
+    q: Quote,
+    coll: &VerifiedCollateral,
+    pck: &VerifiedPck,
+    qe_report_verified: &dyn Fn(&[u8], &[u8; 64]) -> bool,
+    on_qe_report_verified: &dyn Fn(&[u8], &[u8; 64]),
+) -> Result<VerifiedQuote, VerifyError> {
+    let tcb = &coll.tcb_info;
+    let ext = &pck.ext;
+    if ext.fmspc != tcb.fmspc {
+        return Err(VerifyError::FmspcMismatch(format!(
+            "the PCK certificate has FMSPC {}, the TCB info is for {}",
+            hex::encode(ext.fmspc),
+            hex::encode(tcb.fmspc)
+        )));
+    }
+    if ext.pce_id != tcb.pce_id {
+        return Err(VerifyError::PceidMismatch(format!(
+            "the PCK certificate has PCE-ID {}, the TCB info is for {}",
+            hex::encode(ext.pce_id),
+            hex::encode(tcb.pce_id)
+        )));
+    }
+    check_platform_identity(&q, ext)?;
+
+    let sig = &q.signature;
+    let qe_report = sig.qe_report.to_bytes();
+    if !qe_report_verified(&qe_report, &sig.qe_report_signature) {
+        if !verify_fixed(&pck.leaf_key, &qe_report, &sig.qe_report_signature) {
+            return Err(VerifyError::QeReportSignatureInvalid(
+                "the QE report signature does not verify with the PCK certificate's key".into(),
+            ));
+        }
+        on_qe_report_verified(&qe_report, &sig.qe_report_signature);
+    }
+
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(&sig.attestation_key);
+    ctx.update(&sig.qe_auth_data);
+    let binding = ctx.finish();
+    let (lo, hi) = sig.qe_report.report_data.0.split_at(32);
+    if lo != binding.as_ref() || hi.iter().any(|&b| b != 0) {
+        return Err(VerifyError::AttestationKeyBindingMismatch(
+            "the QE report data is not SHA-256(attestation key || QE authentication data) \
+             followed by 32 zero bytes"
+                .into(),
+        ));
+    }
+
+    let qe_tcb = check_qe_identity(&q, &coll.qe_identity)?;
+
+    let mut att_key = [0u8; 65];
+    att_key[0] = 4;
+    if let Some(dst) = att_key.get_mut(1..) {
+        dst.copy_from_slice(&sig.attestation_key);
+    }
+    let signed = raw.get(..Quote::SIGNED_LEN).unwrap_or_default();
+    if !verify_fixed(&att_key, signed, &sig.quote_signature) {
+        return Err(VerifyError::QuoteSignatureInvalid(
+            "the quote signature does not verify with the attestation key".into(),
+        ));
+    }
+
+    let level = tcb.match_level(&ext.tcb_comp_svn, ext.pce_svn).ok_or_else(|| {
+        VerifyError::TcbLevelNotFound(format!(
+            "no TCB level of the TCB info matches the platform (PCK TCB components {:?}, PCESVN {})",
+            ext.tcb_comp_svn, ext.pce_svn
+        ))
+    })?;
+    let status = TcbStatus::merge_with_qe(level.status, qe_tcb.status);
+    if status == TcbStatus::Revoked {
+        let who = if level.status == TcbStatus::Revoked {
+            "the platform's TCB level"
+        } else {
+            "the QE's TCB level"
+        };
+        return Err(VerifyError::TcbRevoked(format!("{who} is Revoked")));
+    }
+    let mut advisory_ids = level.advisory_ids.clone();
+    for a in &qe_tcb.advisory_ids {
+        if !advisory_ids.contains(a) {
+            advisory_ids.push(a.clone());
+        }
+    }
+    let Quote { header, report, .. } = q;
+    Ok(VerifiedQuote {
+        header,
+        report,
+        tcb_status: status,
+        platform_tcb_status: level.status,
+        qe_tcb_status: qe_tcb.status,
+        advisory_ids,
+        fmspc: ext.fmspc,
+        pce_id: ext.pce_id,
+        sgx_type: ext.sgx_type,
+        tcb_date: level.tcb_date.clone(),
+        tcb_evaluation_data_number: tcb.tcb_evaluation_data_number,
+        revocation_checked: coll.root_crl.is_some() && coll.pck_crl.is_some(),
+        collateral_valid_from: pck.window.from,
+        collateral_valid_until: pck.window.until,
+    })
+}
+
+fn check_qe_identity<'a>(
+    q: &Quote,
+    id: &'a QeIdentity,
+) -> Result<&'a crate::tcb::QeTcbLevel, VerifyError> {
+    let r = &q.signature.qe_report;
+    if q.header.qe_vendor_id != INTEL_QE_VENDOR_ID {
+        return Err(VerifyError::QeIdentityMismatch(format!(
+            "QE vendor ID {} is not Intel's",
+            hex::encode(q.header.qe_vendor_id)
+        )));
+    }
+    if r.mr_signer.0 != id.mrsigner {
+        return Err(VerifyError::QeIdentityMismatch(format!(
+            "the QE's MRSIGNER {} is not {}",
+            r.mr_signer,
+            hex::encode(id.mrsigner)
+        )));
+    }
+    if r.isv_prod_id != id.isv_prod_id {
+        return Err(VerifyError::QeIdentityMismatch(format!(
+            "the QE's ISVPRODID {} is not {}",
+            r.isv_prod_id, id.isv_prod_id
+        )));
+    }
+    let misc = r.misc_select.to_le_bytes();
+    if misc
+        .iter()
+        .zip(&id.miscselect_mask)
+        .map(|(v, m)| v & m)
+        .ne(id.miscselect.iter().copied())
+    {
+        return Err(VerifyError::QeIdentityMismatch(format!(
+            "the QE's MISCSELECT {} does not match {} under mask {}",
+            hex::encode(misc),
+            hex::encode(id.miscselect),
+            hex::encode(id.miscselect_mask)
+        )));
+    }
+    let attrs = r.attributes.to_bytes();
+    if attrs
+        .iter()
+        .zip(&id.attributes_mask)
+        .map(|(v, m)| v & m)
+        .ne(id.attributes.iter().copied())
+    {
+        return Err(VerifyError::QeIdentityMismatch(format!(
+            "the QE's ATTRIBUTES {} do not match {} under mask {}",
+            hex::encode(attrs),
+            hex::encode(id.attributes),
+            hex::encode(id.attributes_mask)
+        )));
+    }
+    id.match_level(r.isv_svn).ok_or_else(|| {
+        VerifyError::TcbLevelNotFound(format!(
+            "no TCB level of the QE identity matches the QE's ISVSVN {}",
+            r.isv_svn
+        ))
+    })
+}
+
+impl Window {
+    pub(crate) fn valid_at(&self, now: i64) -> bool {
+        self.contains(now)
+    }
+}

@@ -1,0 +1,118 @@
+//! Every SGX case of every real set in `shared/testdata/dcap` gives its expected result.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use dcap::{Collateral, TrustAnchor, Verifier, VerifyOptions, success_json};
+use serde_json::Value;
+use std::path::Path;
+
+const SETS: &[&str] = &[
+    "dcap-qvl-sgx",
+    "automata-dcap-attestation",
+    "intel-qvl-synthetic",
+    "mobilecoin-attestation",
+    "oasis-core",
+];
+
+fn run_case(dir: &Path, case: &Value, verifier_cached: &Verifier) -> Result<(), String> {
+    let name = case["case"].as_str().unwrap();
+    let quote = std::fs::read(dir.join(case["quote"].as_str().unwrap())).unwrap();
+    let coll = Collateral::from_json(
+        &std::fs::read(dir.join(case["collateral"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    let anchor = TrustAnchor::from_certificate(
+        &std::fs::read(dir.join(case["trust_anchor"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    let now = case["verification_time_unix"].as_i64().unwrap();
+    let allow = case["extra_args"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|x| x == "--allow-missing-crls"));
+    let opts = VerifyOptions::default().allow_missing_crls(allow);
+    let expected = &case["expected"];
+    // Uncached, then twice through a cached verifier: all three must agree.
+    let results = [
+        Verifier::uncached(opts.clone()).verify(&quote, &coll, now, &anchor),
+        Verifier::new(opts.clone()).verify(&quote, &coll, now, &anchor),
+        if allow {
+            Verifier::new(opts).verify(&quote, &coll, now, &anchor)
+        } else {
+            verifier_cached.verify(&quote, &coll, now, &anchor)
+        },
+    ];
+    for got in results {
+        match (&got, expected["verified"].as_bool().unwrap()) {
+            (Ok(v), true) => {
+                let j = success_json(v);
+                for key in [
+                    "tcb_status",
+                    "advisory_ids",
+                    "mrenclave",
+                    "mrsigner",
+                    "isv_prod_id",
+                    "isv_svn",
+                    "debug",
+                    "fmspc",
+                    "qe_tcb_status",
+                    "report_data",
+                ] {
+                    if j[key] != expected[key] {
+                        return Err(format!(
+                            "{name}: {key} = {} expected {}",
+                            j[key], expected[key]
+                        ));
+                    }
+                }
+                let crls_absent = case["crls"] == "none";
+                if v.revocation_checked() == crls_absent {
+                    return Err(format!("{name}: revocation_checked wrong"));
+                }
+                if crls_absent && j["revocation_checked"] != Value::Bool(false) {
+                    return Err(format!("{name}: JSON must say revocation_checked: false"));
+                }
+            }
+            (Err(e), false) if e.code() == expected["error"].as_str().unwrap() => {}
+            (got, _) => {
+                return Err(format!(
+                    "{name}: got {:?}, expected {}",
+                    got.as_ref().map(success_json).map_err(|e| e.to_string()),
+                    expected
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn every_real_sgx_case_matches_expected() {
+    let Some(root) = testdata::path("dcap") else {
+        return;
+    };
+    let cached = Verifier::default();
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for set in SETS {
+        let dir = root.join(set);
+        let expected: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+        for case in expected["cases"].as_array().unwrap() {
+            ran += 1;
+            if let Err(e) = run_case(&dir, case, &cached) {
+                failures.push(e);
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(ran >= 17, "only {ran} cases ran");
+}
