@@ -1,0 +1,102 @@
+//! Measures and signs Intel SGX enclaves: MRENCLAVE, SIGSTRUCT and MRSIGNER.
+//!
+//! One job: turn enclave images into the identities SGX attestation reports — MRENCLAVE (the
+//! SHA-256 over the ECREATE/EADD/EEXTEND record stream) and MRSIGNER (the SHA-256 of the signer's
+//! little-endian RSA modulus) — and build, sign and verify the SIGSTRUCT that binds them.
+//!
+//! * [`measure`]: the streaming MRENCLAVE engine, which can also emit the SGXS stream it hashes.
+//! * [`sgxs`]: the Fortanix SGXS format (reader that measures and validates it).
+//! * [`sdk`]: Intel SGX SDK enclaves (`*.so`): ELF64 reader, the `.note.sgxmeta` metadata chain,
+//!   and the replay of the SDK loader's layout (segments, TCS, SSA, stacks, heap, guard pages,
+//!   patches) into the measurement.
+//! * [`sigstruct`]: the 1808-byte SIGSTRUCT codec (strict parse, encode twin), signing with any
+//!   [`sigstruct::SigstructSigner`] (a key file now, an HSM later), verification and q1/q2.
+//! * [`key`]: RSA-3072 / e = 3 keys from PEM (PKCS#1 or PKCS#8 private, PKCS#1 or SPKI public).
+//!
+//! What it deliberately does not do: read files, the clock or the environment (callers pass
+//! `Read`/`Seek` streams, byte slices and dates); generate SDK metadata from `Enclave.config.xml`
+//! (signing an *unsigned* SDK enclave is tied to one SDK version's `global_data_t` layout); load
+//! or run enclaves.
+//!
+//! Specifications followed: Intel SDM Vol. 3D §39.4 (SIGSTRUCT, MRENCLAVE records, MRSIGNER);
+//! intel/linux-sgx `common/inc/internal/arch.h`, `metadata.h` and `psw/urts/loader.cpp` (the
+//! loader replay); Fortanix SGXS (`intel-sgx/sgxs/src/sgxs.rs`); RFC 8017 (PKCS#1 v1.5).
+//!
+//! Why hand-written: the SGX structures are small, fixed and security-relevant; existing crates
+//! either pull a whole SGX SDK, assume OpenSSL, read files themselves, or panic on bad keys.
+//! The ELF reader is hand-written because only a few ELF64 fields are needed, must be read
+//! from a seekable stream without loading the image, and every error must carry its offset.
+
+pub mod key;
+pub mod measure;
+pub mod sdk;
+pub mod sgxs;
+pub mod sigstruct;
+
+use std::fmt;
+
+/// A 32-byte SGX identity digest (MRENCLAVE or MRSIGNER), in SHA-256 output byte order.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Digest32(pub [u8; 32]);
+
+impl Digest32 {
+    /// Lower-case hex, the usual rendering of MRENCLAVE/MRSIGNER.
+    pub fn to_hex(&self) -> String {
+        let mut s = String::with_capacity(64);
+        for b in self.0 {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+
+    /// Parses 64 hex digits.
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let s = s.trim();
+        if s.len() != 64 || !s.is_ascii() {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(Self(out))
+    }
+}
+
+impl fmt::Display for Digest32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Digest32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest32({})", self.to_hex())
+    }
+}
+
+/// MRENCLAVE: the SHA-256 of the enclave's measured record stream.
+pub type Mrenclave = Digest32;
+/// MRSIGNER: the SHA-256 of the signer's RSA modulus as stored in SIGSTRUCT (little-endian).
+pub type Mrsigner = Digest32;
+
+/// SHA-256 with the workspace's crypto backend.
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// Little-endian field readers over a slice; `None` when out of bounds.
+pub(crate) mod le {
+    pub(crate) fn u16_at(b: &[u8], off: usize) -> Option<u16> {
+        Some(u16::from_le_bytes(b.get(off..off + 2)?.try_into().ok()?))
+    }
+    pub(crate) fn u32_at(b: &[u8], off: usize) -> Option<u32> {
+        Some(u32::from_le_bytes(b.get(off..off + 4)?.try_into().ok()?))
+    }
+    pub(crate) fn u64_at(b: &[u8], off: usize) -> Option<u64> {
+        Some(u64::from_le_bytes(b.get(off..off + 8)?.try_into().ok()?))
+    }
+}

@@ -1,0 +1,297 @@
+//! The streaming MRENCLAVE engine (SDM Vol. 3D §39.4.1.1).
+//!
+//! MRENCLAVE is one SHA-256 over 64-byte records: one ECREATE, then per added page an EADD and,
+//! for measured pages, 16 EEXTENDs each followed by 256 bytes of page data. [`Measurer`] builds
+//! exactly these records, hashes them in large batches, and can copy the same bytes to a sink —
+//! that copy is a canonical SGXS stream, so measuring and writing `.sgxs` are one operation.
+
+use crate::{Mrenclave, sha256};
+use aws_lc_rs::digest;
+use std::io::{self, Write};
+
+/// The SGX page size.
+pub const PAGE_SIZE: usize = 4096;
+/// Bytes of page data covered by one EEXTEND.
+pub const EEXTEND_CHUNK: usize = 256;
+/// Record tag `"ECREATE\0"` as a little-endian u64.
+pub const MEAS_ECREATE: u64 = 0x0045_5441_4552_4345;
+/// Record tag `"EADD\0\0\0\0"`.
+pub const MEAS_EADD: u64 = 0x0000_0000_4444_4145;
+/// Record tag `"EEXTEND\0"`.
+pub const MEAS_EEXTEND: u64 = 0x0044_4E45_5458_4545;
+/// Fortanix SGXS extension `"UNSIZED\0"`: an ECREATE whose size is filled in later.
+pub const MEAS_UNSIZED: u64 = 0x0044_455a_4953_4e55;
+/// Fortanix SGXS extension `"UNMEASRD"`: 256 bytes loaded but not measured.
+pub const MEAS_UNMEASRD: u64 = 0x4452_5341_454d_4e55;
+
+/// SECINFO.FLAGS bits (arch.h `SI_FLAG_*`).
+pub mod secinfo {
+    /// Readable.
+    pub const R: u64 = 0x1;
+    /// Writable.
+    pub const W: u64 = 0x2;
+    /// Executable.
+    pub const X: u64 = 0x4;
+    /// Page type TCS (no RWX bits).
+    pub const TCS: u64 = 0x100;
+    /// Page type REG.
+    pub const REG: u64 = 0x200;
+    /// The bits a signer may set: page type and RWX (`SI_FLAGS_EXTERNAL`).
+    pub const EXTERNAL: u64 = 0xff07;
+}
+
+/// Why a page or enclave cannot be measured.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MeasureError {
+    /// ECREATE SIZE must be a power of two of at least one page.
+    #[error("enclave size {size:#x} is not a power of two of at least 4096 bytes")]
+    BadEnclaveSize {
+        /// The rejected size.
+        size: u64,
+    },
+    /// A page offset is not page aligned or lies outside the enclave.
+    #[error(
+        "page offset {offset:#x} is not page aligned or lies outside the enclave (size {size:#x})"
+    )]
+    BadPageOffset {
+        /// The page offset.
+        offset: u64,
+        /// The enclave size (ECREATE SIZE).
+        size: u64,
+    },
+    /// SECINFO flags with bits outside page type and RWX.
+    #[error(
+        "SECINFO flags {flags:#x} at page offset {offset:#x} set bits outside page type and RWX"
+    )]
+    BadSecinfo {
+        /// The page offset.
+        offset: u64,
+        /// The rejected flags.
+        flags: u64,
+    },
+    /// Writing the SGXS copy failed.
+    #[error("writing the SGXS stream")]
+    Sink(#[source] io::Error),
+}
+
+/// Batches hashed bytes (a few KiB per update keeps the FFI cost negligible) and mirrors them
+/// to a sink.
+pub(crate) struct Hasher<W: Write> {
+    ctx: digest::Context,
+    buf: Vec<u8>,
+    sink: W,
+}
+
+const BATCH: usize = 64 * 1024;
+
+impl<W: Write> Hasher<W> {
+    pub(crate) fn new(sink: W) -> Self {
+        Self {
+            ctx: digest::Context::new(&digest::SHA256),
+            buf: Vec::with_capacity(BATCH),
+            sink,
+        }
+    }
+
+    pub(crate) fn feed(&mut self, bytes: &[u8]) -> Result<(), io::Error> {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= BATCH - 8 * 1024 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), io::Error> {
+        self.ctx.update(&self.buf);
+        self.sink.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    pub(crate) fn finish(mut self) -> Result<([u8; 32], W), io::Error> {
+        self.flush()?;
+        self.sink.flush()?;
+        let d = self.ctx.finish();
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.as_ref());
+        Ok((out, self.sink))
+    }
+}
+
+/// Counts of what was measured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MeasureStats {
+    /// Pages EADDed.
+    pub pages_added: u64,
+    /// Pages EEXTENDed (all 16 chunks).
+    pub pages_extended: u64,
+}
+
+/// A streaming MRENCLAVE computation. Pages are fed in the loader's order.
+///
+/// `W` receives a byte-exact copy of the hashed stream (a canonical SGXS file); use
+/// [`Measurer::new`] for no copy.
+pub struct Measurer<W: Write = io::Sink> {
+    hasher: Hasher<W>,
+    size: u64,
+    offset_bias: u64,
+    stats: MeasureStats,
+}
+
+impl Measurer<io::Sink> {
+    /// Starts a measurement with the ECREATE record (SSAFRAMESIZE in pages, SIZE in bytes).
+    pub fn new(ssa_frame_size: u32, size: u64) -> Result<Self, MeasureError> {
+        Self::with_sink(ssa_frame_size, size, io::sink())
+    }
+}
+
+impl<W: Write> Measurer<W> {
+    /// Like [`Measurer::new`], also writing the hashed stream (SGXS) to `sink`.
+    pub fn with_sink(ssa_frame_size: u32, size: u64, sink: W) -> Result<Self, MeasureError> {
+        if size < PAGE_SIZE as u64 || !size.is_power_of_two() {
+            return Err(MeasureError::BadEnclaveSize { size });
+        }
+        let mut hasher = Hasher::new(sink);
+        let mut rec = [0u8; 64];
+        rec[0..8].copy_from_slice(&MEAS_ECREATE.to_le_bytes());
+        rec[8..12].copy_from_slice(&ssa_frame_size.to_le_bytes());
+        rec[12..20].copy_from_slice(&size.to_le_bytes());
+        hasher.feed(&rec).map_err(MeasureError::Sink)?;
+        Ok(Self {
+            hasher,
+            size,
+            offset_bias: 0,
+            stats: MeasureStats::default(),
+        })
+    }
+
+    /// Adds `bias` to every following page offset (Intel SDK ELRANGE: image address minus
+    /// ELRANGE start).
+    pub fn set_offset_bias(&mut self, bias: u64) {
+        self.offset_bias = bias;
+    }
+
+    /// EADDs one page at `offset` (relative to the enclave base) with SECINFO `flags`, then, if
+    /// `extend`, EEXTENDs its 4096 bytes. `data == None` is a zero page.
+    pub fn add_page(
+        &mut self,
+        offset: u64,
+        flags: u64,
+        data: Option<&[u8; PAGE_SIZE]>,
+        extend: bool,
+    ) -> Result<(), MeasureError> {
+        let offset = offset.wrapping_add(self.offset_bias);
+        if !offset.is_multiple_of(PAGE_SIZE as u64) || offset >= self.size {
+            return Err(MeasureError::BadPageOffset {
+                offset,
+                size: self.size,
+            });
+        }
+        if flags & !secinfo::EXTERNAL != 0 {
+            return Err(MeasureError::BadSecinfo { offset, flags });
+        }
+        let mut rec = [0u8; 64];
+        rec[0..8].copy_from_slice(&MEAS_EADD.to_le_bytes());
+        rec[8..16].copy_from_slice(&offset.to_le_bytes());
+        rec[16..24].copy_from_slice(&flags.to_le_bytes());
+        self.hasher.feed(&rec).map_err(MeasureError::Sink)?;
+        self.stats.pages_added += 1;
+        if extend {
+            const ZERO: [u8; PAGE_SIZE] = [0u8; PAGE_SIZE];
+            let page = data.unwrap_or(&ZERO);
+            for (i, chunk) in page.chunks_exact(EEXTEND_CHUNK).enumerate() {
+                let mut rec = [0u8; 64];
+                rec[0..8].copy_from_slice(&MEAS_EEXTEND.to_le_bytes());
+                let chunk_off = offset + (i * EEXTEND_CHUNK) as u64;
+                rec[8..16].copy_from_slice(&chunk_off.to_le_bytes());
+                self.hasher.feed(&rec).map_err(MeasureError::Sink)?;
+                self.hasher.feed(chunk).map_err(MeasureError::Sink)?;
+            }
+            self.stats.pages_extended += 1;
+        }
+        Ok(())
+    }
+
+    /// What has been measured so far.
+    pub fn stats(&self) -> MeasureStats {
+        self.stats
+    }
+
+    /// The enclave size from ECREATE.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Finalises: MRENCLAVE (EINIT adds no record), the stats, and the sink.
+    pub fn finish(self) -> Result<(Mrenclave, MeasureStats, W), MeasureError> {
+        let stats = self.stats;
+        let (d, sink) = self.hasher.finish().map_err(MeasureError::Sink)?;
+        Ok((crate::Digest32(d), stats, sink))
+    }
+}
+
+/// Raw SHA-256 over `data`, with the same backend the engine uses (for comparisons).
+pub fn raw_sha256(data: &[u8]) -> [u8; 32] {
+    sha256(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_size() {
+        assert!(matches!(
+            Measurer::new(1, 0x3000),
+            Err(MeasureError::BadEnclaveSize { size: 0x3000 })
+        ));
+        assert!(matches!(
+            Measurer::new(1, 0),
+            Err(MeasureError::BadEnclaveSize { size: 0 })
+        ));
+    }
+
+    #[test]
+    fn rejects_bad_offsets_and_flags() {
+        let mut m = Measurer::new(1, 0x2000).unwrap();
+        let e = m.add_page(0x2000, 0x203, None, true).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "page offset 0x2000 is not page aligned or lies outside the enclave (size 0x2000)"
+        );
+        assert!(matches!(
+            m.add_page(0x10, 0x203, None, true),
+            Err(MeasureError::BadPageOffset {
+                offset: 0x10,
+                size: 0x2000
+            })
+        ));
+        assert!(matches!(
+            m.add_page(0, 0x208, None, true),
+            Err(MeasureError::BadSecinfo {
+                offset: 0,
+                flags: 0x208
+            })
+        ));
+    }
+
+    #[test]
+    fn sink_copy_is_the_hashed_stream() {
+        let mut m = Measurer::with_sink(1, 0x8000, Vec::new()).unwrap();
+        let page = [7u8; PAGE_SIZE];
+        m.add_page(0, secinfo::TCS, Some(&page), true).unwrap();
+        m.add_page(0x1000, secinfo::REG | secinfo::R, None, false)
+            .unwrap();
+        let (d, stats, sgxs) = m.finish().unwrap();
+        assert_eq!(sgxs.len(), 64 + 64 + 16 * 320 + 64);
+        assert_eq!(d.0, sha256(&sgxs));
+        assert_eq!(
+            stats,
+            MeasureStats {
+                pages_added: 2,
+                pages_extended: 1
+            }
+        );
+    }
+}

@@ -1,0 +1,958 @@
+//! Intel SGX SDK enclaves (`enclave.so` / `enclave.signed.so`): the ELF64 reader, the
+//! `.note.sgxmeta` metadata chain, and the replay of the SDK loader that yields MRENCLAVE.
+//!
+//! Sources: intel/linux-sgx `common/inc/internal/metadata.h` (`metadata_t`, layout/patch
+//! entries), `psw/urts/parser/elfparser.cpp` (`get_meta_property`: the descriptor starts right
+//! after the 13-byte name, *without* the gABI 4-byte padding), `psw/urts/loader.cpp`
+//! (`build_sections`, `build_mem_region`, `build_partial_page`, `build_contexts`,
+//! `build_context`) and `sdk/sign_tool/SignTool/enclave_creator_sign.cpp` (the records).
+//!
+//! Replay (§3.3 of the project's spec digest): ECREATE(ssa_frame_size, enclave_size or the
+//! ELRANGE size); PT_LOAD segments in program-header order from a *patched* view of the file
+//! (patch entries copy metadata bytes over file offsets: the `g_global_data` template and the
+//! zeroed `e_shoff`/`e_shnum`/`e_shstrndx`); then the layout table in order, groups expanded.
+//! The file is read page by page through `Read + Seek`; the image is never loaded whole.
+
+use crate::measure::{MeasureError, MeasureStats, Measurer, PAGE_SIZE, secinfo};
+use crate::sigstruct::{SIGSTRUCT_SIZE, Sigstruct, SigstructError};
+use crate::{Mrenclave, le};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+
+/// `metadata_t.magic_num`.
+pub const METADATA_MAGIC: u64 = 0x86A8_0294_635D_0E4C;
+/// Offset of `enclave_css` (the SIGSTRUCT) inside a metadata block.
+pub const METADATA_CSS_OFFSET: usize = 64;
+/// Offset of `dirs[]` inside a metadata block.
+const METADATA_DIRS_OFFSET: usize = 64 + SIGSTRUCT_SIZE;
+/// Largest `.note.sgxmeta` descriptor accepted (the SDK uses 0x5000–0x6000).
+pub const MAX_METADATA_SIZE: u64 = 1 << 20;
+const NOTE_NAME: &[u8; 13] = b"sgx_metadata\0";
+const GROUP_FLAG: u16 = 1 << 12;
+const SI_FLAG_TCS: u64 = secinfo::TCS;
+/// Upper bound on layout entries visited while expanding groups (defence against loops).
+const MAX_LAYOUT_VISITS: u64 = 1 << 24;
+
+/// Layout entry attributes (`se_page_attr.h`).
+pub mod page_attr {
+    /// The page is EADDed at load time.
+    pub const EADD: u16 = 0x1;
+    /// The page is EEXTENDed (measured).
+    pub const EEXTEND: u16 = 0x2;
+    /// The page is removed after EINIT.
+    pub const EREMOVE: u16 = 0x4;
+    /// Added after EINIT (EDMM).
+    pub const POST_ADD: u16 = 0x8;
+    /// Removed after EINIT (EDMM).
+    pub const POST_REMOVE: u16 = 0x10;
+    /// Dynamic thread.
+    pub const DYN_THREAD: u16 = 0x20;
+    /// Grows down (stacks).
+    pub const GROW_DOWN: u16 = 0x40;
+}
+
+/// Why an SDK enclave cannot be read or measured. Offsets are file offsets.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SdkError {
+    /// Reading the file failed.
+    #[error("reading at file offset {offset:#x}")]
+    Io {
+        /// Where.
+        offset: u64,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Not an ELF file.
+    #[error("not an ELF file (no \\x7fELF magic at offset 0)")]
+    NotElf,
+    /// ELF32 or big-endian ELF.
+    #[error(
+        "unsupported ELF class/data {class}/{data} at offset 4: only little-endian ELF64 enclaves are supported"
+    )]
+    UnsupportedElf {
+        /// EI_CLASS.
+        class: u8,
+        /// EI_DATA.
+        data: u8,
+    },
+    /// A malformed ELF structure.
+    #[error("malformed ELF at offset {offset:#x}: {what}")]
+    BadElf {
+        /// Where.
+        offset: u64,
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// No `.note.sgxmeta` section.
+    #[error(
+        "no .note.sgxmeta section: this is not an Intel SGX SDK enclave (for SGXS use an .sgxs file)"
+    )]
+    NoMetadataSection,
+    /// The note header does not match what `sgx_sign` writes.
+    #[error("malformed .note.sgxmeta at offset {offset:#x}: {what}")]
+    BadNote {
+        /// Where.
+        offset: u64,
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// The descriptor holds no metadata (an enclave never signed).
+    #[error(
+        "no SGX metadata at offset {offset:#x}: the enclave is unsigned; sign it with Intel sgx_sign (signing from Enclave.config.xml is not supported)"
+    )]
+    Unsigned {
+        /// The descriptor's offset.
+        offset: u64,
+    },
+    /// A metadata block with a structural error.
+    #[error("malformed metadata block at offset {offset:#x}: {what}")]
+    BadMetadata {
+        /// The block's file offset (or the offending field's).
+        offset: u64,
+        /// What is wrong.
+        what: String,
+    },
+    /// A metadata version the replay does not implement.
+    #[error(
+        "unsupported metadata version {major}.{minor} at offset {offset:#x}: supported are 1.4+, 2.x, 3.x, 11.x, 13.x"
+    )]
+    UnsupportedVersion {
+        /// The block's file offset.
+        offset: u64,
+        /// Major version.
+        major: u32,
+        /// Minor version.
+        minor: u32,
+    },
+    /// A feature of the metadata the replay does not implement.
+    #[error("unsupported in metadata block at offset {offset:#x}: {what}")]
+    Unsupported {
+        /// The block's file offset.
+        offset: u64,
+        /// What.
+        what: &'static str,
+    },
+    /// The embedded SIGSTRUCT could not be parsed.
+    #[error("SIGSTRUCT of the metadata block at offset {offset:#x}")]
+    Sigstruct {
+        /// The SIGSTRUCT's file offset.
+        offset: u64,
+        /// The cause.
+        #[source]
+        source: SigstructError,
+    },
+    /// The replay produced an invalid page.
+    #[error("replaying metadata block at offset {offset:#x}")]
+    Measure {
+        /// The block's file offset.
+        offset: u64,
+        /// The cause.
+        #[source]
+        source: MeasureError,
+    },
+}
+
+/// One PT_LOAD program header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadSegment {
+    /// p_offset.
+    pub offset: u64,
+    /// p_vaddr (the RVA).
+    pub vaddr: u64,
+    /// p_filesz.
+    pub filesz: u64,
+    /// p_memsz.
+    pub memsz: u64,
+    /// p_flags (PF_X = 1, PF_W = 2, PF_R = 4).
+    pub flags: u32,
+}
+
+impl LoadSegment {
+    /// SECINFO flags: REG plus R/W/X from `p_flags` (`page_attr_to_si_flags`).
+    pub fn secinfo(&self) -> u64 {
+        let mut f = secinfo::REG;
+        if self.flags & 4 != 0 {
+            f |= secinfo::R;
+        }
+        if self.flags & 2 != 0 {
+            f |= secinfo::W;
+        }
+        if self.flags & 1 != 0 {
+            f |= secinfo::X;
+        }
+        f
+    }
+}
+
+/// Where the metadata note sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoteInfo {
+    /// Section offset.
+    pub sh_offset: u64,
+    /// Section size.
+    pub sh_size: u64,
+    /// Section alignment.
+    pub sh_addralign: u64,
+    /// Note name size (13).
+    pub namesz: u32,
+    /// Descriptor size (METADATA_SIZE).
+    pub descsz: u32,
+    /// Note type (1).
+    pub note_type: u32,
+    /// File offset of the descriptor: `sh_offset + 12 + namesz` (unaligned).
+    pub metadata_offset: u64,
+}
+
+/// A patch entry: copy `size` metadata bytes from `src` over file offset `dst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Patch {
+    /// File offset patched.
+    pub dst: u64,
+    /// Offset in the metadata block.
+    pub src: u32,
+    /// Byte count.
+    pub size: u32,
+}
+
+/// A layout table entry (`layout_entry_t`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayoutEntry {
+    /// Layout id (HEAP_MIN = 1, TCS = 4, GUARD = 10, ...).
+    pub id: u16,
+    /// Page attributes ([`page_attr`]).
+    pub attributes: u16,
+    /// Pages.
+    pub page_count: u32,
+    /// RVA.
+    pub rva: u64,
+    /// Content size, or the u32 fill pattern when `content_offset` is 0.
+    pub content_size: u32,
+    /// Offset of the content in the metadata block, or 0.
+    pub content_offset: u32,
+    /// SECINFO flags.
+    pub si_flags: u64,
+}
+
+/// A layout group (`layout_group_t`): repeat the `entry_count` items before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayoutGroup {
+    /// Group id (with `GROUP_FLAG`).
+    pub id: u16,
+    /// Items repeated.
+    pub entry_count: u16,
+    /// Repetitions.
+    pub load_times: u32,
+    /// RVA step per repetition.
+    pub load_step: u64,
+}
+
+/// An item of the layout table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutItem {
+    /// A region.
+    Entry(LayoutEntry),
+    /// A repetition of the preceding items.
+    Group(LayoutGroup),
+}
+
+/// SGX2 ELRANGE configuration (metadata majors 11 and 13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elrange {
+    /// Enclave image address.
+    pub image_address: u64,
+    /// ELRANGE start.
+    pub start_address: u64,
+    /// ELRANGE size (the ECREATE size).
+    pub size: u64,
+}
+
+/// The symbolic name of a layout id.
+pub fn layout_name(id: u16) -> &'static str {
+    match id {
+        1 => "HEAP_MIN",
+        2 => "HEAP_INIT",
+        3 => "HEAP_MAX",
+        4 => "TCS",
+        5 => "TD",
+        6 => "SSA",
+        7 => "STACK_MAX",
+        8 => "STACK_MIN",
+        0x1009 => "THREAD_GROUP",
+        10 => "GUARD",
+        11 => "HEAP_DYN_MIN",
+        12 => "HEAP_DYN_INIT",
+        13 => "HEAP_DYN_MAX",
+        14 => "TCS_DYN",
+        15 => "TD_DYN",
+        16 => "SSA_DYN",
+        17 => "STACK_DYN_MAX",
+        18 => "STACK_DYN_MIN",
+        0x1013 => "THREAD_GROUP_DYN",
+        20 => "RSRV_MIN",
+        21 => "RSRV_INIT",
+        22 => "RSRV_MAX",
+        23 => "USER_REGION",
+        _ => "UNKNOWN",
+    }
+}
+
+/// One `metadata_t` block.
+#[derive(Debug, Clone)]
+pub struct MetadataBlock {
+    /// File offset of the block.
+    pub file_offset: u64,
+    /// Major version.
+    pub major: u32,
+    /// Minor version.
+    pub minor: u32,
+    /// `size`: offset to the next block.
+    pub size: u32,
+    /// 0 = bind, 1 = unbind.
+    pub tcs_policy: u32,
+    /// SSA frame size in pages.
+    pub ssa_frame_size: u32,
+    /// XSAVE size.
+    pub max_save_buffer_size: u32,
+    /// MISCSELECT the loader requests.
+    pub desired_misc_select: u32,
+    /// Static TCS pool.
+    pub tcs_min_pool: u32,
+    /// Enclave size (power of two).
+    pub enclave_size: u64,
+    /// SECS attributes the loader requests (not the SIGSTRUCT values).
+    pub attributes: crate::sigstruct::Attributes,
+    /// The embedded SIGSTRUCT.
+    pub sigstruct: Sigstruct,
+    /// Patch table.
+    pub patches: Vec<Patch>,
+    /// Layout table.
+    pub layout: Vec<LayoutItem>,
+    /// ELRANGE, for majors 11 and 13.
+    pub elrange: Option<Elrange>,
+    /// The block's bytes up to the end of the descriptor (content offsets index into it).
+    bytes: Vec<u8>,
+}
+
+impl MetadataBlock {
+    /// File offset of this block's SIGSTRUCT.
+    pub fn sigstruct_offset(&self) -> u64 {
+        self.file_offset + METADATA_CSS_OFFSET as u64
+    }
+
+    fn content(&self, off: u32, len: u64) -> Option<&[u8]> {
+        let off = usize::try_from(off).ok()?;
+        let len = usize::try_from(len).ok()?;
+        self.bytes.get(off..off.checked_add(len)?)
+    }
+}
+
+/// A parsed SDK enclave: segments, note and metadata chain.
+#[derive(Debug, Clone)]
+pub struct SdkEnclave {
+    /// File length.
+    pub file_len: u64,
+    /// PT_LOAD segments, in program-header order.
+    pub segments: Vec<LoadSegment>,
+    /// The metadata note.
+    pub note: NoteInfo,
+    /// The metadata blocks in chain order (empty for an unsigned enclave).
+    pub blocks: Vec<MetadataBlock>,
+}
+
+fn io_at(offset: u64) -> impl FnOnce(io::Error) -> SdkError {
+    move |source| SdkError::Io { offset, source }
+}
+
+fn read_at<R: Read + Seek>(r: &mut R, offset: u64, buf: &mut [u8]) -> Result<(), SdkError> {
+    r.seek(SeekFrom::Start(offset)).map_err(io_at(offset))?;
+    r.read_exact(buf).map_err(io_at(offset))
+}
+
+fn read_vec<R: Read + Seek>(
+    r: &mut R,
+    offset: u64,
+    len: u64,
+    file_len: u64,
+    what: &'static str,
+) -> Result<Vec<u8>, SdkError> {
+    if offset.checked_add(len).is_none_or(|end| end > file_len) {
+        return Err(SdkError::BadElf { offset, what });
+    }
+    let n = usize::try_from(len).map_err(|_| SdkError::BadElf { offset, what })?;
+    let mut v = vec![0u8; n];
+    read_at(r, offset, &mut v)?;
+    Ok(v)
+}
+
+impl SdkEnclave {
+    /// Reads the ELF headers and the metadata chain (not the image).
+    pub fn read<R: Read + Seek>(r: &mut R) -> Result<Self, SdkError> {
+        let file_len = r.seek(SeekFrom::End(0)).map_err(io_at(0))?;
+        let mut eh = [0u8; 64];
+        if file_len < 64 {
+            return Err(SdkError::NotElf);
+        }
+        read_at(r, 0, &mut eh)?;
+        if eh.get(0..4) != Some(b"\x7fELF") {
+            return Err(SdkError::NotElf);
+        }
+        let (class, data) = (eh[4], eh[5]);
+        if class != 2 || data != 1 {
+            return Err(SdkError::UnsupportedElf { class, data });
+        }
+        let u16h = |o| le::u16_at(&eh, o).unwrap_or_default();
+        let u64h = |o| le::u64_at(&eh, o).unwrap_or_default();
+        let (phoff, shoff) = (u64h(0x20), u64h(0x28));
+        let (phentsize, phnum) = (u16h(0x36), u16h(0x38));
+        let (shentsize, shnum, shstrndx) = (u16h(0x3a), u16h(0x3c), u16h(0x3e));
+        if phentsize != 56 {
+            return Err(SdkError::BadElf {
+                offset: 0x36,
+                what: "e_phentsize is not 56",
+            });
+        }
+        let ph = read_vec(
+            r,
+            phoff,
+            56 * u64::from(phnum),
+            file_len,
+            "program headers outside the file",
+        )?;
+        let mut segments = Vec::new();
+        for p in ph.chunks_exact(56) {
+            if le::u32_at(p, 0) == Some(1) {
+                segments.push(LoadSegment {
+                    flags: le::u32_at(p, 4).unwrap_or_default(),
+                    offset: le::u64_at(p, 8).unwrap_or_default(),
+                    vaddr: le::u64_at(p, 16).unwrap_or_default(),
+                    filesz: le::u64_at(p, 32).unwrap_or_default(),
+                    memsz: le::u64_at(p, 40).unwrap_or_default(),
+                });
+            }
+        }
+        for (i, s) in segments.iter().enumerate() {
+            if s.offset.checked_add(s.filesz).is_none_or(|e| e > file_len) || s.filesz > s.memsz {
+                let _ = i;
+                return Err(SdkError::BadElf {
+                    offset: s.offset,
+                    what: "PT_LOAD file range outside the file or p_filesz > p_memsz",
+                });
+            }
+        }
+        if shnum == 0 || shoff == 0 {
+            return Err(SdkError::NoMetadataSection);
+        }
+        if shentsize != 64 {
+            return Err(SdkError::BadElf {
+                offset: 0x3a,
+                what: "e_shentsize is not 64",
+            });
+        }
+        let sh = read_vec(
+            r,
+            shoff,
+            64 * u64::from(shnum),
+            file_len,
+            "section headers outside the file",
+        )?;
+        let shdr = |i: u16| sh.get(usize::from(i) * 64..usize::from(i) * 64 + 64);
+        let strtab = shdr(shstrndx).ok_or(SdkError::BadElf {
+            offset: 0x3e,
+            what: "e_shstrndx out of range",
+        })?;
+        let str_off = le::u64_at(strtab, 24).unwrap_or_default();
+        let str_size = le::u64_at(strtab, 32).unwrap_or_default().min(1 << 20);
+        let names = read_vec(
+            r,
+            str_off,
+            str_size,
+            file_len,
+            "section name table outside the file",
+        )?;
+        let mut note_sh = None;
+        for i in 0..shnum {
+            let Some(s) = shdr(i) else { break };
+            let name_off = le::u32_at(s, 0).unwrap_or_default() as usize;
+            let name = names.get(name_off..).unwrap_or_default();
+            let name = name.split(|&b| b == 0).next().unwrap_or_default();
+            if name == b".note.sgxmeta" {
+                note_sh = Some(s);
+                break;
+            }
+        }
+        let s = note_sh.ok_or(SdkError::NoMetadataSection)?;
+        let sh_offset = le::u64_at(s, 24).unwrap_or_default();
+        let sh_size = le::u64_at(s, 32).unwrap_or_default();
+        let sh_addralign = le::u64_at(s, 48).unwrap_or_default();
+        let mut nh = [0u8; 12 + 13];
+        if sh_offset.checked_add(25).is_none_or(|e| e > file_len) {
+            return Err(SdkError::BadNote {
+                offset: sh_offset,
+                what: "note header outside the file",
+            });
+        }
+        read_at(r, sh_offset, &mut nh)?;
+        let namesz = le::u32_at(&nh, 0).unwrap_or_default();
+        let descsz = le::u32_at(&nh, 4).unwrap_or_default();
+        let note_type = le::u32_at(&nh, 8).unwrap_or_default();
+        if namesz != 13 || nh.get(12..25) != Some(&NOTE_NAME[..]) {
+            return Err(SdkError::BadNote {
+                offset: sh_offset,
+                what: "note name is not \"sgx_metadata\"",
+            });
+        }
+        let raw = 12 + u64::from(namesz) + u64::from(descsz);
+        let align = sh_addralign.max(1);
+        if raw.div_ceil(align).checked_mul(align) != Some(sh_size) {
+            return Err(SdkError::BadNote {
+                offset: sh_offset,
+                what: "sh_size is not ROUND_TO(12 + namesz + descsz, sh_addralign)",
+            });
+        }
+        if u64::from(descsz) > MAX_METADATA_SIZE {
+            return Err(SdkError::BadNote {
+                offset: sh_offset + 4,
+                what: "descriptor larger than 1 MiB",
+            });
+        }
+        let metadata_offset = sh_offset + 12 + u64::from(namesz);
+        let desc = read_vec(
+            r,
+            metadata_offset,
+            u64::from(descsz),
+            file_len,
+            "metadata outside the file",
+        )
+        .map_err(|_| SdkError::BadNote {
+            offset: sh_offset,
+            what: "descriptor outside the file",
+        })?;
+        let note = NoteInfo {
+            sh_offset,
+            sh_size,
+            sh_addralign,
+            namesz,
+            descsz,
+            note_type,
+            metadata_offset,
+        };
+        let blocks = parse_metadata_chain(&desc, metadata_offset)?;
+        Ok(Self {
+            file_len,
+            segments,
+            note,
+            blocks,
+        })
+    }
+
+    /// The primary (first) metadata block, or [`SdkError::Unsigned`].
+    pub fn primary(&self) -> Result<&MetadataBlock, SdkError> {
+        self.blocks.first().ok_or(SdkError::Unsigned {
+            offset: self.note.metadata_offset,
+        })
+    }
+
+    /// Replays the loader for `block` and returns MRENCLAVE; `sink` receives the SGXS stream.
+    pub fn measure_block<R: Read + Seek, W: Write>(
+        &self,
+        r: &mut R,
+        block: &MetadataBlock,
+        sink: W,
+    ) -> Result<(Mrenclave, MeasureStats, W), SdkError> {
+        let boff = block.file_offset;
+        let merr = |source| SdkError::Measure {
+            offset: boff,
+            source,
+        };
+        let ecreate_size = block.elrange.map_or(block.enclave_size, |e| e.size);
+        let mut m = Measurer::with_sink(block.ssa_frame_size, ecreate_size, sink).map_err(merr)?;
+        if let Some(e) = block.elrange {
+            m.set_offset_bias(e.image_address.wrapping_sub(e.start_address));
+        }
+        let patches: Vec<(u64, &[u8])> = block
+            .patches
+            .iter()
+            .map(|p| {
+                block
+                    .content(p.src, u64::from(p.size))
+                    .map(|b| (p.dst, b))
+                    .ok_or_else(|| SdkError::BadMetadata {
+                        offset: boff,
+                        what: format!(
+                            "patch source {:#x}+{:#x} outside the metadata",
+                            p.src, p.size
+                        ),
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        let max_pages = ecreate_size / PAGE_SIZE as u64;
+        // 1. PT_LOAD segments.
+        let mut page = [0u8; PAGE_SIZE];
+        for seg in &self.segments {
+            let flags = seg.secinfo();
+            let mut off = 0u64;
+            if seg.filesz > 0 {
+                r.seek(SeekFrom::Start(seg.offset))
+                    .map_err(io_at(seg.offset))?;
+            }
+            while off < seg.filesz {
+                let rva = seg.vaddr.wrapping_add(off);
+                let in_page = (rva % PAGE_SIZE as u64) as usize;
+                let len = (PAGE_SIZE - in_page).min((seg.filesz - off) as usize);
+                page.fill(0);
+                let dst = page.get_mut(in_page..in_page + len).unwrap_or_default();
+                let file_off = seg.offset + off;
+                r.read_exact(dst).map_err(io_at(file_off))?;
+                apply_patches(&patches, file_off, dst);
+                m.add_page(rva - in_page as u64, flags, Some(&page), true)
+                    .map_err(merr)?;
+                off += (PAGE_SIZE - in_page) as u64;
+                if m.stats().pages_added > max_pages {
+                    return Err(too_many(boff));
+                }
+            }
+            if seg.memsz > off {
+                let rva = seg.vaddr.wrapping_add(off);
+                let pages = (seg.memsz - off).div_ceil(PAGE_SIZE as u64);
+                if pages > max_pages {
+                    return Err(too_many(boff));
+                }
+                for i in 0..pages {
+                    m.add_page(rva.wrapping_add(i * PAGE_SIZE as u64), flags, None, true)
+                        .map_err(merr)?;
+                }
+            }
+        }
+        // 2. Layout table.
+        let mut visits = 0u64;
+        build_contexts(
+            block,
+            &block.layout,
+            0,
+            block.layout.len(),
+            0,
+            &mut m,
+            &mut visits,
+            max_pages,
+        )?;
+        let (d, stats, sink) = m.finish().map_err(merr)?;
+        Ok((d, stats, sink))
+    }
+
+    /// Replays the primary block: the enclave's MRENCLAVE.
+    pub fn measure<R: Read + Seek>(
+        &self,
+        r: &mut R,
+    ) -> Result<(Mrenclave, MeasureStats), SdkError> {
+        let b = self.primary()?;
+        let (d, s, _) = self.measure_block(r, b, io::sink())?;
+        Ok((d, s))
+    }
+}
+
+fn too_many(offset: u64) -> SdkError {
+    SdkError::BadMetadata {
+        offset,
+        what: "the layout adds more pages than the enclave holds".into(),
+    }
+}
+
+fn apply_patches(patches: &[(u64, &[u8])], file_off: u64, buf: &mut [u8]) {
+    let end = file_off + buf.len() as u64;
+    for &(dst, src) in patches {
+        let pend = dst.saturating_add(src.len() as u64);
+        if pend <= file_off || dst >= end {
+            continue;
+        }
+        let from = dst.max(file_off);
+        let to = pend.min(end);
+        let (bs, be) = ((from - file_off) as usize, (to - file_off) as usize);
+        let (ss, se) = ((from - dst) as usize, (to - dst) as usize);
+        if let (Some(d), Some(s)) = (buf.get_mut(bs..be), src.get(ss..se)) {
+            d.copy_from_slice(s);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_contexts<W: Write>(
+    block: &MetadataBlock,
+    items: &[LayoutItem],
+    start: usize,
+    end: usize,
+    delta: u64,
+    m: &mut Measurer<W>,
+    visits: &mut u64,
+    max_pages: u64,
+) -> Result<(), SdkError> {
+    let boff = block.file_offset;
+    for i in start..end {
+        *visits += 1;
+        if *visits > MAX_LAYOUT_VISITS {
+            return Err(SdkError::BadMetadata {
+                offset: boff,
+                what: "layout groups expand too far".into(),
+            });
+        }
+        match items.get(i) {
+            Some(LayoutItem::Entry(e)) => build_context(block, e, delta, m, max_pages)?,
+            Some(LayoutItem::Group(g)) => {
+                let first = i.checked_sub(usize::from(g.entry_count)).ok_or_else(|| {
+                    SdkError::BadMetadata {
+                        offset: boff,
+                        what: format!(
+                            "layout group {i} repeats {} entries, only {i} precede it",
+                            g.entry_count
+                        ),
+                    }
+                })?;
+                let mut step = 0u64;
+                for _ in 0..g.load_times {
+                    step = step.wrapping_add(g.load_step);
+                    build_contexts(block, items, first, i, step, m, visits, max_pages)?;
+                }
+            }
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+fn build_context<W: Write>(
+    block: &MetadataBlock,
+    e: &LayoutEntry,
+    delta: u64,
+    m: &mut Measurer<W>,
+    max_pages: u64,
+) -> Result<(), SdkError> {
+    let boff = block.file_offset;
+    let merr = |source| SdkError::Measure {
+        offset: boff,
+        source,
+    };
+    if e.attributes & page_attr::EADD == 0 {
+        return Ok(());
+    }
+    if m.stats().pages_added + u64::from(e.page_count) > max_pages {
+        return Err(too_many(boff));
+    }
+    let rva = delta.wrapping_add(e.rva);
+    let extend = e.attributes & page_attr::EEXTEND != 0;
+    let page_at = |i: u32| rva.wrapping_add(u64::from(i) * PAGE_SIZE as u64);
+    let mut page = [0u8; PAGE_SIZE];
+    if e.content_offset != 0 {
+        let bad = || SdkError::BadMetadata {
+            offset: boff,
+            what: format!(
+                "layout content {:#x}+{:#x} outside the metadata or larger than its pages",
+                e.content_offset, e.content_size
+            ),
+        };
+        if e.si_flags == SI_FLAG_TCS {
+            let tpl = block
+                .content(e.content_offset, u64::from(e.content_size))
+                .ok_or_else(bad)?;
+            page.get_mut(..tpl.len())
+                .ok_or_else(bad)?
+                .copy_from_slice(tpl);
+            // TCS: ossa (16), ofs_base (48), ogs_base (56) are relative to the TCS page.
+            for off in [16usize, 48, 56] {
+                let v = le::u64_at(&page, off).unwrap_or_default().wrapping_add(rva);
+                if let Some(d) = page.get_mut(off..off + 8) {
+                    d.copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            for i in 0..e.page_count {
+                m.add_page(page_at(i), e.si_flags, Some(&page), extend)
+                    .map_err(merr)?;
+            }
+        } else {
+            let content = block
+                .content(e.content_offset, u64::from(e.content_size))
+                .ok_or_else(bad)?;
+            if content.len() as u64 > u64::from(e.page_count) * PAGE_SIZE as u64 {
+                return Err(bad());
+            }
+            for i in 0..e.page_count {
+                page.fill(0);
+                let from = i as usize * PAGE_SIZE;
+                if let Some(src) = content.get(from..) {
+                    let n = src.len().min(PAGE_SIZE);
+                    page.get_mut(..n)
+                        .unwrap_or_default()
+                        .copy_from_slice(src.get(..n).unwrap_or_default());
+                }
+                m.add_page(page_at(i), e.si_flags, Some(&page), extend)
+                    .map_err(merr)?;
+            }
+        }
+    } else if e.si_flags != 0 {
+        let data = if e.content_size != 0 {
+            for c in page.chunks_exact_mut(4) {
+                c.copy_from_slice(&e.content_size.to_le_bytes());
+            }
+            Some(&page)
+        } else {
+            None
+        };
+        for i in 0..e.page_count {
+            m.add_page(page_at(i), e.si_flags, data, extend)
+                .map_err(merr)?;
+        }
+    }
+    Ok(())
+}
+
+fn parse_metadata_chain(desc: &[u8], base: u64) -> Result<Vec<MetadataBlock>, SdkError> {
+    let mut blocks = Vec::new();
+    let mut pos = 0usize;
+    while let Some(rest) = desc.get(pos..) {
+        if le::u64_at(rest, 0) != Some(METADATA_MAGIC) {
+            break;
+        }
+        let file_offset = base + pos as u64;
+        let b = parse_block(rest, file_offset)?;
+        let size = b.size as usize;
+        blocks.push(b);
+        if size == 0 {
+            break;
+        }
+        pos += size;
+    }
+    if blocks.is_empty() {
+        return Ok(blocks);
+    }
+    Ok(blocks)
+}
+
+fn parse_block(b: &[u8], file_offset: u64) -> Result<MetadataBlock, SdkError> {
+    let bad = |what: String| SdkError::BadMetadata {
+        offset: file_offset,
+        what,
+    };
+    if b.len() < METADATA_DIRS_OFFSET + 16 {
+        return Err(bad("shorter than the fixed header".into()));
+    }
+    let u32b = |o| le::u32_at(b, o).unwrap_or_default();
+    let u64b = |o| le::u64_at(b, o).unwrap_or_default();
+    let version = u64b(8);
+    let (major, minor) = ((version >> 32) as u32, version as u32);
+    match (major, minor) {
+        (1, 0..=3) => {
+            return Err(SdkError::UnsupportedVersion {
+                offset: file_offset,
+                major,
+                minor,
+            });
+        }
+        (1 | 2 | 3 | 11 | 13, _) => {}
+        _ => {
+            return Err(SdkError::UnsupportedVersion {
+                offset: file_offset,
+                major,
+                minor,
+            });
+        }
+    }
+    let size = u32b(16);
+    if size != 0 && (size as usize) < METADATA_DIRS_OFFSET + 16 {
+        return Err(bad(format!("size {size:#x} is smaller than the header")));
+    }
+    let css = b
+        .get(METADATA_CSS_OFFSET..METADATA_CSS_OFFSET + SIGSTRUCT_SIZE)
+        .unwrap_or_default();
+    let sigstruct = Sigstruct::parse(css).map_err(|source| SdkError::Sigstruct {
+        offset: file_offset + METADATA_CSS_OFFSET as u64,
+        source,
+    })?;
+    let dir = |i: usize| {
+        (
+            u32b(METADATA_DIRS_OFFSET + 8 * i),
+            u32b(METADATA_DIRS_OFFSET + 8 * i + 4),
+        )
+    };
+    let table = |i: usize, entry: usize, name: &str| -> Result<&[u8], SdkError> {
+        let (off, sz) = dir(i);
+        if !(sz as usize).is_multiple_of(entry) {
+            return Err(bad(format!(
+                "{name} directory size {sz:#x} is not a multiple of {entry}"
+            )));
+        }
+        b.get(off as usize..off as usize + sz as usize)
+            .ok_or_else(|| {
+                bad(format!(
+                    "{name} directory {off:#x}+{sz:#x} outside the metadata"
+                ))
+            })
+    };
+    let patches = table(0, 32, "patch")?
+        .chunks_exact(32)
+        .map(|p| Patch {
+            dst: le::u64_at(p, 0).unwrap_or_default(),
+            src: le::u32_at(p, 8).unwrap_or_default(),
+            size: le::u32_at(p, 12).unwrap_or_default(),
+        })
+        .collect();
+    let layout = table(1, 32, "layout")?
+        .chunks_exact(32)
+        .map(|l| {
+            let id = le::u16_at(l, 0).unwrap_or_default();
+            if id & GROUP_FLAG != 0 {
+                LayoutItem::Group(LayoutGroup {
+                    id,
+                    entry_count: le::u16_at(l, 2).unwrap_or_default(),
+                    load_times: le::u32_at(l, 4).unwrap_or_default(),
+                    load_step: le::u64_at(l, 8).unwrap_or_default(),
+                })
+            } else {
+                LayoutItem::Entry(LayoutEntry {
+                    id,
+                    attributes: le::u16_at(l, 2).unwrap_or_default(),
+                    page_count: le::u32_at(l, 4).unwrap_or_default(),
+                    rva: le::u64_at(l, 8).unwrap_or_default(),
+                    content_size: le::u32_at(l, 16).unwrap_or_default(),
+                    content_offset: le::u32_at(l, 20).unwrap_or_default(),
+                    si_flags: le::u64_at(l, 24).unwrap_or_default(),
+                })
+            }
+        })
+        .collect();
+    let elrange = if matches!(major, 11 | 13) {
+        let e = table(2, 24, "ELRANGE")?;
+        e.get(..24).map(|e| Elrange {
+            image_address: le::u64_at(e, 0).unwrap_or_default(),
+            start_address: le::u64_at(e, 8).unwrap_or_default(),
+            size: le::u64_at(e, 16).unwrap_or_default(),
+        })
+    } else {
+        None
+    };
+    if major >= 3 && dir(3).1 != 0 {
+        return Err(SdkError::Unsupported {
+            offset: file_offset,
+            what: "DIR_EXTEND (FIPS shared object appended to the image)",
+        });
+    }
+    Ok(MetadataBlock {
+        file_offset,
+        major,
+        minor,
+        size,
+        tcs_policy: u32b(20),
+        ssa_frame_size: u32b(24),
+        max_save_buffer_size: u32b(28),
+        desired_misc_select: u32b(32),
+        tcs_min_pool: u32b(36),
+        enclave_size: u64b(40),
+        attributes: crate::sigstruct::Attributes {
+            flags: u64b(48),
+            xfrm: u64b(56),
+        },
+        sigstruct,
+        patches,
+        layout,
+        elrange,
+        bytes: b.to_vec(),
+    })
+}
