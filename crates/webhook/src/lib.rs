@@ -1,0 +1,26 @@
+//! HTTPS admission server for confkube: serves `kube-sgx`'s pod mutation and validation to
+//! the Kubernetes API server.
+//!
+//! Endpoints: `POST /mutate-pods` and `POST /validate-pods` (AdmissionReview v1 in and out),
+//! `GET /healthz`, `GET /readyz` (503 once shutdown starts), `GET /metrics` (OpenMetrics text
+//! from the registry the caller passes in). TLS is rustls with the aws-lc-rs provider; the
+//! certificate and key are PEM files re-read periodically and swapped without a restart.
+//! Malformed, oversized or slow bodies get a 400 with a message, never a 500 or a panic.
+//!
+//! What it does not do: no pod logic (all of it is in `kube-sgx`), no certificate issuing and
+//! no webhook-configuration patching (use cert-manager or a cert-gen job), no Kubernetes client.
+//! It builds no runtime: the caller runs [`Server::serve`] on a tokio runtime.
+//!
+//! Specs followed: Kubernetes "Dynamic Admission Control" (AdmissionReview v1 over HTTPS,
+//! HTTP 200 with a response of the same version), RFC 8446/5246 via rustls, OpenMetrics text
+//! exposition.
+
+mod metrics;
+mod server;
+mod tls;
+
+pub use server::{DEFAULT_MAX_BODY_BYTES, Options, ServeError, Server};
+pub use tls::{CertStore, TlsError};
+
+pub use kube_sgx;
+pub use prometheus_client::registry::Registry;
