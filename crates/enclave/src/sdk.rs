@@ -651,6 +651,54 @@ impl SdkEnclave {
     }
 }
 
+impl SdkEnclave {
+    /// Streams the file from `r` to `out`, replacing the SIGSTRUCT of block `i` with
+    /// `sigstructs[i]` (what `sgx_sign -resign`/`catsig` change; nothing else is touched).
+    pub fn write_with_sigstructs<R: Read + Seek, W: Write>(
+        &self,
+        r: &mut R,
+        out: &mut W,
+        sigstructs: &[Sigstruct],
+    ) -> Result<(), SdkError> {
+        if sigstructs.len() != self.blocks.len() {
+            return Err(SdkError::BadMetadata {
+                offset: self.note.metadata_offset,
+                what: format!(
+                    "{} SIGSTRUCTs given for {} metadata blocks",
+                    sigstructs.len(),
+                    self.blocks.len()
+                ),
+            });
+        }
+        let mut repl: Vec<(u64, [u8; SIGSTRUCT_SIZE])> = self
+            .blocks
+            .iter()
+            .zip(sigstructs)
+            .map(|(b, s)| (b.sigstruct_offset(), s.encode()))
+            .collect();
+        repl.sort_by_key(|(o, _)| *o);
+        r.seek(SeekFrom::Start(0)).map_err(io_at(0))?;
+        let mut pos = 0u64;
+        for (off, bytes) in &repl {
+            let n = off.saturating_sub(pos);
+            let copied = io::copy(&mut r.by_ref().take(n), out).map_err(io_at(pos))?;
+            if copied != n {
+                return Err(SdkError::Io {
+                    offset: pos + copied,
+                    source: io::ErrorKind::UnexpectedEof.into(),
+                });
+            }
+            out.write_all(bytes).map_err(io_at(*off))?;
+            r.seek(SeekFrom::Current(SIGSTRUCT_SIZE as i64))
+                .map_err(io_at(*off))?;
+            pos = off + SIGSTRUCT_SIZE as u64;
+        }
+        io::copy(r, out).map_err(io_at(pos))?;
+        out.flush().map_err(io_at(pos))?;
+        Ok(())
+    }
+}
+
 fn too_many(offset: u64) -> SdkError {
     SdkError::BadMetadata {
         offset,

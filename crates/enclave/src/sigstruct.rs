@@ -120,6 +120,75 @@ pub trait SigstructSigner {
     fn sign_pkcs1_sha256(&self, msg: &[u8]) -> Result<[u8; KEY_BYTES], SignError>;
 }
 
+/// Field values a signer sets; `None` keeps the current value (re-signing keeps everything
+/// not overridden, so re-signing with the same key reproduces the SIGSTRUCT byte for byte).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SigningFields {
+    /// TYPE (bit 31: debug-signed).
+    pub header_type: Option<u32>,
+    /// MODULE_VENDOR.
+    pub vendor: Option<u32>,
+    /// DATE as BCD hex (see [`date_from_ymd`]).
+    pub date: Option<u32>,
+    /// SWDEFINED.
+    pub swdefined: Option<u32>,
+    /// MISCSELECT.
+    pub miscselect: Option<u32>,
+    /// MISCMASK.
+    pub miscmask: Option<u32>,
+    /// ATTRIBUTES.flags.
+    pub attributes_flags: Option<u64>,
+    /// ATTRIBUTES.xfrm.
+    pub attributes_xfrm: Option<u64>,
+    /// ATTRIBUTEMASK.flags.
+    pub attributemask_flags: Option<u64>,
+    /// ATTRIBUTEMASK.xfrm.
+    pub attributemask_xfrm: Option<u64>,
+    /// ISVPRODID.
+    pub isvprodid: Option<u16>,
+    /// ISVSVN.
+    pub isvsvn: Option<u16>,
+    /// ISVFAMILYID (KSS).
+    pub isvfamilyid: Option<[u8; 16]>,
+    /// ISVEXTPRODID (KSS).
+    pub isvextprodid: Option<[u8; 16]>,
+}
+
+impl SigningFields {
+    /// Overwrites the set fields in `s` (the signature becomes stale; sign afterwards).
+    pub fn apply(&self, s: &mut Sigstruct) {
+        fn set<T: Copy>(dst: &mut T, v: Option<T>) {
+            if let Some(v) = v {
+                *dst = v;
+            }
+        }
+        set(&mut s.header_type, self.header_type);
+        set(&mut s.vendor, self.vendor);
+        set(&mut s.date, self.date);
+        set(&mut s.swdefined, self.swdefined);
+        set(&mut s.miscselect, self.miscselect);
+        set(&mut s.miscmask, self.miscmask);
+        set(&mut s.attributes.flags, self.attributes_flags);
+        set(&mut s.attributes.xfrm, self.attributes_xfrm);
+        set(&mut s.attributemask.flags, self.attributemask_flags);
+        set(&mut s.attributemask.xfrm, self.attributemask_xfrm);
+        set(&mut s.isvprodid, self.isvprodid);
+        set(&mut s.isvsvn, self.isvsvn);
+        set(&mut s.isvfamilyid, self.isvfamilyid);
+        set(&mut s.isvextprodid, self.isvextprodid);
+    }
+}
+
+/// DATE encoding: year, month and day written as decimal digits read as hex
+/// (2021-03-12 → 0x20210312), as `sgx_sign`, Fortanix and Gramine store it. `None` when out
+/// of range.
+pub fn date_from_ymd(year: u32, month: u32, day: u32) -> Option<u32> {
+    if !(1..=9999).contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    u32::from_str_radix(&format!("{year:04}{month:02}{day:02}"), 16).ok()
+}
+
 /// A parsed SIGSTRUCT. Field names follow the SDM; reserved bytes are kept for exact encode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sigstruct {
@@ -435,6 +504,20 @@ mod tests {
             Sigstruct::from_signed_data(&[0; 255]),
             Err(SigstructError::WrongSignedDataLength { len: 255 })
         );
+    }
+
+    #[test]
+    fn dates_and_fields() {
+        assert_eq!(date_from_ymd(2021, 3, 12), Some(0x2021_0312));
+        assert_eq!(date_from_ymd(2021, 13, 1), None);
+        let mut s = Sigstruct::new(Digest32([0; 32]));
+        let f = SigningFields {
+            isvprodid: Some(7),
+            date: Some(0x2026_0101),
+            ..Default::default()
+        };
+        f.apply(&mut s);
+        assert_eq!((s.isvprodid, s.isvsvn, s.date), (7, 0, 0x2026_0101));
     }
 
     #[test]

@@ -302,3 +302,58 @@ fn unsigned_so_is_reported() {
         "no SGX metadata at offset 0x33bd5: the enclave is unsigned; sign it with Intel sgx_sign (signing from Enclave.config.xml is not supported)"
     );
 }
+
+#[test]
+fn resign_sdk_so_reproduces_file() {
+    let Some(bytes) = testdata::read("enclaves/enchecap-sample-enclave/enclave.signed.so") else {
+        return;
+    };
+    let signer = key("enclaves/enchecap-sample-enclave/Enclave_private_test.pem")
+        .into_signer()
+        .unwrap();
+    let mut cur = Cursor::new(&bytes);
+    let encl = SdkEnclave::read(&mut cur).unwrap();
+    let mut sigs = Vec::new();
+    for b in &encl.blocks {
+        let (d, _, _) = encl.measure_block(&mut cur, b, std::io::sink()).unwrap();
+        let mut s = b.sigstruct.clone();
+        s.enclavehash = d.0;
+        s.sign(&signer).unwrap();
+        sigs.push(s);
+    }
+    let mut out = Vec::new();
+    encl.write_with_sigstructs(&mut cur, &mut out, &sigs)
+        .unwrap();
+    assert_eq!(
+        out, bytes,
+        "re-signing with the same key reproduces the file"
+    );
+
+    // New ISVSVN: only the SIGSTRUCTs change, and they verify.
+    let f = enclave::sigstruct::SigningFields {
+        isvsvn: Some(3),
+        ..Default::default()
+    };
+    for s in &mut sigs {
+        f.apply(s);
+        s.sign(&signer).unwrap();
+    }
+    let mut out2 = Vec::new();
+    encl.write_with_sigstructs(&mut cur, &mut out2, &sigs)
+        .unwrap();
+    assert_eq!(out2.len(), bytes.len());
+    let encl2 = SdkEnclave::read(&mut Cursor::new(&out2)).unwrap();
+    for b in &encl2.blocks {
+        assert_eq!(b.sigstruct.isvsvn, 3);
+        b.sigstruct.verify().unwrap();
+    }
+    let diff: Vec<usize> = (0..bytes.len()).filter(|&i| bytes[i] != out2[i]).collect();
+    assert!(diff.iter().all(|&i| encl.blocks.iter().any(|b| {
+        let o = b.sigstruct_offset() as usize;
+        (o..o + 1808).contains(&i)
+    })));
+    assert!(matches!(
+        encl.write_with_sigstructs(&mut cur, &mut Vec::new(), &sigs[..1]),
+        Err(SdkError::BadMetadata { .. })
+    ));
+}

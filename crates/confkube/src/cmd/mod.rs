@@ -1,5 +1,7 @@
 //! Subcommands. Each module owns its clap arguments and a `run` function returning the exit code.
 
+mod enclave;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -14,8 +16,12 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     // One variant per subsystem; keep one line each.
+    /// Measure MRENCLAVE, dump, sign/re-sign (key file or HSM two-step) and compute MRSIGNER.
+    Enclave(enclave::EnclaveArgs),
 }
 
 pub(crate) fn run(cli: Cli) -> ExitCode {
-    match cli.command {}
+    match cli.command {
+        Command::Enclave(args) => enclave::run(args),
+    }
 }
