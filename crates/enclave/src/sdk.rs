@@ -852,7 +852,10 @@ fn build_context<W: Write>(
     Ok(())
 }
 
-fn parse_metadata_chain(desc: &[u8], base: u64) -> Result<Vec<MetadataBlock>, SdkError> {
+/// Parses the metadata chain of a `.note.sgxmeta` descriptor; `base` is the descriptor's file
+/// offset (used in errors and [`MetadataBlock::file_offset`]). An all-zero descriptor (an
+/// unsigned enclave) gives no blocks.
+pub fn parse_metadata_chain(desc: &[u8], base: u64) -> Result<Vec<MetadataBlock>, SdkError> {
     let mut blocks = Vec::new();
     let mut pos = 0usize;
     while let Some(rest) = desc.get(pos..) {
@@ -867,9 +870,6 @@ fn parse_metadata_chain(desc: &[u8], base: u64) -> Result<Vec<MetadataBlock>, Sd
             break;
         }
         pos += size;
-    }
-    if blocks.is_empty() {
-        return Ok(blocks);
     }
     Ok(blocks)
 }
