@@ -236,6 +236,76 @@ pub fn raw_sha256(data: &[u8]) -> [u8; 32] {
     sha256(data)
 }
 
+/// Why a flat image cannot be measured.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlatImageError {
+    /// Reading the image failed.
+    #[error("reading the image at offset {offset:#x}")]
+    Io {
+        /// Where.
+        offset: u64,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The image does not end on a page boundary.
+    #[error(
+        "the image ends {tail} bytes into the page at offset {offset:#x}: a flat image is whole 4096-byte pages"
+    )]
+    PartialPage {
+        /// Offset of the partial page.
+        offset: u64,
+        /// Bytes present in it.
+        tail: usize,
+    },
+    /// A page could not be measured.
+    #[error("measuring the image")]
+    Measure(#[source] MeasureError),
+}
+
+/// Measures a flat image loaded at enclave offset 0, page after page, every page measured
+/// (the Linux kernel SGX selftest / enarx convention): `flags_of(page_index)` gives each page's
+/// SECINFO flags; SIZE is `size` (callers usually pass the next power of two of the length).
+pub fn measure_flat_image<R: io::Read, W: Write>(
+    mut r: R,
+    ssa_frame_size: u32,
+    size: u64,
+    flags_of: impl Fn(u64) -> u64,
+    sink: W,
+) -> Result<(Mrenclave, MeasureStats, W), FlatImageError> {
+    let mut m = Measurer::with_sink(ssa_frame_size, size, sink).map_err(FlatImageError::Measure)?;
+    let mut page = [0u8; PAGE_SIZE];
+    let mut index = 0u64;
+    loop {
+        let offset = index * PAGE_SIZE as u64;
+        let mut got = 0;
+        while got < PAGE_SIZE {
+            match r.read(page.get_mut(got..).unwrap_or_default()) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(FlatImageError::Io {
+                        offset: offset + got as u64,
+                        source,
+                    });
+                }
+            }
+        }
+        if got == 0 {
+            break;
+        }
+        if got < PAGE_SIZE {
+            return Err(FlatImageError::PartialPage { offset, tail: got });
+        }
+        m.add_page(offset, flags_of(index), Some(&page), true)
+            .map_err(FlatImageError::Measure)?;
+        index += 1;
+    }
+    m.finish().map_err(FlatImageError::Measure)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +342,28 @@ mod tests {
             Err(MeasureError::BadSecinfo {
                 offset: 0,
                 flags: 0x208
+            })
+        ));
+    }
+
+    #[test]
+    fn flat_image_errors() {
+        let e = measure_flat_image(&[0u8; 5000][..], 1, 0x2000, |_| secinfo::REG, io::sink())
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            FlatImageError::PartialPage {
+                offset: 0x1000,
+                tail: 904
+            }
+        ));
+        let e = measure_flat_image(&[0u8; 0x3000][..], 1, 0x2000, |_| secinfo::REG, io::sink())
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            FlatImageError::Measure(MeasureError::BadPageOffset {
+                offset: 0x2000,
+                size: 0x2000
             })
         ));
     }

@@ -35,11 +35,24 @@ enum Format {
 enum EnclaveCommand {
     /// Print the MRENCLAVE of a signed or unsigned-hash SDK enclave (`.so`) or an `.sgxs` stream.
     Measure {
-        /// The enclave: Intel SDK `*.signed.so` or Fortanix `.sgxs`.
+        /// The enclave: Intel SDK `*.signed.so`, Fortanix `.sgxs`, or a flat image with `--raw`.
         file: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        /// FILE is a flat image loaded at enclave offset 0, every page measured, TCS pages per
+        /// `--tcs-pages`, the others REG|RWX (the Linux/enarx selftest `encl.bin` convention).
+        #[arg(long)]
+        raw: bool,
+        /// With `--raw`: indexes of the TCS pages.
+        #[arg(long, value_delimiter = ',', default_values_t = [0u64], requires = "raw")]
+        tcs_pages: Vec<u64>,
+        /// With `--raw`: SSAFRAMESIZE in pages.
+        #[arg(long, default_value_t = 1, requires = "raw")]
+        ssa_frame_size: u32,
+        /// Also write the measured record stream as an `.sgxs` file (SDK `.so` or `--raw` input).
+        #[arg(long)]
+        sgxs_out: Option<PathBuf>,
     },
     /// Show every SIGSTRUCT and metadata field, whether the signature verifies and whether
     /// ENCLAVEHASH equals the measurement. Exit 1 when a check fails.
@@ -393,7 +406,7 @@ fn detect(p: &Path) -> Result<Kind> {
         Ok(Kind::Sigstruct)
     } else {
         bail!(
-            "{}: not an Intel SGX SDK enclave (ELF .so), an SGXS stream or a 1808-byte SIGSTRUCT",
+            "{}: not an Intel SGX SDK enclave (ELF .so), an SGXS stream or a 1808-byte SIGSTRUCT (for a flat page image use `measure --raw`)",
             p.display()
         )
     }
@@ -523,8 +536,14 @@ fn measure_sdk_block(
 }
 
 /// Measures any supported enclave file.
-fn measure_file(p: &Path) -> Result<(Measured, &'static str)> {
+fn measure_file(p: &Path, sgxs_out: Option<&Path>) -> Result<(Measured, &'static str)> {
     match detect(p)? {
+        Kind::Sgxs if sgxs_out.is_some() => {
+            bail!(
+                "{}: already an SGXS stream; --sgxs-out is for SDK and raw input",
+                p.display()
+            )
+        }
         Kind::Sgxs => Ok((measure_sgxs_file(p)?.0, "sgxs")),
         Kind::Sdk => {
             let (e, mut r) = read_sdk(p)?;
@@ -536,7 +555,23 @@ fn measure_file(p: &Path) -> Result<(Measured, &'static str)> {
                     e.note.metadata_offset
                 );
             }
-            Ok((measure_sdk_block(p, &e, &mut r, 0)?, "sdk-so"))
+            let Some(out) = sgxs_out else {
+                return Ok((measure_sdk_block(p, &e, &mut r, 0)?, "sdk-so"));
+            };
+            let b = e.primary().context("no metadata")?;
+            let w = create_partial(out)?;
+            let (d, stats, w) = e
+                .measure_block(&mut r, b, w)
+                .with_context(|| format!("{}: replaying the SDK loader", p.display()))?;
+            r.finish();
+            commit_partial(out, w)?;
+            let m = Measured {
+                mrenclave: d,
+                stats,
+                enclave_size: b.elrange.map_or(b.enclave_size, |x| x.size),
+                ssa_frame_size: b.ssa_frame_size,
+            };
+            Ok((m, "sdk-so"))
         }
         Kind::Sigstruct => bail!(
             "{}: this is a SIGSTRUCT, which holds only the expected hash; use `confkube enclave dump` \
@@ -544,6 +579,69 @@ fn measure_file(p: &Path) -> Result<(Measured, &'static str)> {
             p.display()
         ),
     }
+}
+
+fn partial_path(out: &Path) -> PathBuf {
+    let mut name = out.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    out.with_file_name(name)
+}
+
+/// A writer to `OUT.partial`, renamed to OUT by [`commit_partial`] once complete.
+fn create_partial(out: &Path) -> Result<BufWriter<File>> {
+    let tmp = partial_path(out);
+    let f = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    Ok(BufWriter::with_capacity(1 << 20, f))
+}
+
+fn commit_partial(out: &Path, w: BufWriter<File>) -> Result<()> {
+    let tmp = partial_path(out);
+    w.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, out)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))
+}
+
+fn measure_raw(p: &Path, tcs: &[u64], ssa: u32, sgxs_out: Option<&Path>) -> Result<Measured> {
+    let f = open(p)?;
+    let len = file_len(&f);
+    if len == 0 {
+        bail!("{}: empty image", p.display());
+    }
+    let size = len.next_power_of_two().max(4096);
+    let mut r = Progress::new(BufReader::with_capacity(1 << 20, f), len);
+    let flags = |i: u64| {
+        if tcs.contains(&i) {
+            enclave::measure::secinfo::TCS
+        } else {
+            enclave::measure::secinfo::REG | 7
+        }
+    };
+    let ctx = || format!("{}: measuring the raw image", p.display());
+    let (d, stats) = match sgxs_out {
+        Some(out) => {
+            let w = create_partial(out)?;
+            let (d, stats, w) = enclave::measure::measure_flat_image(&mut r, ssa, size, flags, w)
+                .with_context(ctx)?;
+            commit_partial(out, w)?;
+            (d, stats)
+        }
+        None => {
+            let (d, stats, _) =
+                enclave::measure::measure_flat_image(&mut r, ssa, size, flags, io::sink())
+                    .with_context(ctx)?;
+            (d, stats)
+        }
+    };
+    r.finish();
+    Ok(Measured {
+        mrenclave: d,
+        stats,
+        enclave_size: size,
+        ssa_frame_size: ssa,
+    })
 }
 
 pub(crate) fn run(args: EnclaveArgs) -> ExitCode {
@@ -558,8 +656,22 @@ pub(crate) fn run(args: EnclaveArgs) -> ExitCode {
 
 fn run_inner(args: EnclaveArgs) -> Result<ExitCode> {
     match args.command {
-        EnclaveCommand::Measure { file, format } => {
-            let (m, kind) = measure_file(&file)?;
+        EnclaveCommand::Measure {
+            file,
+            format,
+            raw,
+            tcs_pages,
+            ssa_frame_size,
+            sgxs_out,
+        } => {
+            let (m, kind) = if raw {
+                (
+                    measure_raw(&file, &tcs_pages, ssa_frame_size, sgxs_out.as_deref())?,
+                    "raw-image",
+                )
+            } else {
+                measure_file(&file, sgxs_out.as_deref())?
+            };
             match format {
                 Format::Text => println!("{}", m.mrenclave),
                 Format::Json => print_json(&json!({
@@ -780,15 +892,10 @@ fn write_output(input: &Path, out: &Path, p: &Prepared, signed: &[Sigstruct]) ->
                 bail!("--out {} is the input; write to a new file", out.display());
             }
             let mut r = BufReader::new(open(input)?);
-            let tmp = out.with_extension("partial");
-            let f =
-                File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-            let mut w = BufWriter::new(f);
+            let mut w = create_partial(out)?;
             e.write_with_sigstructs(&mut r, &mut w, signed)
-                .with_context(|| format!("writing {}", tmp.display()))?;
-            drop(w);
-            std::fs::rename(&tmp, out)
-                .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))
+                .with_context(|| format!("writing {}", partial_path(out).display()))?;
+            commit_partial(out, w)
         }
         _ => {
             let s = signed.first().context("no SIGSTRUCT")?;
