@@ -10,7 +10,7 @@
     missing_docs
 )]
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use enclave::measure::{Measurer, PAGE_SIZE, raw_sha256, secinfo};
 use enclave::sgxs::measure_sgxs;
 use std::hint::black_box;
@@ -82,5 +82,40 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// Interleaved best-of-N comparison, robust against other load on the machine: each round runs
+/// raw SHA-256 and the engine back to back, and the minimum of each is kept.
+fn interleaved(rounds: usize) {
+    use std::time::Instant;
+    let img = image();
+    let (mut raw, mut meas) = (f64::MAX, f64::MAX);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        black_box(raw_sha256(black_box(&img)));
+        raw = raw.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        black_box(measure_image(black_box(&img)));
+        meas = meas.min(t.elapsed().as_secs_f64());
+    }
+    let mib = IMAGE as f64 / f64::from(1u32 << 20);
+    let stream = mib * 5184.0 / 4096.0;
+    println!("interleaved best of {rounds}, 256 MiB image:");
+    println!("  raw SHA-256 (aws-lc-rs)   {:7.1} MiB/s", mib / raw);
+    println!(
+        "  MRENCLAVE engine          {:7.1} MiB/s of image = {:5.1} % of raw SHA-256 \
+         ({:7.1} MiB/s of hashed record stream = {:5.1} %)",
+        mib / meas,
+        100.0 * raw / meas,
+        stream / meas,
+        100.0 * (stream / meas) / (mib / raw)
+    );
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    if std::env::args().any(|a| a == "--bench") {
+        interleaved(7);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

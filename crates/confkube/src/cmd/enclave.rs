@@ -695,7 +695,7 @@ fn run_inner(args: EnclaveArgs) -> Result<ExitCode> {
         } => {
             let signer = load_key(&key)?
                 .into_signer()
-                .with_context(|| format!("{}: signing needs the private key", key.display()))?;
+                .with_context(|| key.display().to_string())?;
             let fields = fields.resolve()?;
             let sigs = prepare(&input, &fields)?;
             let mut signed = Vec::new();
