@@ -1,6 +1,8 @@
 //! Subcommands. Each module owns its clap arguments and a `run` function returning the exit code.
 
 mod enclave;
+mod quote;
+mod testkit;
 mod webhook;
 
 use clap::{Parser, Subcommand};
@@ -10,13 +12,47 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "confkube", version, about, propagate_version = true)]
 pub(crate) struct Cli {
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Log filter (tracing env-filter syntax, e.g. `info`, `confkube=debug`); default from
+    /// RUST_LOG, else `info`.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logs go to standard error; standard output is for data.
+fn init_logging(format: LogFormat, level: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = level
+        .map(EnvFilter::new)
+        .or_else(|| EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialisation (only possible in tests) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     // One variant per subsystem; keep one line each.
+    /// Verify SGX DCAP quotes; generate a test PKI with collateral and quotes.
+    Quote(quote::QuoteArgs),
     /// Measure MRENCLAVE, dump, sign/re-sign (key file or HSM two-step) and compute MRSIGNER.
     Enclave(enclave::EnclaveArgs),
     /// Serve the SGX admission webhook (EPC normalization, device/aesmd injection, validation).
@@ -24,7 +60,9 @@ enum Command {
 }
 
 pub(crate) fn run(cli: Cli) -> ExitCode {
+    init_logging(cli.log_format, cli.log_level.as_deref());
     match cli.command {
+        Command::Quote(args) => quote::run(args),
         Command::Enclave(args) => enclave::run(args),
         Command::Webhook(args) => webhook::run(args),
     }

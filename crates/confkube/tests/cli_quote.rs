@@ -1,0 +1,355 @@
+//! `confkube quote verify` and `confkube quote testkit`, run as a user runs them.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn confkube(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_confkube"))
+        .args(args)
+        .output()
+        .expect("run confkube")
+}
+
+fn stdout_json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("confkube-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const SETS: &[&str] = &[
+    "dcap-qvl-sgx",
+    "automata-dcap-attestation",
+    "intel-qvl-synthetic",
+    "mobilecoin-attestation",
+    "oasis-core",
+];
+
+#[test]
+fn every_real_case_through_the_cli_contract() {
+    let Some(root) = testdata::path("dcap") else {
+        return;
+    };
+    let mut n = 0;
+    for set in SETS {
+        let dir = root.join(set);
+        let exp: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+        for case in exp["cases"].as_array().unwrap() {
+            let p = |k: &str| dir.join(case[k].as_str().unwrap()).display().to_string();
+            let (quote, coll, anchor) = (p("quote"), p("collateral"), p("trust_anchor"));
+            let at = case["verification_time"].as_str().unwrap();
+            let mut args = vec![
+                "quote",
+                "verify",
+                &quote,
+                "--collateral",
+                &coll,
+                "--root-ca",
+                &anchor,
+                "--at",
+                at,
+                "--format",
+                "json",
+            ];
+            for extra in case["extra_args"].as_array().into_iter().flatten() {
+                args.push(extra.as_str().unwrap());
+            }
+            let out = confkube(&args);
+            let got = stdout_json(&out);
+            let want = &case["expected"];
+            let name = case["case"].as_str().unwrap();
+            if want["verified"] == true {
+                assert_eq!(out.status.code(), Some(0), "{name}");
+                for (k, v) in want.as_object().unwrap() {
+                    assert_eq!(&got[k], v, "{name}: {k}");
+                }
+            } else {
+                assert_eq!(out.status.code(), Some(1), "{name}");
+                assert_eq!(got["error"], want["error"], "{name}");
+                assert_eq!(got["verified"], false);
+                assert!(got["message"].as_str().unwrap().len() > 10);
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 17);
+}
+
+#[test]
+fn default_root_is_intel_and_inputs_may_be_hex_or_base64() {
+    let Some(dir) = testdata::path("dcap/automata-dcap-attestation/icelake-00606A000000") else {
+        return;
+    };
+    let coll = dir.join("derived_dcap_qvl_collateral.json");
+    let coll = coll.to_str().unwrap();
+    // quotev3.hex is the upstream hex text of the same quote as derived_quotev3.bin.
+    let hex = dir.join("quotev3.hex");
+    let out = confkube(&[
+        "quote",
+        "verify",
+        hex.to_str().unwrap(),
+        "--collateral",
+        coll,
+        "--at",
+        "1755648000",
+        "--format",
+        "json",
+    ]);
+    let j = stdout_json(&out);
+    assert_eq!(out.status.code(), Some(0), "{j}");
+    assert_eq!(j["tcb_status"], "SWHardeningNeeded");
+    assert_eq!(
+        j["mrenclave"],
+        "a4f45c39dac622cb1dd32ddb35a52ec92db41d0fa88a1c911c49e59c534f61cd"
+    );
+
+    use base64::Engine as _;
+    let raw = std::fs::read(dir.join("derived_quotev3.bin")).unwrap();
+    let t = tmpdir("b64");
+    let b64 = t.join("quote.b64");
+    std::fs::write(&b64, base64::engine::general_purpose::STANDARD.encode(&raw)).unwrap();
+    let out = confkube(&[
+        "quote",
+        "verify",
+        b64.to_str().unwrap(),
+        "--collateral",
+        coll,
+        "--at",
+        "2025-08-20T00:00:00Z",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.starts_with("VERIFIED  "), "{text}");
+    assert!(
+        text.contains(
+            "  tcb status      SWHardeningNeeded (platform SWHardeningNeeded, QE UpToDate)"
+        )
+    );
+}
+
+#[test]
+fn batch_mode_one_result_per_line() {
+    let Some(root) = testdata::path("dcap") else {
+        return;
+    };
+    let t = tmpdir("batch");
+    let d = root.join("dcap-qvl-sgx");
+    let q = d.join("sgx_quote");
+    let c = d.join("sgx_quote_collateral.json");
+    let lines = [
+        serde_json::json!({"quote": q, "collateral": c, "at": "2025-07-01T00:00:00Z"}),
+        serde_json::json!({"quote": q, "collateral": c, "at": 1754006400}),
+        serde_json::json!({"quote": q, "collateral": c, "at": "2025-07-01T00:00:00Z",
+                           "root_ca": root.join("intel-qvl-synthetic/trustedRootCaCert.pem")}),
+    ];
+    let batch = t.join("batch.jsonl");
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&batch, text).unwrap();
+    let out = confkube(&["quote", "verify", "--batch", batch.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let results: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(results.len(), 3);
+    assert_eq!(
+        results[0]["tcb_status"],
+        "ConfigurationAndSWHardeningNeeded"
+    );
+    assert_eq!(results[1]["error"], "collateral-expired");
+    assert_eq!(results[2]["error"], "untrusted-root");
+
+    // A line that cannot be read is reported on its own line, and the exit code is 2.
+    std::fs::write(&batch, format!("{}\n{{\"quote\": 1}}\n", lines[0])).unwrap();
+    let out = confkube(&["quote", "verify", "--batch", batch.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let second: Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(second["verified"], false);
+    assert!(
+        second["input_error"]
+            .as_str()
+            .unwrap()
+            .contains("batch.jsonl:2: expected {\"quote\""),
+        "{second}"
+    );
+}
+
+#[test]
+fn usage_and_input_errors_exit_2_and_name_the_input() {
+    let t = tmpdir("usage");
+    let bad = t.join("bad.json");
+    std::fs::write(&bad, "{}").unwrap();
+    let q = t.join("q.bin");
+    std::fs::write(&q, [3u8, 0, 2, 0]).unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "quote",
+                "verify",
+                "/nonexistent/q",
+                "--collateral",
+                bad.to_str().unwrap(),
+            ],
+            "error: reading the quote file /nonexistent/q:",
+        ),
+        (
+            vec![
+                "quote",
+                "verify",
+                q.to_str().unwrap(),
+                "--collateral",
+                bad.to_str().unwrap(),
+            ],
+            "expected dcap-qvl QuoteCollateralV3 JSON",
+        ),
+        (
+            vec![
+                "quote",
+                "verify",
+                q.to_str().unwrap(),
+                "--collateral",
+                bad.to_str().unwrap(),
+                "--root-ca",
+                q.to_str().unwrap(),
+            ],
+            "expected dcap-qvl QuoteCollateralV3 JSON",
+        ),
+        (
+            vec![
+                "quote",
+                "verify",
+                q.to_str().unwrap(),
+                "--collateral",
+                "x",
+                "--at",
+                "July",
+            ],
+            "\"July\" is neither RFC 3339",
+        ),
+        (vec!["quote", "verify"], "required"),
+    ];
+    for (args, want) in cases {
+        let out = confkube(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
+
+fn testkit(dir: &Path, extra: &[&str]) {
+    let mut args = vec!["quote", "testkit", "--out", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = confkube(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("is not Intel's: nothing trusts it unless you pass it with --root-ca"));
+}
+
+#[test]
+fn testkit_quotes_verify_only_under_their_explicit_root() {
+    let t = tmpdir("testkit");
+    testkit(
+        &t,
+        &[
+            "--mrenclave",
+            &"ab".repeat(32),
+            "--runtime-data",
+            "hello",
+            "--debug",
+            "--tcb-status",
+            "OutOfDate",
+            "--quote-version",
+            "4",
+        ],
+    );
+    let f = |n: &str| t.join(n).display().to_string();
+    let (q, c, r) = (f("quote.bin"), f("collateral.json"), f("root-ca.pem"));
+    let out = confkube(&[
+        "quote",
+        "verify",
+        &q,
+        "--collateral",
+        &c,
+        "--root-ca",
+        &r,
+        "--format",
+        "json",
+    ]);
+    let j = stdout_json(&out);
+    assert_eq!(out.status.code(), Some(0), "{j}");
+    assert_eq!(j["tcb_status"], "OutOfDate");
+    assert_eq!(j["mrenclave"], "ab".repeat(32));
+    assert_eq!(j["debug"], true);
+    // SHA-256("hello") then 32 zero bytes.
+    assert_eq!(
+        j["report_data"],
+        format!(
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824{}",
+            "0".repeat(64)
+        )
+    );
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(t.join("testkit.json")).unwrap()).unwrap();
+    assert_eq!(summary["expected"]["report_data"], j["report_data"]);
+    // The same quote under the default (Intel) root is untrusted.
+    let out = confkube(&[
+        "quote",
+        "verify",
+        &q,
+        "--collateral",
+        &c,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout_json(&out)["error"], "untrusted-root");
+    // The base64url copy is the same quote.
+    let b = f("quote.b64url");
+    let out = confkube(&["quote", "verify", &b, "--collateral", &c, "--root-ca", &r]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn testkit_rejects_bad_arguments() {
+    let t = tmpdir("testkit-bad");
+    let out = confkube(&[
+        "quote",
+        "testkit",
+        "--out",
+        t.to_str().unwrap(),
+        "--tcb-status",
+        "Fine",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown TCB status \"Fine\""));
+    let out = confkube(&[
+        "quote",
+        "testkit",
+        "--out",
+        t.to_str().unwrap(),
+        "--mrenclave",
+        "abcd",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 bytes; expected 32"));
+}
