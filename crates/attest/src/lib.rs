@@ -1,0 +1,2 @@
+//! The confkube attestation service library.
+pub mod collateral;
