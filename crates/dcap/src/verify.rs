@@ -727,3 +727,47 @@ impl Window {
         self.contains(now)
     }
 }
+
+/// Which collateral a quote needs: the FMSPC in its PCK certificate and the CA that issued it.
+/// Read without verifying anything, to select collateral before verification.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PckPlatform {
+    /// FMSPC of the PCK certificate.
+    pub fmspc: [u8; 6],
+    /// PCE-ID of the PCK certificate.
+    pub pce_id: [u8; 2],
+    /// True when the PCK CA is the Platform CA (its CRL is `pckcrl?ca=platform`), false for the
+    /// Processor CA.
+    pub platform_ca: bool,
+}
+
+/// Reads the platform identity of a quote with a type-5 PCK chain (see [`PckPlatform`]).
+pub fn pck_platform(quote: &[u8]) -> Result<PckPlatform, VerifyError> {
+    let q = Quote::parse(quote)?;
+    let cd = &q.signature.certification_data;
+    if cd.kind != cert_type::PCK_CERT_CHAIN {
+        return Err(VerifyError::UnsupportedCertificationData(format!(
+            "certification data type {} carries no PCK chain; the service needs type 5",
+            cd.kind
+        )));
+    }
+    let certs = parse_pem_chain(&cd.data).map_err(|e| {
+        VerifyError::UnsupportedCertificationData(format!("the PCK chain cannot be read: {e}"))
+    })?;
+    let (Some(leaf), Some(ca)) = (certs.first(), certs.get(1)) else {
+        return Err(VerifyError::UntrustedRoot(
+            "the PCK chain has fewer than 2 certificates".into(),
+        ));
+    };
+    let ext = leaf
+        .sgx_extension
+        .as_deref()
+        .ok_or_else(|| "no SGX extension".to_string())
+        .and_then(|d| PckExtension::parse(d).map_err(|e| e.0))
+        .map_err(|e| VerifyError::UntrustedRoot(format!("the PCK certificate is unusable: {e}")))?;
+    Ok(PckPlatform {
+        fmspc: ext.fmspc,
+        pce_id: ext.pce_id,
+        platform_ca: ca.subject_cn.contains("Platform"),
+    })
+}

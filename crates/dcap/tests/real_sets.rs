@@ -116,3 +116,42 @@ fn every_real_sgx_case_matches_expected() {
     );
     assert!(ran >= 17, "only {ran} cases ran");
 }
+
+#[test]
+fn pck_platform_selects_the_collateral() {
+    let cases = [
+        ("dcap/dcap-qvl-sgx/sgx_quote", "00a067110000", false),
+        (
+            "dcap/automata-dcap-attestation/icelake-00606A000000/derived_quotev3.bin",
+            "00606a000000",
+            true,
+        ),
+        (
+            "dcap/mobilecoin-attestation/hw_quote.dat",
+            "00906ed50000",
+            false,
+        ),
+    ];
+    for (path, fmspc, platform_ca) in cases {
+        let Some(q) = testdata::read(path) else {
+            return;
+        };
+        let p = dcap::pck_platform(&q).unwrap();
+        assert_eq!(
+            (hex::encode(p.fmspc), p.platform_ca),
+            (fmspc.to_string(), platform_ca),
+            "{path}"
+        );
+    }
+    let Some(q) = testdata::read("dcap/intel-qvl-synthetic/quote.dat") else {
+        return;
+    };
+    assert_eq!(
+        dcap::pck_platform(&q).unwrap_err().code(),
+        "unsupported-certification-data"
+    );
+    assert_eq!(
+        dcap::pck_platform(&[3, 0]).unwrap_err().code(),
+        "malformed-quote"
+    );
+}
