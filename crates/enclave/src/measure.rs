@@ -95,6 +95,14 @@ impl<W: Write> Hasher<W> {
     }
 
     pub(crate) fn feed(&mut self, bytes: &[u8]) -> Result<(), io::Error> {
+        if bytes.len() >= 4096 {
+            // Large pieces (a whole measured page) go straight to the hash.
+            if !self.buf.is_empty() {
+                self.flush()?;
+            }
+            self.ctx.update(bytes);
+            return self.sink.write_all(bytes);
+        }
         self.buf.extend_from_slice(bytes);
         if self.buf.len() >= BATCH - 8 * 1024 {
             self.flush()?;
@@ -119,6 +127,15 @@ impl<W: Write> Hasher<W> {
     }
 }
 
+/// Bytes hashed for one measured page: EADD + 16 × (EEXTEND + 256 data bytes).
+pub const PAGE_RECORDS: usize = 64 + (PAGE_SIZE / EEXTEND_CHUNK) * (64 + EEXTEND_CHUNK);
+
+fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
+    if let Some(d) = buf.get_mut(at..at + bytes.len()) {
+        d.copy_from_slice(bytes);
+    }
+}
+
 /// Counts of what was measured.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MeasureStats {
@@ -134,6 +151,7 @@ pub struct MeasureStats {
 /// [`Measurer::new`] for no copy.
 pub struct Measurer<W: Write = io::Sink> {
     hasher: Hasher<W>,
+    page_records: Box<[u8; PAGE_RECORDS]>,
     size: u64,
     offset_bias: u64,
     stats: MeasureStats,
@@ -160,6 +178,7 @@ impl<W: Write> Measurer<W> {
         hasher.feed(&rec).map_err(MeasureError::Sink)?;
         Ok(Self {
             hasher,
+            page_records: Box::new([0u8; PAGE_RECORDS]),
             size,
             offset_bias: 0,
             stats: MeasureStats::default(),
@@ -191,26 +210,33 @@ impl<W: Write> Measurer<W> {
         if flags & !secinfo::EXTERNAL != 0 {
             return Err(MeasureError::BadSecinfo { offset, flags });
         }
-        let mut rec = [0u8; 64];
-        rec[0..8].copy_from_slice(&MEAS_EADD.to_le_bytes());
-        rec[8..16].copy_from_slice(&offset.to_le_bytes());
-        rec[16..24].copy_from_slice(&flags.to_le_bytes());
-        self.hasher.feed(&rec).map_err(MeasureError::Sink)?;
+        // One contiguous record block per page: EADD, then 16 × (EEXTEND + 256 bytes).
+        // Only the tag, offset and flag fields are ever written; the zero padding stays zero.
+        let rec: &mut [u8] = &mut self.page_records[..];
+        put(rec, 0, &MEAS_EADD.to_le_bytes());
+        put(rec, 8, &offset.to_le_bytes());
+        put(rec, 16, &flags.to_le_bytes());
         self.stats.pages_added += 1;
-        if extend {
-            const ZERO: [u8; PAGE_SIZE] = [0u8; PAGE_SIZE];
-            let page = data.unwrap_or(&ZERO);
-            for (i, chunk) in page.chunks_exact(EEXTEND_CHUNK).enumerate() {
-                let mut rec = [0u8; 64];
-                rec[0..8].copy_from_slice(&MEAS_EEXTEND.to_le_bytes());
-                let chunk_off = offset + (i * EEXTEND_CHUNK) as u64;
-                rec[8..16].copy_from_slice(&chunk_off.to_le_bytes());
-                self.hasher.feed(&rec).map_err(MeasureError::Sink)?;
-                self.hasher.feed(chunk).map_err(MeasureError::Sink)?;
-            }
-            self.stats.pages_extended += 1;
+        if !extend {
+            return self
+                .hasher
+                .feed(rec.get(..64).unwrap_or_default())
+                .map_err(MeasureError::Sink);
         }
-        Ok(())
+        const ZERO: [u8; PAGE_SIZE] = [0u8; PAGE_SIZE];
+        let page = data.unwrap_or(&ZERO);
+        for (i, chunk) in page.chunks_exact(EEXTEND_CHUNK).enumerate() {
+            let at = 64 + i * (64 + EEXTEND_CHUNK);
+            put(rec, at, &MEAS_EEXTEND.to_le_bytes());
+            put(
+                rec,
+                at + 8,
+                &(offset + (i * EEXTEND_CHUNK) as u64).to_le_bytes(),
+            );
+            put(rec, at + 64, chunk);
+        }
+        self.stats.pages_extended += 1;
+        self.hasher.feed(rec).map_err(MeasureError::Sink)
     }
 
     /// What has been measured so far.
