@@ -1,0 +1,561 @@
+//! A client for the Intel PCS or a PCCS (API v4; v3 header names accepted).
+//!
+//! One HTTP/1.1 connection per request (collateral is fetched rarely; [`super::CollateralCache`]
+//! sits in front), `Connection: close`, no redirects, one overall timeout per request, a body
+//! size limit. TLS is rustls with the aws-lc-rs provider and the Mozilla roots
+//! (`webpki-roots`), plus an optional CA bundle.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dcap::Collateral;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
+use hyper::header::{CONNECTION, HOST, HeaderMap, USER_AGENT};
+use hyper::{Request, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+use super::pcs::{self, Parts};
+use super::{CollateralSource, PlatformId, SourceError, SourceFuture};
+
+/// Where Intel publishes the SGX Root CA CRL (DER), for use with the Intel PCS, which has no
+/// `rootcacrl` endpoint.
+pub const INTEL_ROOT_CA_CRL_URL: &str =
+    "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der";
+
+/// Where the root CA CRL comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootCrlSource {
+    /// `GET <base>/rootcacrl` (a PCCS; the body is hex, DER and PEM are accepted too).
+    Pccs,
+    /// Any URL serving the CRL (DER, PEM or hex), e.g. [`INTEL_ROOT_CA_CRL_URL`] with the Intel
+    /// PCS.
+    Url(String),
+}
+
+/// The PCS `update` query parameter of `tcb` and `qe/identity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateType {
+    /// `update=standard`.
+    Standard,
+    /// `update=early`.
+    Early,
+}
+
+/// Configuration of a [`PccsClient`].
+#[derive(Debug, Clone)]
+pub struct PccsConfig {
+    /// The API base, e.g. `https://api.trustedservices.intel.com/sgx/certification/v4` or
+    /// `https://pccs.example:8081/sgx/certification/v4`. `http://` only for a loopback host.
+    pub base_url: String,
+    /// Where the root CA CRL comes from (default: the PCCS `rootcacrl` endpoint).
+    pub root_ca_crl: RootCrlSource,
+    /// The `update` parameter; `None` sends none (the server's default, standard).
+    pub update: Option<UpdateType>,
+    /// Overall time for one request: connect, TLS, request and the whole body (default 10 s).
+    pub timeout: Duration,
+    /// Largest accepted response body (default 4 MiB).
+    pub max_body_bytes: usize,
+    /// PEM file of extra CA certificates trusted for TLS (added to the Mozilla roots), e.g. the
+    /// CA of a PCCS with its own certificate.
+    pub ca_bundle: Option<PathBuf>,
+    /// Accept any TLS server certificate. Only for a local PCCS with a self-signed certificate
+    /// during development: the collateral stays signed by Intel, but the connection is not
+    /// authenticated. Prefer `ca_bundle`.
+    pub danger_accept_invalid_certs: bool,
+    /// Optional `Ocp-Apim-Subscription-Key` header value (the Intel PCS needs it only for
+    /// `pckcert`, which this client does not call).
+    pub api_key: Option<String>,
+}
+
+impl PccsConfig {
+    /// Defaults for a base URL.
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into(),
+            root_ca_crl: RootCrlSource::Pccs,
+            update: None,
+            timeout: Duration::from_secs(10),
+            max_body_bytes: 4 << 20,
+            ca_bundle: None,
+            danger_accept_invalid_certs: false,
+            api_key: None,
+        }
+    }
+}
+
+/// The PCS/PCCS collateral source. See [`PccsConfig`] and `docs/attestation-collateral.md`.
+#[derive(Clone)]
+pub struct PccsClient {
+    base: String,
+    root_url: String,
+    update: Option<UpdateType>,
+    timeout: Duration,
+    max_body: usize,
+    api_key: Option<String>,
+    tls: tokio_rustls::TlsConnector,
+}
+
+impl std::fmt::Debug for PccsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PccsClient")
+            .field("base", &self.base)
+            .field("root_url", &self.root_url)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Splits a URL into (https?, host for connecting and SNI, port). Rejects anything but
+/// `https://host[:port]/…` and `http://<loopback>[:port]/…`.
+fn endpoint(url: &str) -> Result<(bool, String, u16), SourceError> {
+    let bad = |why: &str| SourceError::Config(format!("URL {url:?}: {why}"));
+    let uri: Uri = url.parse().map_err(|e| bad(&format!("{e}")))?;
+    let tls = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => {
+            return Err(bad(
+                "the scheme must be https (or http for a loopback host)",
+            ));
+        }
+    };
+    let host = uri
+        .host()
+        .ok_or_else(|| bad("no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !tls && !loopback {
+        return Err(bad(
+            "plain http is allowed only to a loopback host; use https",
+        ));
+    }
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    Ok((tls, host, port))
+}
+
+fn tls_config(config: &PccsConfig) -> Result<rustls::ClientConfig, SourceError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| SourceError::Config(format!("TLS: {e}")))?;
+    let mut tls = if config.danger_accept_invalid_certs {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(path) = &config.ca_bundle {
+            let name = path.display();
+            let mut n = 0usize;
+            for cert in CertificateDer::pem_file_iter(path)
+                .map_err(|e| SourceError::Config(format!("CA bundle {name}: {e}")))?
+            {
+                let cert =
+                    cert.map_err(|e| SourceError::Config(format!("CA bundle {name}: {e}")))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| SourceError::Config(format!("CA bundle {name}: {e}")))?;
+                n += 1;
+            }
+            if n == 0 {
+                return Err(SourceError::Config(format!(
+                    "CA bundle {name}: no PEM certificate in it"
+                )));
+            }
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tls)
+}
+
+/// The `danger_accept_invalid_certs` verifier: any certificate, but the handshake signatures are
+/// still checked.
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+struct Response {
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl PccsClient {
+    /// Checks the configuration (URLs, CA bundle) and builds the TLS client.
+    pub fn new(config: PccsConfig) -> Result<Self, SourceError> {
+        let base = config.base_url.trim_end_matches('/').to_string();
+        endpoint(&format!("{base}/tcb"))?;
+        let root_url = match &config.root_ca_crl {
+            RootCrlSource::Pccs => format!("{base}/rootcacrl"),
+            RootCrlSource::Url(u) => u.clone(),
+        };
+        endpoint(&root_url)?;
+        let tls = tls_config(&config)?;
+        Ok(Self {
+            base,
+            root_url,
+            update: config.update,
+            timeout: config.timeout,
+            max_body: config.max_body_bytes,
+            api_key: config.api_key,
+            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+        })
+    }
+
+    fn update_param(&self) -> &'static str {
+        match self.update {
+            None => "",
+            Some(UpdateType::Standard) => "update=standard",
+            Some(UpdateType::Early) => "update=early",
+        }
+    }
+
+    /// `<base>/tcb?fmspc=<FMSPC>[&update=…]` (the FMSPC in upper case, as Intel documents it).
+    pub fn tcb_url(&self, id: &PlatformId) -> String {
+        let u = self.update_param();
+        let sep = if u.is_empty() { "" } else { "&" };
+        format!(
+            "{}/tcb?fmspc={}{sep}{u}",
+            self.base,
+            id.fmspc_hex().to_ascii_uppercase()
+        )
+    }
+
+    /// `<base>/qe/identity[?update=…]`.
+    pub fn qe_identity_url(&self) -> String {
+        let u = self.update_param();
+        let sep = if u.is_empty() { "" } else { "?" };
+        format!("{}/qe/identity{sep}{u}", self.base)
+    }
+
+    /// `<base>/pckcrl?ca=<processor|platform>&encoding=der`.
+    pub fn pck_crl_url(&self, id: &PlatformId) -> String {
+        format!("{}/pckcrl?ca={}&encoding=der", self.base, id.ca)
+    }
+
+    /// The root CA CRL URL.
+    pub fn root_ca_crl_url(&self) -> &str {
+        &self.root_url
+    }
+
+    /// Fetches the four PCS resources for `id` and assembles the collateral.
+    pub async fn load(&self, id: &PlatformId) -> Result<Collateral, SourceError> {
+        let tcb_url = self.tcb_url(id);
+        // The TCB info first: an unknown FMSPC is answered there (404) without further requests.
+        let tcb = self.get(&tcb_url, Some(id)).await?;
+        let qe_url = self.qe_identity_url();
+        let pck_url = self.pck_crl_url(id);
+        let (qe, pck, root) = tokio::join!(
+            self.get(&qe_url, None),
+            self.get(&pck_url, None),
+            self.get(&self.root_url, None)
+        );
+        let (qe, pck, root) = (qe?, pck?, root?);
+        let tcb_chain = match header(&tcb, "TCB-Info-Issuer-Chain") {
+            Some(v) => pcs::chain_pem(v, &format!("{tcb_url} header TCB-Info-Issuer-Chain"))?,
+            None => match header(&tcb, "SGX-TCB-Info-Issuer-Chain") {
+                Some(v) => {
+                    pcs::chain_pem(v, &format!("{tcb_url} header SGX-TCB-Info-Issuer-Chain"))?
+                }
+                None => {
+                    return Err(missing_header(
+                        &tcb_url,
+                        "TCB-Info-Issuer-Chain (or SGX-TCB-Info-Issuer-Chain)",
+                    ));
+                }
+            },
+        };
+        let qe_chain = required_chain(&qe, &qe_url, "SGX-Enclave-Identity-Issuer-Chain")?;
+        let pck_crl_chain = required_chain(&pck, &pck_url, "SGX-PCK-CRL-Issuer-Chain")?;
+        let parts = Parts {
+            tcb: pcs::split_signed_body(&tcb.body, "tcbInfo", &tcb_url)?,
+            tcb_chain,
+            qe: pcs::split_signed_body(&qe.body, "enclaveIdentity", &qe_url)?,
+            qe_chain,
+            pck_crl: pcs::crl_der(&pck.body, &pck_url)?,
+            pck_crl_chain,
+            root_ca_crl: pcs::crl_der(&root.body, &self.root_url)?,
+            pck_certificate_chain: None,
+        };
+        pcs::assemble(parts, id, &tcb_url, &qe_url)
+    }
+
+    /// One GET with the overall timeout; maps the status (404 is not-found for `not_found`).
+    async fn get(
+        &self,
+        url: &str,
+        not_found: Option<&PlatformId>,
+    ) -> Result<Response, SourceError> {
+        let (status, resp) = match tokio::time::timeout(self.timeout, self.exchange(url)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(SourceError::Unavailable {
+                    location: url.to_string(),
+                    reason: format!("no complete answer within {} ms", self.timeout.as_millis()),
+                });
+            }
+        };
+        if status == StatusCode::OK {
+            return Ok(resp);
+        }
+        Err(match (status, not_found) {
+            (StatusCode::NOT_FOUND, Some(id)) => SourceError::NotFound {
+                fmspc: id.fmspc_hex(),
+                location: url.to_string(),
+            },
+            (s, _)
+                if s.is_server_error()
+                    || s == StatusCode::TOO_MANY_REQUESTS
+                    || s == StatusCode::REQUEST_TIMEOUT =>
+            {
+                SourceError::Unavailable {
+                    location: url.to_string(),
+                    reason: format!("HTTP {s}"),
+                }
+            }
+            (s, _) => SourceError::Status {
+                location: url.to_string(),
+                status: s.as_u16(),
+            },
+        })
+    }
+
+    async fn exchange(&self, url: &str) -> Result<(StatusCode, Response), SourceError> {
+        let unavailable = |reason: String| SourceError::Unavailable {
+            location: url.to_string(),
+            reason,
+        };
+        let (tls, host, port) = endpoint(url)?;
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| SourceError::Config(format!("URL {url:?}: {e}")))?;
+        let tcp = TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| unavailable(format!("connect to {host}:{port}: {e}")))?;
+        if tls {
+            let name = ServerName::try_from(host.clone())
+                .map_err(|e| SourceError::Config(format!("URL {url:?}: host {host:?}: {e}")))?;
+            let stream = self
+                .tls
+                .connect(name, tcp)
+                .await
+                .map_err(|e| unavailable(format!("TLS handshake with {host}: {e}")))?;
+            self.http1(stream, &uri, url).await
+        } else {
+            self.http1(tcp, &uri, url).await
+        }
+    }
+
+    async fn http1<S>(
+        &self,
+        stream: S,
+        uri: &Uri,
+        url: &str,
+    ) -> Result<(StatusCode, Response), SourceError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let unavailable = |reason: String| SourceError::Unavailable {
+            location: url.to_string(),
+            reason,
+        };
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| unavailable(format!("HTTP handshake: {e}")))?;
+        let driver = tokio::spawn(async move {
+            // The connection ends with the response (Connection: close); its error, if any,
+            // surfaces through `send_request` or the body.
+            let _ = conn.await;
+        });
+        let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let mut req = Request::get(path)
+            .header(HOST, authority)
+            .header(
+                USER_AGENT,
+                concat!("confkube-attest/", env!("CARGO_PKG_VERSION")),
+            )
+            .header(CONNECTION, "close");
+        if let Some(key) = &self.api_key {
+            req = req.header("Ocp-Apim-Subscription-Key", key);
+        }
+        let req = req
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| SourceError::Config(format!("URL {url:?}: {e}")))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| unavailable(format!("HTTP request: {e}")))?;
+        let (parts, body) = resp.into_parts();
+        let body = Limited::new(body, self.max_body)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    SourceError::Invalid {
+                        location: url.to_string(),
+                        reason: format!("the body exceeds {} bytes", self.max_body),
+                    }
+                } else {
+                    unavailable(format!("reading the body: {e}"))
+                }
+            })?;
+        driver.abort();
+        Ok((
+            parts.status,
+            Response {
+                headers: parts.headers,
+                body: body.to_bytes(),
+            },
+        ))
+    }
+}
+
+fn header<'a>(resp: &'a Response, name: &str) -> Option<&'a [u8]> {
+    resp.headers.get(name).map(|v| v.as_bytes())
+}
+
+fn missing_header(url: &str, name: &str) -> SourceError {
+    SourceError::Invalid {
+        location: url.to_string(),
+        reason: format!("the response has no {name} header"),
+    }
+}
+
+fn required_chain(resp: &Response, url: &str, name: &str) -> Result<String, SourceError> {
+    let v = header(resp, name).ok_or_else(|| missing_header(url, name))?;
+    pcs::chain_pem(v, &format!("{url} header {name}"))
+}
+
+impl CollateralSource for PccsClient {
+    fn fetch(&self, id: &PlatformId) -> SourceFuture<'_> {
+        let id = *id;
+        Box::pin(async move { self.load(&id).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collateral::PckCaType;
+
+    #[test]
+    fn urls() {
+        let c = PccsClient::new(PccsConfig::new(
+            "https://api.trustedservices.intel.com/sgx/certification/v4/",
+        ))
+        .unwrap();
+        let id = PlatformId::from_hex("00606a000000", PckCaType::Platform).unwrap();
+        assert_eq!(
+            c.tcb_url(&id),
+            "https://api.trustedservices.intel.com/sgx/certification/v4/tcb?fmspc=00606A000000"
+        );
+        assert_eq!(
+            c.qe_identity_url(),
+            "https://api.trustedservices.intel.com/sgx/certification/v4/qe/identity"
+        );
+        assert_eq!(
+            c.pck_crl_url(&id),
+            "https://api.trustedservices.intel.com/sgx/certification/v4/pckcrl?ca=platform&encoding=der"
+        );
+        assert_eq!(
+            c.root_ca_crl_url(),
+            "https://api.trustedservices.intel.com/sgx/certification/v4/rootcacrl"
+        );
+        let mut cfg = PccsConfig::new("http://127.0.0.1:8081/sgx/certification/v3");
+        cfg.update = Some(UpdateType::Early);
+        cfg.root_ca_crl = RootCrlSource::Url(INTEL_ROOT_CA_CRL_URL.into());
+        let c = PccsClient::new(cfg).unwrap();
+        assert_eq!(
+            c.tcb_url(&id),
+            "http://127.0.0.1:8081/sgx/certification/v3/tcb?fmspc=00606A000000&update=early"
+        );
+        assert_eq!(
+            c.qe_identity_url(),
+            "http://127.0.0.1:8081/sgx/certification/v3/qe/identity?update=early"
+        );
+        assert_eq!(c.root_ca_crl_url(), INTEL_ROOT_CA_CRL_URL);
+    }
+
+    #[test]
+    fn config_errors() {
+        let e = |u: &str| PccsClient::new(PccsConfig::new(u)).unwrap_err().to_string();
+        assert_eq!(
+            e("http://pccs.example/sgx/certification/v4"),
+            "collateral source configuration: URL \"http://pccs.example/sgx/certification/v4/tcb\": \
+             plain http is allowed only to a loopback host; use https"
+        );
+        assert_eq!(
+            e("ftp://x/y"),
+            "collateral source configuration: URL \"ftp://x/y/tcb\": the scheme must be https (or \
+             http for a loopback host)"
+        );
+        assert!(PccsClient::new(PccsConfig::new("http://localhost:1/v4")).is_ok());
+        assert!(PccsClient::new(PccsConfig::new("http://[::1]:1/v4")).is_ok());
+        let mut cfg = PccsConfig::new("https://pccs.example/v4");
+        cfg.ca_bundle = Some("/nonexistent/ca.pem".into());
+        let e = PccsClient::new(cfg).unwrap_err().to_string();
+        assert!(
+            e.starts_with("collateral source configuration: CA bundle /nonexistent/ca.pem: "),
+            "{e}"
+        );
+    }
+}
