@@ -1,0 +1,271 @@
+//! The attestation request (MAA `AttestSgxEnclaveRequest`) and the token claims (MAA SGX claim
+//! set plus `x-confkube-*`), built purely from a [`VerifiedQuote`].
+
+use base64::Engine as _;
+use dcap::VerifiedQuote;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// `{"data": base64url, "dataType": "Binary" | "JSON"}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RuntimeData {
+    /// base64url of the data.
+    pub data: String,
+    /// How to read the data in claims.
+    #[serde(default)]
+    pub data_type: Option<String>,
+}
+
+/// `POST /attest/SgxEnclave` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttestRequest {
+    /// base64url of the raw SGX quote.
+    pub quote: String,
+    /// Data the enclave bound into report_data[0..32] as its SHA-256.
+    #[serde(default)]
+    pub runtime_data: Option<RuntimeData>,
+    /// Data the enclave was initialised with, bound as SHA-256 into CONFIGID[0..32].
+    #[serde(default)]
+    pub init_time_data: Option<RuntimeData>,
+    /// A policy to try instead of the stored one; the token is then not verifiable with JWKS.
+    #[serde(default)]
+    pub draft_policy_for_attestation: Option<String>,
+    /// Echoed in the token.
+    #[serde(default)]
+    pub nonce: Option<String>,
+}
+
+/// Why a request is not acceptable (400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The body or one of its fields cannot be read.
+    #[error("{0}")]
+    Invalid(String),
+    /// runtimeData / initTimeData is not bound by the quote.
+    #[error("{0}")]
+    BindingMismatch(String),
+}
+
+impl RequestError {
+    /// The problem code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid-request",
+            Self::BindingMismatch(_) => "runtime-data-mismatch",
+        }
+    }
+}
+
+/// Decodes base64url (padding optional); standard base64 is accepted too.
+pub fn decode_b64(field: &str, s: &str) -> Result<Vec<u8>, RequestError> {
+    let s = s.trim();
+    let trimmed = s.trim_end_matches('=');
+    B64URL
+        .decode(trimmed)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed))
+        .map_err(|e| RequestError::Invalid(format!("{field} is not base64url: {e}")))
+}
+
+/// A decoded data item and how it is shown in claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Data {
+    /// The raw bytes.
+    pub bytes: Vec<u8>,
+    /// Parsed when `dataType` is `JSON`.
+    pub json: Option<Value>,
+}
+
+/// Decodes a runtimeData / initTimeData item.
+pub fn decode_data(field: &str, d: &RuntimeData) -> Result<Data, RequestError> {
+    let bytes = decode_b64(&format!("{field}.data"), &d.data)?;
+    let json = match d.data_type.as_deref() {
+        None | Some("Binary") => None,
+        Some("JSON") => Some(serde_json::from_slice(&bytes).map_err(|e| {
+            RequestError::Invalid(format!("{field}.data is declared JSON but is not: {e}"))
+        })?),
+        Some(other) => {
+            return Err(RequestError::Invalid(format!(
+                "{field}.dataType {other:?} is not Binary or JSON"
+            )));
+        }
+    };
+    Ok(Data { bytes, json })
+}
+
+fn sha256(b: &[u8]) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b)
+        .as_ref()
+        .to_vec()
+}
+
+/// Checks report_data[0..32] == SHA-256(runtime data) and CONFIGID[0..32] == SHA-256(init data).
+pub fn check_bindings(
+    v: &VerifiedQuote,
+    runtime: Option<&Data>,
+    init: Option<&Data>,
+) -> Result<(), RequestError> {
+    let r = v.report();
+    if let Some(d) = runtime
+        && r.report_data.0.get(..32) != Some(sha256(&d.bytes).as_slice())
+    {
+        return Err(RequestError::BindingMismatch(
+            "SHA-256(runtimeData) is not the quote's report_data[0..32]".into(),
+        ));
+    }
+    if let Some(d) = init
+        && r.config_id.0.get(..32) != Some(sha256(&d.bytes).as_slice())
+    {
+        return Err(RequestError::BindingMismatch(
+            "SHA-256(initTimeData) is not the quote's CONFIGID[0..32]".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Everything besides the verified quote that goes into a token.
+#[derive(Debug, Clone)]
+pub struct TokenContext<'a> {
+    /// `iss`.
+    pub issuer: &'a str,
+    /// `iat`/`nbf`.
+    pub now: i64,
+    /// `exp - iat`.
+    pub lifetime: i64,
+    /// `jti`.
+    pub jti: String,
+    /// Echoed nonce.
+    pub nonce: Option<&'a str>,
+    /// Runtime data.
+    pub runtime: Option<&'a Data>,
+    /// Init-time data.
+    pub init: Option<&'a Data>,
+    /// `x-ms-policy-hash`.
+    pub policy_hash: String,
+    /// The rule that accepted.
+    pub rule: &'a str,
+    /// Whether a draft policy was used (the token is then not signed by a published key).
+    pub draft: bool,
+}
+
+/// The token claims.
+pub fn claims(v: &VerifiedQuote, c: &TokenContext<'_>) -> Value {
+    let r = v.report();
+    let mut m = Map::new();
+    let mut put = |k: &str, val: Value| {
+        m.insert(k.to_string(), val);
+    };
+    put("iss", c.issuer.into());
+    put("iat", c.now.into());
+    put("nbf", c.now.into());
+    put("exp", (c.now + c.lifetime).into());
+    put("jti", c.jti.clone().into());
+    put("x-ms-ver", "1.0".into());
+    put("x-ms-attestation-type", "sgx".into());
+    put("tee", "sgx".into());
+    put("x-ms-policy-hash", c.policy_hash.clone().into());
+    put("x-ms-sgx-is-debuggable", v.debug().into());
+    put("x-ms-sgx-mrenclave", r.mr_enclave.to_hex().into());
+    put("x-ms-sgx-mrsigner", r.mr_signer.to_hex().into());
+    put("x-ms-sgx-product-id", r.isv_prod_id.into());
+    put("x-ms-sgx-svn", r.isv_svn.into());
+    put("x-ms-sgx-report-data", r.report_data.to_hex().into());
+    put("x-ms-sgx-config-id", r.config_id.to_hex().into());
+    put("x-ms-sgx-config-svn", r.config_svn.into());
+    put(
+        "x-ms-sgx-isv-extended-product-id",
+        r.isv_ext_prod_id.to_hex().into(),
+    );
+    put("x-ms-sgx-isv-family-id", r.isv_family_id.to_hex().into());
+    if let Some(d) = c.runtime {
+        put("x-ms-sgx-ehd", B64URL.encode(&d.bytes).into());
+        if let Some(j) = &d.json {
+            put("x-ms-runtime", j.clone());
+        }
+    }
+    if let Some(d) = c.init
+        && let Some(j) = &d.json
+    {
+        put("x-ms-inittime", j.clone());
+    }
+    if let Some(n) = c.nonce {
+        put("nonce", n.into());
+    }
+    put("x-confkube-tcb-status", v.tcb_status().as_str().into());
+    put(
+        "x-confkube-platform-tcb-status",
+        v.platform_tcb_status().as_str().into(),
+    );
+    put(
+        "x-confkube-qe-tcb-status",
+        v.qe_tcb_status().as_str().into(),
+    );
+    put("x-confkube-advisory-ids", json!(v.advisory_ids()));
+    put("x-confkube-fmspc", hex::encode(v.fmspc()).into());
+    put(
+        "x-confkube-revocation-checked",
+        v.revocation_checked().into(),
+    );
+    put(
+        "x-confkube-collateral-expires",
+        v.collateral_valid_until().into(),
+    );
+    put("x-confkube-policy-rule", c.rule.into());
+    if c.draft {
+        put("x-confkube-draft-policy", true.into());
+    }
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_decoding_and_errors() {
+        let d = decode_data(
+            "runtimeData",
+            &RuntimeData {
+                data: B64URL.encode(br#"{"k":1}"#),
+                data_type: Some("JSON".into()),
+            },
+        )
+        .unwrap();
+        assert_eq!(d.json, Some(json!({"k": 1})));
+        let padded = base64::engine::general_purpose::URL_SAFE.encode([0xfbu8, 0xff]);
+        assert_eq!(decode_b64("q", &padded).unwrap(), vec![0xfb, 0xff]);
+        assert_eq!(
+            decode_b64("quote", "***").unwrap_err().to_string(),
+            "quote is not base64url: Invalid symbol 42, offset 0."
+        );
+        let e = decode_data(
+            "runtimeData",
+            &RuntimeData {
+                data: B64URL.encode(b"x"),
+                data_type: Some("Text".into()),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "runtimeData.dataType \"Text\" is not Binary or JSON"
+        );
+        assert_eq!(e.code(), "invalid-request");
+        let e = decode_data(
+            "runtimeData",
+            &RuntimeData {
+                data: B64URL.encode(b"nope"),
+                data_type: Some("JSON".into()),
+            },
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("runtimeData.data is declared JSON but is not")
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! Prometheus metrics of the attestation service (prometheus-client), one registry passed
+//! explicitly.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Route and HTTP status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The route pattern.
+    pub route: String,
+    /// The HTTP status.
+    pub status: u16,
+}
+
+/// Route only.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The route pattern.
+    pub route: String,
+}
+
+/// A verification outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `verified`, a DESIGN.md §4 error code, or a policy code.
+    pub result: String,
+    /// The final TCB status when verified, else empty.
+    pub tcb_status: String,
+}
+
+/// A cache counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `collateral`, `pck` or `collateral_source`.
+    pub cache: String,
+    /// `hit` or `miss`.
+    pub event: String,
+}
+
+/// The service's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by route and status.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Request latency by route.
+    pub latency: Family<RouteLabels, Histogram>,
+    /// Attestation outcomes.
+    pub outcomes: Family<OutcomeLabels, Counter>,
+    /// Cache events, sampled from the verifier and the collateral cache at scrape time.
+    pub cache: Family<CacheLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("confkube_attest");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            latency.clone(),
+        );
+        let outcomes = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "attestations",
+            "Attestation outcomes: verified (by TCB status), or the error or policy code",
+            outcomes.clone(),
+        );
+        let cache = Family::<CacheLabels, Gauge>::default();
+        registry.register(
+            "cache_events",
+            "Cumulative cache hits and misses (verified collateral, PCK chains, collateral source)",
+            cache.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            outcomes,
+            cache,
+        }
+    }
+
+    /// Sets a cache gauge.
+    pub fn set_cache(&self, cache: &str, event: &str, value: u64) {
+        self.cache
+            .get_or_create(&CacheLabels {
+                cache: cache.into(),
+                event: event.into(),
+            })
+            .set(i64::try_from(value).unwrap_or(i64::MAX));
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
