@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, header};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use kube_sgx::Config;
@@ -43,7 +43,7 @@ pub struct Options {
     pub reload_interval: Duration,
     /// Limit for the TLS handshake.
     pub handshake_timeout: Duration,
-    /// Limit for reading a request body.
+    /// Limit for reading request headers (HTTP/1.1) and a request body.
     pub body_timeout: Duration,
 }
 
@@ -227,7 +227,12 @@ fn connection(
                 let state = Arc::clone(&svc_state);
                 async move { Ok::<_, Infallible>(route(&state, req).await) }
             });
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            // Without a header deadline a client could hold a connection by trickling headers.
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(state.options.body_timeout);
             let conn = builder
                 .serve_connection(TokioIo::new(tls), service)
                 .into_owned();
