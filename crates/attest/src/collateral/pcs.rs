@@ -95,16 +95,12 @@ fn crl_next_update(der: &[u8]) -> Result<Option<i64>, String> {
 /// An issuer chain from a header value or file: URL-encoded or plain PEM. Returns the PEM text
 /// as sent (not re-encoded) after checking that it holds one or more X.509 certificates.
 pub(crate) fn chain_pem(raw: &[u8], location: &str) -> Result<String, SourceError> {
-    let raw = raw.trim_ascii();
-    let text = if raw.starts_with(b"-----BEGIN") {
-        String::from_utf8(raw.to_vec())
-            .map_err(|_| invalid(location, "the issuer chain is not UTF-8"))?
-    } else {
-        percent_encoding::percent_decode(raw)
-            .decode_utf8()
-            .map_err(|_| invalid(location, "the URL-decoded issuer chain is not UTF-8"))?
-            .into_owned()
-    };
+    // PEM has no '%': decoding plain PEM is the identity, so both forms take one path. A '+'
+    // stays a '+' (base64), as Intel's encodeURIComponent-style encoding expects.
+    let text = percent_encoding::percent_decode(raw.trim_ascii())
+        .decode_utf8()
+        .map_err(|_| invalid(location, "the URL-decoded issuer chain is not UTF-8"))?
+        .into_owned();
     if !text.trim_start().starts_with("-----BEGIN CERTIFICATE-----") {
         return Err(invalid(
             location,
