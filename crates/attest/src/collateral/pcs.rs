@@ -97,7 +97,8 @@ fn crl_next_update(der: &[u8]) -> Result<Option<i64>, String> {
 pub(crate) fn chain_pem(raw: &[u8], location: &str) -> Result<String, SourceError> {
     // PEM has no '%': decoding plain PEM is the identity, so both forms take one path. A '+'
     // stays a '+' (base64), as Intel's encodeURIComponent-style encoding expects.
-    let text = percent_encoding::percent_decode(raw.trim_ascii())
+    // The text is kept as sent (a trailing newline included): it is compared byte for byte.
+    let text = percent_encoding::percent_decode(raw)
         .decode_utf8()
         .map_err(|_| invalid(location, "the URL-decoded issuer chain is not UTF-8"))?
         .into_owned();

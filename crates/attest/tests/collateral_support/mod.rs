@@ -13,7 +13,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
-use dcap::{Collateral, TrustAnchor};
+use dcap::{Collateral, QuoteCollateralV3, TrustAnchor};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 /// PEM of one DER certificate, 64 columns, trailing newline (as the derived files have it).
@@ -173,6 +173,51 @@ pub fn synthetic() -> Option<Set> {
             expect: Ok(("UpToDate", vec![])),
         }],
     })
+}
+
+/// The names of the fields in which two documents differ.
+pub fn diff_fields(a: &QuoteCollateralV3, b: &QuoteCollateralV3) -> Vec<&'static str> {
+    let mut d = Vec::new();
+    let pairs: [(&'static str, &str, &str); 9] = [
+        (
+            "pck_crl_issuer_chain",
+            &a.pck_crl_issuer_chain,
+            &b.pck_crl_issuer_chain,
+        ),
+        ("root_ca_crl", &a.root_ca_crl, &b.root_ca_crl),
+        ("pck_crl", &a.pck_crl, &b.pck_crl),
+        (
+            "tcb_info_issuer_chain",
+            &a.tcb_info_issuer_chain,
+            &b.tcb_info_issuer_chain,
+        ),
+        ("tcb_info", &a.tcb_info, &b.tcb_info),
+        (
+            "tcb_info_signature",
+            &a.tcb_info_signature,
+            &b.tcb_info_signature,
+        ),
+        (
+            "qe_identity_issuer_chain",
+            &a.qe_identity_issuer_chain,
+            &b.qe_identity_issuer_chain,
+        ),
+        ("qe_identity", &a.qe_identity, &b.qe_identity),
+        (
+            "qe_identity_signature",
+            &a.qe_identity_signature,
+            &b.qe_identity_signature,
+        ),
+    ];
+    for (name, x, y) in pairs {
+        if x != y {
+            d.push(name);
+        }
+    }
+    if a.pck_certificate_chain != b.pck_certificate_chain {
+        d.push("pck_certificate_chain");
+    }
+    d
 }
 
 /// Checks `dcap::verify` of every quote of the set with `c` against the set's expectations.
