@@ -7,7 +7,8 @@
 # Seeds are copied at run time from the shared test data (CONFKUBE_TESTDATA, default
 # ../shared/testdata next to the repository) into fuzz/corpus/<target>/, which is gitignored:
 # test data is never committed. Without the data the targets start from an empty corpus, and
-# quote_verify skips itself (every input is a no-op).
+# quote_verify skips itself (every input is a no-op); with CONFKUBE_REQUIRE_TESTDATA=1 (set by
+# .ci/run) missing data is an error instead.
 #
 # Knobs (environment):
 #   CONFKUBE_FUZZ_SECS       seconds per target (default 15)
@@ -70,6 +71,9 @@ if [ -d "$dcap" ]; then
       collateral_parse) seed "$t" "${collateral[@]}" ;;
     esac
   done
+elif [ "${CONFKUBE_REQUIRE_TESTDATA:-0}" = 1 ]; then
+  echo "fuzz-smoke: test data not found at $dcap and CONFKUBE_REQUIRE_TESTDATA=1" >&2
+  exit 1
 else
   echo "fuzz-smoke: notice: no test data at $dcap; starting from empty corpora"
 fi
