@@ -1,5 +1,6 @@
 //! Subcommands. Each module owns its clap arguments and a `run` function returning the exit code.
 
+mod attest;
 mod enclave;
 mod quote;
 mod testkit;
@@ -40,6 +41,7 @@ fn init_logging(format: LogFormat, level: Option<&str>) {
         .unwrap_or_else(|| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     // A second initialisation (only possible in tests) keeps the first subscriber.
     let _ = match format {
@@ -53,6 +55,8 @@ enum Command {
     // One variant per subsystem; keep one line each.
     /// Verify SGX DCAP quotes; generate a test PKI with collateral and quotes.
     Quote(quote::QuoteArgs),
+    /// The attestation service: verify quotes, apply policy, issue signed tokens (JWKS, OIDC).
+    Attest(attest::AttestArgs),
     /// Measure MRENCLAVE, dump, sign/re-sign (key file or HSM two-step) and compute MRSIGNER.
     Enclave(enclave::EnclaveArgs),
     /// Serve the SGX admission webhook (EPC normalization, device/aesmd injection, validation).
@@ -63,6 +67,7 @@ pub(crate) fn run(cli: Cli) -> ExitCode {
     init_logging(cli.log_format, cli.log_level.as_deref());
     match cli.command {
         Command::Quote(args) => quote::run(args),
+        Command::Attest(args) => attest::run(args),
         Command::Enclave(args) => enclave::run(args),
         Command::Webhook(args) => webhook::run(args),
     }

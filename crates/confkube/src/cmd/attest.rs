@@ -1,0 +1,415 @@
+//! `confkube attest serve`: the attestation service on its embedded store.
+
+use super::quote::{load_anchor, parse_time};
+use anyhow::{Context, Result, bail};
+use attest::collateral::{
+    CacheConfig, CollateralCache, CollateralSource, OfflineDir, PccsClient, PccsConfig,
+    RootCrlSource,
+};
+use attest::keys::SigningAlg;
+use attest::provider::{ServiceClock, StorePersistence};
+use attest::serve::TlsFiles;
+use attest::server::{Service, ServiceConfig};
+use attest::store::Store;
+use clap::{Args, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// The attestation service: verify SGX quotes, apply policy, issue signed tokens.
+#[derive(Debug, Args)]
+pub(crate) struct AttestArgs {
+    #[command(subcommand)]
+    command: AttestCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AttestCommand {
+    /// Serve the MAA-shaped attestation API (POST /attest/SgxEnclave, /certs, OIDC, metrics).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Alg {
+    /// ECDSA P-256 (default).
+    #[value(name = "ES256")]
+    Es256,
+    /// RSA-2048 PKCS#1 v1.5.
+    #[value(name = "RS256")]
+    Rs256,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Listen address. Plain HTTP only on loopback; anything else needs --tls-cert/--tls-key.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Embedded store (policies, signing keys, cached collateral), created 0700/0600.
+    #[arg(long, default_value = "./confkube-data")]
+    data_dir: PathBuf,
+    /// Offline collateral: DIR/<fmspc as 12 lowercase hex>.json (dcap-qvl JSON), or the
+    /// PCS-shaped layout of docs/attestation-collateral.md.
+    #[arg(long)]
+    collateral_dir: Option<PathBuf>,
+    /// PCCS or Intel PCS API base, e.g. https://pccs.example:8081/sgx/certification/v4.
+    #[arg(long)]
+    pccs_url: Option<String>,
+    /// Root CA CRL URL when the PCCS has no rootcacrl endpoint (the Intel PCS).
+    #[arg(long)]
+    root_crl_url: Option<String>,
+    /// Extra CA certificates (PEM) trusted for the PCCS TLS connection.
+    #[arg(long)]
+    pccs_ca_bundle: Option<PathBuf>,
+    /// Trust anchor certificate (DER or PEM). Default: the embedded Intel SGX Root CA key.
+    #[arg(long)]
+    root_ca: Option<PathBuf>,
+    /// Pin the verification clock (RFC 3339 or Unix seconds): for archived collateral and tests.
+    #[arg(long, value_parser = parse_time)]
+    at: Option<i64>,
+    /// Accept collateral without CRLs (tokens then say x-confkube-revocation-checked: false,
+    /// and the default policy still rejects them).
+    #[arg(long)]
+    allow_missing_crls: bool,
+    /// Token issuer (`iss`, base of jwks_uri). Default: http(s)://<listen>.
+    #[arg(long)]
+    issuer: Option<String>,
+    /// Token lifetime: seconds, or with a unit (30m, 8h, 1d).
+    #[arg(long, default_value = "8h", value_parser = parse_duration)]
+    token_lifetime: i64,
+    /// Algorithm of new token signing keys.
+    #[arg(long, value_enum, default_value = "ES256")]
+    signing_alg: Alg,
+    /// File holding the admin bearer token (policy and key endpoints). Default: the
+    /// CONFKUBE_ADMIN_TOKEN environment variable, else one generated in DATA_DIR/admin-token.
+    #[arg(long)]
+    admin_token_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    body_limit: usize,
+    /// Demo mode: generate (once) a test PKI, collateral and a quote under DATA_DIR/demo, and
+    /// trust that demo root. Never use it for real enclaves.
+    #[arg(long, conflicts_with_all = ["root_ca", "collateral_dir", "pccs_url"])]
+    demo: bool,
+}
+
+fn parse_duration(s: &str) -> Result<i64, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 28800, 30m, 8h, 1d)"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (s, m, h, d)")),
+    };
+    match n.checked_mul(mult) {
+        Some(v) if v > 0 => Ok(v),
+        _ => Err(format!("{s:?} must be a positive duration")),
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(contents.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn admin_token(a: &ServeArgs) -> Result<(String, Option<PathBuf>)> {
+    if let Some(f) = &a.admin_token_file {
+        let t = std::fs::read_to_string(f)
+            .with_context(|| format!("reading the admin token file {}", f.display()))?;
+        let t = t.trim().to_string();
+        if t.len() < 16 {
+            bail!(
+                "the admin token in {} is shorter than 16 characters",
+                f.display()
+            );
+        }
+        return Ok((t, None));
+    }
+    if let Ok(t) = std::env::var("CONFKUBE_ADMIN_TOKEN")
+        && !t.trim().is_empty()
+    {
+        return Ok((t.trim().to_string(), None));
+    }
+    let path = a.data_dir.join("admin-token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok((t.trim().to_string(), Some(path)));
+    }
+    let mut b = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| anyhow::anyhow!("the system RNG failed"))?;
+    let t = hex::encode(b);
+    write_private(&path, &t)?;
+    Ok((t, Some(path)))
+}
+
+struct Demo {
+    root_ca: PathBuf,
+    collateral_dir: PathBuf,
+    request: PathBuf,
+}
+
+const DEMO_RUNTIME_DATA: &str = "hello from a confkube demo enclave";
+
+/// Generates the demo material under DATA_DIR/demo unless a still-valid copy exists.
+fn prepare_demo(data_dir: &Path, now: i64) -> Result<Demo> {
+    use dcap_testkit::{CollateralParams, PkiParams, QuoteParams, Testkit};
+    let dir = data_dir.join("demo");
+    let demo = Demo {
+        root_ca: dir.join("root-ca.pem"),
+        collateral_dir: dir.join("collateral"),
+        request: dir.join("request.json"),
+    };
+    let until_file = dir.join("valid-until");
+    let valid_until = std::fs::read_to_string(&until_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok());
+    if valid_until.is_some_and(|u| u > now + 86_400) && demo.request.is_file() {
+        return Ok(demo);
+    }
+    let kit = Testkit::generate(PkiParams::new(now, Some(dcap::TcbStatus::UpToDate)))
+        .context("generating the demo PKI")?;
+    let cp = CollateralParams::new(now);
+    let coll = kit.collateral(&cp).context("generating demo collateral")?;
+    let mut report_data = [0u8; 64];
+    let digest =
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, DEMO_RUNTIME_DATA.as_bytes());
+    report_data
+        .split_at_mut(32)
+        .0
+        .copy_from_slice(digest.as_ref());
+    let quote = kit
+        .quote(&QuoteParams {
+            report_data,
+            ..QuoteParams::default()
+        })
+        .context("generating the demo quote")?;
+    std::fs::create_dir_all(&demo.collateral_dir)
+        .with_context(|| format!("creating {}", demo.collateral_dir.display()))?;
+    std::fs::write(&demo.root_ca, kit.root_pem())
+        .with_context(|| format!("writing {}", demo.root_ca.display()))?;
+    let coll_file = demo
+        .collateral_dir
+        .join(format!("{}.json", hex::encode(kit.params().fmspc)));
+    std::fs::write(&coll_file, serde_json::to_string_pretty(&coll)?)
+        .with_context(|| format!("writing {}", coll_file.display()))?;
+    std::fs::write(dir.join("quote.bin"), &quote).context("writing the demo quote")?;
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let request = serde_json::json!({
+        "quote": b64.encode(&quote),
+        "runtimeData": {"data": b64.encode(DEMO_RUNTIME_DATA), "dataType": "Binary"},
+        "nonce": "demo-nonce",
+    });
+    std::fs::write(&demo.request, serde_json::to_string_pretty(&request)?)
+        .with_context(|| format!("writing {}", demo.request.display()))?;
+    std::fs::write(&until_file, cp.next_update.to_string()).context("writing the demo window")?;
+    Ok(demo)
+}
+
+async fn serve(a: ServeArgs) -> Result<ExitCode> {
+    let now =
+        a.at.unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp());
+    let store = Arc::new(
+        Store::open(&a.data_dir)
+            .with_context(|| format!("opening the store in {}", a.data_dir.display()))?,
+    );
+    let demo = if a.demo {
+        Some(prepare_demo(&a.data_dir, now)?)
+    } else {
+        None
+    };
+    let root_ca = demo
+        .as_ref()
+        .map(|d| d.root_ca.clone())
+        .or(a.root_ca.clone());
+    let anchor = load_anchor(root_ca.as_deref())?;
+    let collateral_dir = demo
+        .as_ref()
+        .map(|d| d.collateral_dir.clone())
+        .or(a.collateral_dir.clone());
+    let source: Arc<dyn CollateralSource> = match (&collateral_dir, &a.pccs_url) {
+        (Some(dir), None) => {
+            if !dir.is_dir() {
+                bail!("--collateral-dir {} is not a directory", dir.display());
+            }
+            Arc::new(OfflineDir::new(dir.clone()))
+        }
+        (None, Some(url)) => {
+            let mut cfg = PccsConfig::new(url.clone());
+            if let Some(u) = &a.root_crl_url {
+                cfg.root_ca_crl = RootCrlSource::Url(u.clone());
+            }
+            cfg.ca_bundle = a.pccs_ca_bundle.clone();
+            Arc::new(PccsClient::new(cfg).with_context(|| format!("--pccs-url {url}"))?)
+        }
+        (Some(_), Some(_)) => bail!("pass either --collateral-dir or --pccs-url, not both"),
+        (None, None) => bail!(
+            "no collateral source: pass --collateral-dir DIR (offline bundles) or --pccs-url URL \
+             (a PCCS or the Intel PCS), or --demo"
+        ),
+    };
+    let cache = CollateralCache::with_persistence(
+        source,
+        Arc::new(ServiceClock(a.at)),
+        CacheConfig::default(),
+        Arc::new(StorePersistence(store.clone())),
+    );
+    let (token, token_file) = admin_token(&a)?;
+    let scheme = if a.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let issuer = a
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://{}", a.listen));
+    let mut admin_sha = [0u8; 32];
+    admin_sha.copy_from_slice(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref(),
+    );
+    let cfg = ServiceConfig {
+        issuer: issuer.clone(),
+        token_lifetime: a.token_lifetime,
+        pinned_time: a.at,
+        anchor: anchor.clone(),
+        allow_missing_crls: a.allow_missing_crls,
+        signing_alg: match a.signing_alg {
+            Alg::Es256 => SigningAlg::ES256,
+            Alg::Rs256 => SigningAlg::RS256,
+        },
+        body_limit: a.body_limit,
+        admin_token_sha256: admin_sha,
+    };
+    let service = Arc::new(
+        Service::new(cfg, Some(store.clone()), Arc::new(cache))
+            .context("starting the attestation service")?,
+    );
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    let router = attest::server::router(service);
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+        tracing::info!("shutting down");
+    };
+    let demo_ref = demo.as_ref();
+    attest::serve::serve(
+        router,
+        a.listen,
+        tls,
+        |bound| {
+            tracing::info!(
+                listen = %bound,
+                issuer = %issuer,
+                store = %store.path().display(),
+                trust_anchor = anchor.label(),
+                "confkube attestation service ready"
+            );
+            if let Some(path) = &token_file {
+                tracing::info!(path = %path.display(), "admin bearer token file");
+            }
+            if let Some(d) = demo_ref {
+                eprintln!(
+                    "DEMO MODE: trusting the demo root {} (a test PKI made by this command, NOT \
+                     Intel's).\nTry:\n  curl -s -X POST \
+                     'http://{bound}/attest/SgxEnclave?api-version=2022-08-01' -H \
+                     'content-type: application/json' -d @{}",
+                    d.root_ca.display(),
+                    d.request.display()
+                );
+            }
+        },
+        shutdown,
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn run(args: AttestArgs) -> ExitCode {
+    let AttestCommand::Serve(a) = args.command;
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    rt.block_on(serve(a)).unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::from(2)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("8h"), Ok(28_800));
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("30m"), Ok(1800));
+        assert_eq!(
+            parse_duration("5y"),
+            Err("\"5y\": unknown unit \"y\" (s, m, h, d)".into())
+        );
+        assert_eq!(
+            parse_duration("0"),
+            Err("\"0\" must be a positive duration".into())
+        );
+        assert!(
+            parse_duration("h")
+                .unwrap_err()
+                .contains("is not a duration")
+        );
+    }
+}
