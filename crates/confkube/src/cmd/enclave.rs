@@ -556,7 +556,9 @@ fn measure_file(p: &Path, sgxs_out: Option<&Path>) -> Result<(Measured, &'static
                 );
             }
             let Some(out) = sgxs_out else {
-                return Ok((measure_sdk_block(p, &e, &mut r, 0)?, "sdk-so"));
+                let m = measure_sdk_block(p, &e, &mut r, 0)?;
+                warn_if_hash_differs(p, &e, m.mrenclave);
+                return Ok((m, "sdk-so"));
             };
             let b = e.primary().context("no metadata")?;
             let w = create_partial(out)?;
@@ -578,6 +580,22 @@ fn measure_file(p: &Path, sgxs_out: Option<&Path>) -> Result<(Measured, &'static
              to see its ENCLAVEHASH, or measure the enclave itself",
             p.display()
         ),
+    }
+}
+
+/// The embedded ENCLAVEHASH should equal the measurement; if not, the image or its metadata
+/// was changed after signing (EINIT would refuse it). The measurement is still printed.
+fn warn_if_hash_differs(p: &Path, e: &SdkEnclave, measured: Mrenclave) {
+    if let Some(b) = e.blocks.first()
+        && b.sigstruct.enclavehash() != measured
+    {
+        eprintln!(
+            "warning: {}: the embedded ENCLAVEHASH {} differs from the measurement {}: the \
+             enclave was modified after signing; re-sign it (`confkube enclave sign`)",
+            p.display(),
+            b.sigstruct.enclavehash(),
+            measured
+        );
     }
 }
 
