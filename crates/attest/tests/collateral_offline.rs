@@ -244,7 +244,47 @@ async fn garbled_files_are_invalid_with_the_file_named() {
     };
     assert_eq!(location, &s("pckcrl.der"));
     assert!(reason.starts_with("not a DER CRL: "), "{reason}");
+    let mut trailing = set.pck_crl_der.clone();
+    trailing.push(0);
+    fs::write(sub.join("pckcrl.der"), trailing).unwrap();
+    assert_eq!(
+        load().await,
+        SourceError::Invalid {
+            location: s("pckcrl.der"),
+            reason: "trailing bytes after the DER CRL".into(),
+        }
+    );
     fs::write(sub.join("pckcrl.der"), &set.pck_crl_der).unwrap();
+    let sig = "00".repeat(64);
+    fs::write(
+        sub.join("tcb.json"),
+        format!(r#"{{"tcbInfo":{{"id":"SGX"}},"signature":"{sig}"}}"#),
+    )
+    .unwrap();
+    assert_eq!(
+        load().await,
+        SourceError::Invalid {
+            location: s("tcb.json"),
+            reason: "TCB info: not a tcbInfo object: missing field `version` at line 1 column 12"
+                .into(),
+        }
+    );
+    fs::write(sub.join("tcb.json"), &set.tcb_body).unwrap();
+    fs::write(
+        sub.join("qe-identity.json"),
+        format!(r#"{{"enclaveIdentity":{{}},"signature":"{sig}"}}"#),
+    )
+    .unwrap();
+    assert_eq!(
+        load().await,
+        SourceError::Invalid {
+            location: s("qe-identity.json"),
+            reason:
+                "QE identity: not an enclaveIdentity object: missing field `id` at line 1 column 2"
+                    .into(),
+        }
+    );
+    fs::write(sub.join("qe-identity.json"), &set.qe_body).unwrap();
     fs::write(sub.join("tcb.json"), &other.tcb_body).unwrap();
     assert_eq!(
         load().await,
@@ -264,4 +304,14 @@ fn next_update_is_the_earliest_of_all_parts() {
     assert_eq!(collateral_next_update(&ice.derived), Ok(1_757_824_606));
     // mobilecoin: the PCK CRL (2023-05-21T22:00:36Z) ended before the TCB info was issued.
     assert_eq!(collateral_next_update(&mob.derived), Ok(1_684_706_436));
+    let mut doc = ice.derived.document().clone();
+    doc.tcb_info = "{}".into();
+    assert_eq!(
+        collateral_next_update(&dcap::Collateral::from_document(doc).unwrap()),
+        Err(SourceError::Invalid {
+            location: "the collateral document".into(),
+            reason: "TCB info: not a tcbInfo object: missing field `version` at line 1 column 2"
+                .into(),
+        })
+    );
 }

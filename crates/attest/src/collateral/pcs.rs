@@ -86,7 +86,7 @@ pub(crate) fn crl_der(body: &[u8], location: &str) -> Result<Vec<u8>, SourceErro
 /// The nextUpdate of a DER CRL, as Unix seconds.
 fn crl_next_update(der: &[u8]) -> Result<Option<i64>, String> {
     match CertificateRevocationList::from_der(der) {
-        Ok((rest, crl)) if rest.is_empty() => Ok(crl.next_update().map(|t| t.timestamp())),
+        Ok(([], crl)) => Ok(crl.next_update().map(|t| t.timestamp())),
         Ok(_) => Err("trailing bytes after the DER CRL".into()),
         Err(e) => Err(format!("not a DER CRL: {e}")),
     }
