@@ -30,6 +30,7 @@
 pub mod key;
 pub mod measure;
 pub mod sdk;
+pub mod sdk_gen;
 pub mod sgxs;
 pub mod sigstruct;
 

@@ -358,6 +358,10 @@ pub struct SdkEnclave {
     pub note: NoteInfo,
     /// The metadata blocks in chain order (empty for an unsigned enclave).
     pub blocks: Vec<MetadataBlock>,
+    /// The PT_TLS segment, if any (sizes the thread-data pages when generating metadata).
+    pub tls: Option<LoadSegment>,
+    /// `.symtab` (offset, size) and its string table (offset, size), if present.
+    symtab: Option<(u64, u64, u64, u64)>,
 }
 
 fn io_at(offset: u64) -> impl FnOnce(io::Error) -> SdkError {
@@ -420,15 +424,19 @@ impl SdkEnclave {
             "program headers outside the file",
         )?;
         let mut segments = Vec::new();
+        let mut tls = None;
         for p in ph.chunks_exact(56) {
-            if le::u32_at(p, 0) == Some(1) {
-                segments.push(LoadSegment {
-                    flags: le::u32_at(p, 4).unwrap_or_default(),
-                    offset: le::u64_at(p, 8).unwrap_or_default(),
-                    vaddr: le::u64_at(p, 16).unwrap_or_default(),
-                    filesz: le::u64_at(p, 32).unwrap_or_default(),
-                    memsz: le::u64_at(p, 40).unwrap_or_default(),
-                });
+            let seg = LoadSegment {
+                flags: le::u32_at(p, 4).unwrap_or_default(),
+                offset: le::u64_at(p, 8).unwrap_or_default(),
+                vaddr: le::u64_at(p, 16).unwrap_or_default(),
+                filesz: le::u64_at(p, 32).unwrap_or_default(),
+                memsz: le::u64_at(p, 40).unwrap_or_default(),
+            };
+            match le::u32_at(p, 0) {
+                Some(1) => segments.push(seg),
+                Some(7) => tls = Some(seg),
+                _ => {}
             }
         }
         for (i, s) in segments.iter().enumerate() {
@@ -471,14 +479,26 @@ impl SdkEnclave {
             "section name table outside the file",
         )?;
         let mut note_sh = None;
+        let mut symtab = None;
         for i in 0..shnum {
             let Some(s) = shdr(i) else { break };
+            if le::u32_at(s, 4) == Some(2) {
+                // SHT_SYMTAB; sh_link names its string table.
+                let link = le::u32_at(s, 40).unwrap_or_default();
+                if let Some(st) = u16::try_from(link).ok().and_then(shdr) {
+                    symtab = Some((
+                        le::u64_at(s, 24).unwrap_or_default(),
+                        le::u64_at(s, 32).unwrap_or_default(),
+                        le::u64_at(st, 24).unwrap_or_default(),
+                        le::u64_at(st, 32).unwrap_or_default(),
+                    ));
+                }
+            }
             let name_off = le::u32_at(s, 0).unwrap_or_default() as usize;
             let name = names.get(name_off..).unwrap_or_default();
             let name = name.split(|&b| b == 0).next().unwrap_or_default();
             if name == b".note.sgxmeta" {
                 note_sh = Some(s);
-                break;
             }
         }
         let s = note_sh.ok_or(SdkError::NoMetadataSection)?;
@@ -543,6 +563,62 @@ impl SdkEnclave {
             segments,
             note,
             blocks,
+            tls,
+            symtab,
+        })
+    }
+
+    /// Looks up a symbol in `.symtab`: its value (RVA) and size.
+    pub fn symbol<R: Read + Seek>(
+        &self,
+        r: &mut R,
+        name: &str,
+    ) -> Result<Option<(u64, u64)>, SdkError> {
+        let Some((off, size, str_off, str_size)) = self.symtab else {
+            return Ok(None);
+        };
+        let syms = read_vec(
+            r,
+            off,
+            size.min(64 << 20),
+            self.file_len,
+            "symbol table outside the file",
+        )?;
+        let names = read_vec(
+            r,
+            str_off,
+            str_size.min(64 << 20),
+            self.file_len,
+            "symbol names outside the file",
+        )?;
+        for sym in syms.chunks_exact(24) {
+            let n = le::u32_at(sym, 0).unwrap_or_default() as usize;
+            let sym_name = names.get(n..).unwrap_or_default();
+            let sym_name = sym_name.split(|&b| b == 0).next().unwrap_or_default();
+            if sym_name == name.as_bytes() {
+                return Ok(Some((
+                    le::u64_at(sym, 8).unwrap_or_default(),
+                    le::u64_at(sym, 16).unwrap_or_default(),
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The file offset holding the byte at `rva` (within a segment's file-backed part).
+    pub fn file_offset_of_rva(&self, rva: u64) -> Option<u64> {
+        self.segments.iter().find_map(|s| {
+            let start = s.vaddr & !(PAGE_SIZE as u64 - 1);
+            let end = s
+                .vaddr
+                .checked_add(s.memsz)?
+                .checked_next_multiple_of(PAGE_SIZE as u64)?;
+            if start <= rva && rva < end {
+                let off = rva.checked_sub(s.vaddr)?;
+                (off <= s.filesz).then(|| s.offset + off)
+            } else {
+                None
+            }
         })
     }
 
@@ -874,7 +950,7 @@ pub fn parse_metadata_chain(desc: &[u8], base: u64) -> Result<Vec<MetadataBlock>
     Ok(blocks)
 }
 
-fn parse_block(b: &[u8], file_offset: u64) -> Result<MetadataBlock, SdkError> {
+pub(crate) fn parse_block(b: &[u8], file_offset: u64) -> Result<MetadataBlock, SdkError> {
     let bad = |what: String| SdkError::BadMetadata {
         offset: file_offset,
         what,
