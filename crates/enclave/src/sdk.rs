@@ -728,6 +728,41 @@ impl SdkEnclave {
 }
 
 impl SdkEnclave {
+    /// Streams the file from `r` to `out` with the start of the `.note.sgxmeta` descriptor
+    /// replaced by `metadata` (what `sgx_sign` writes into an unsigned enclave).
+    pub fn write_with_metadata<R: Read + Seek, W: Write>(
+        &self,
+        r: &mut R,
+        out: &mut W,
+        metadata: &[u8],
+    ) -> Result<(), SdkError> {
+        let at = self.note.metadata_offset;
+        if metadata.len() as u64 > u64::from(self.note.descsz) {
+            return Err(SdkError::BadMetadata {
+                offset: at,
+                what: format!(
+                    "{} bytes of metadata do not fit the {}-byte descriptor",
+                    metadata.len(),
+                    self.note.descsz
+                ),
+            });
+        }
+        r.seek(SeekFrom::Start(0)).map_err(io_at(0))?;
+        let copied = io::copy(&mut r.by_ref().take(at), out).map_err(io_at(0))?;
+        if copied != at {
+            return Err(SdkError::Io {
+                offset: copied,
+                source: io::ErrorKind::UnexpectedEof.into(),
+            });
+        }
+        out.write_all(metadata).map_err(io_at(at))?;
+        r.seek(SeekFrom::Current(metadata.len() as i64))
+            .map_err(io_at(at))?;
+        io::copy(r, out).map_err(io_at(at))?;
+        out.flush().map_err(io_at(at))?;
+        Ok(())
+    }
+
     /// Streams the file from `r` to `out`, replacing the SIGSTRUCT of block `i` with
     /// `sigstructs[i]` (what `sgx_sign -resign`/`catsig` change; nothing else is touched).
     pub fn write_with_sigstructs<R: Read + Seek, W: Write>(

@@ -78,7 +78,9 @@ pub enum GenError {
     #[error("symbol {0} not found in .symtab: sign the unstripped enclave")]
     MissingSymbol(&'static str),
     /// The `global_data_t` layout of this SDK version is not known.
-    #[error("g_global_data is {size} bytes: this SDK version's global_data_t layout is not supported (supported: 1656 bytes, SDK 2.1x of 2021); sign with that SDK's sgx_sign")]
+    #[error(
+        "g_global_data is {size} bytes: this SDK version's global_data_t layout is not supported (supported: 1656 bytes, SDK 2.1x of 2021); sign with that SDK's sgx_sign"
+    )]
     UnsupportedSdk {
         /// `g_global_data` size.
         size: u64,
@@ -138,7 +140,12 @@ impl Entry {
 fn xsave_size(xfrm: u64) -> u64 {
     // get_xsave_size: the largest row whose bits are all requested.
     let table = [(0x3u64, 576u64), (0x7, 832), (0x1f, 1088), (0xe7, 2688)];
-    table.iter().filter(|(bits, _)| xfrm & bits == *bits).map(|(_, s)| *s).last().unwrap_or(0)
+    table
+        .iter()
+        .filter(|(bits, _)| xfrm & bits == *bits)
+        .map(|(_, s)| *s)
+        .last()
+        .unwrap_or(0)
 }
 
 fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
@@ -171,12 +178,16 @@ pub fn generate<R: Read + Seek>(
     cfg: &SdkConfig,
 ) -> Result<GeneratedMetadata, GenError> {
     if !encl.blocks.is_empty() {
-        return Err(GenError::AlreadySigned { offset: encl.note.metadata_offset });
+        return Err(GenError::AlreadySigned {
+            offset: encl.note.metadata_offset,
+        });
     }
     let page = PAGE_SIZE as u64;
     let bad = |m: &str| GenError::Config(m.to_string());
     if cfg.tcs_num == 0 || cfg.tcs_max_num < cfg.tcs_num {
-        return Err(bad("TCSNum must be at least 1 and TCSMaxNum at least TCSNum"));
+        return Err(bad(
+            "TCSNum must be at least 1 and TCSMaxNum at least TCSNum",
+        ));
     }
     for (v, n) in [
         (cfg.stack_max_size, "StackMaxSize"),
@@ -186,25 +197,33 @@ pub fn generate<R: Read + Seek>(
         (cfg.heap_init_size, "HeapInitSize"),
     ] {
         if !v.is_multiple_of(page) || v >> 44 != 0 {
-            return Err(GenError::Config(format!("{n} {v:#x} is not a page multiple below 16 TiB")));
+            return Err(GenError::Config(format!(
+                "{n} {v:#x} is not a page multiple below 16 TiB"
+            )));
         }
     }
     if cfg.stack_min_size > cfg.stack_max_size
         || cfg.heap_min_size > cfg.heap_init_size
         || cfg.heap_init_size > cfg.heap_max_size
     {
-        return Err(bad("need StackMinSize <= StackMaxSize and HeapMinSize <= HeapInitSize <= HeapMaxSize"));
+        return Err(bad(
+            "need StackMinSize <= StackMaxSize and HeapMinSize <= HeapInitSize <= HeapMaxSize",
+        ));
     }
-    let (gd_rva, gd_size) =
-        encl.symbol(r, "g_global_data")?.ok_or(GenError::MissingSymbol("g_global_data"))?;
+    let (gd_rva, gd_size) = encl
+        .symbol(r, "g_global_data")?
+        .ok_or(GenError::MissingSymbol("g_global_data"))?;
     if gd_size != GD_SIZE_2021 {
         return Err(GenError::UnsupportedSdk { size: gd_size });
     }
-    let (oentry, _) =
-        encl.symbol(r, "enclave_entry")?.ok_or(GenError::MissingSymbol("enclave_entry"))?;
+    let (oentry, _) = encl
+        .symbol(r, "enclave_entry")?
+        .ok_or(GenError::MissingSymbol("enclave_entry"))?;
     let gd_file = encl
         .file_offset_of_rva(gd_rva)
-        .ok_or(GenError::MissingSymbol("g_global_data (not in a loaded segment)"))?;
+        .ok_or(GenError::MissingSymbol(
+            "g_global_data (not in a loaded segment)",
+        ))?;
 
     // Metadata data area: TCS template, g_global_data template, zero buffer, patches, layout.
     let dirs_end = 64 + SIGSTRUCT_SIZE + 16;
@@ -242,7 +261,11 @@ pub fn generate<R: Read + Seek>(
             ..Default::default()
         });
     }
-    let guard = Entry { id: 10, page_count: GUARD_PAGES, ..Default::default() };
+    let guard = Entry {
+        id: 10,
+        page_count: GUARD_PAGES,
+        ..Default::default()
+    };
     let mut thread = vec![guard];
     if cfg.stack_max_size > cfg.stack_min_size {
         thread.push(Entry {
@@ -337,13 +360,19 @@ pub fn generate<R: Read + Seek>(
         layouts.push(group(0x1013, cfg.tcs_max_num - min_pool - 1));
     }
     // update_layout_entries: RVAs from the end of the highest segment.
-    let last = encl.segments.iter().max_by_key(|s| s.vaddr).ok_or(SdkError::BadElf {
-        offset: 0,
-        what: "no PT_LOAD segment",
-    })?;
+    let last = encl
+        .segments
+        .iter()
+        .max_by_key(|s| s.vaddr)
+        .ok_or(SdkError::BadElf {
+            offset: 0,
+            what: "no PT_LOAD segment",
+        })?;
     let mut rva = (last.vaddr + last.memsz).next_multiple_of(page);
     for i in 0..layouts.len() {
-        let Some(e) = layouts.get(i).copied() else { break };
+        let Some(e) = layouts.get(i).copied() else {
+            break;
+        };
         match e.group {
             None => {
                 if let Some(x) = layouts.get_mut(i) {
@@ -373,14 +402,22 @@ pub fn generate<R: Read + Seek>(
         });
     }
     let first = |id: u16| {
-        layouts.iter().find(|e| e.group.is_none() && e.id == id).copied().unwrap_or_default()
+        layouts
+            .iter()
+            .find(|e| e.group.is_none() && e.id == id)
+            .copied()
+            .unwrap_or_default()
     };
     let (tcs, ssa, td, stack_min, heap_min) = (first(4), first(6), first(5), first(8), first(1));
 
     // TCS template (build_tcs_template).
     let mut tcs_tpl = [0u8; TCS_TEMPLATE_SIZE];
     let fs = td.rva.wrapping_sub(tcs.rva) + (u64::from(td.page_count) - 1) * page;
-    put(&mut tcs_tpl, 16, &ssa.rva.wrapping_sub(tcs.rva).to_le_bytes());
+    put(
+        &mut tcs_tpl,
+        16,
+        &ssa.rva.wrapping_sub(tcs.rva).to_le_bytes(),
+    );
     put(&mut tcs_tpl, 28, &SSA_NUM.to_le_bytes());
     put(&mut tcs_tpl, 32, &oentry.to_le_bytes());
     put(&mut tcs_tpl, 48, &fs.to_le_bytes());
@@ -405,14 +442,20 @@ pub fn generate<R: Read + Seek>(
     w(&mut gd, td_tpl + 0x08, stack_base); // last_sp
     w(&mut gd, td_tpl + 0x10, stack_base); // stack_base_addr
     w(&mut gd, td_tpl + 0x18, stack_limit); // stack_limit_addr
-    w(&mut gd, td_tpl + 0x20, ssa_base + u64::from(ssa_frame_size) * page - SSA_GPR_SIZE);
+    w(
+        &mut gd,
+        td_tpl + 0x20,
+        ssa_base + u64::from(ssa_frame_size) * page - SSA_GPR_SIZE,
+    );
     w(&mut gd, td_tpl + 0x38, xsave_size(META_ATTR_XFRM)); // xsave_size
     w(&mut gd, td_tpl + 0x50, tls_addr); // tls_addr
     w(&mut gd, td_tpl + 0x58, td_addr + 0x50); // tls_array = &td->tls_addr
     put(&mut gd, 0xe8, &tcs_tpl);
     put(&mut gd, 0x130, &(layouts.len() as u32).to_le_bytes());
     if 0x138 + 32 * layouts.len() > gd.len() {
-        return Err(bad("the layout has more entries than g_global_data holds (too many thread kinds)"));
+        return Err(bad(
+            "the layout has more entries than g_global_data holds (too many thread kinds)",
+        ));
     }
     for (i, e) in layouts.iter().enumerate() {
         put(&mut gd, 0x138 + 32 * i, &e.encode());
@@ -433,7 +476,11 @@ pub fn generate<R: Read + Seek>(
     w(&mut b, 48, META_ATTR_FLAGS);
     w(&mut b, 56, META_ATTR_XFRM);
     // A placeholder SIGSTRUCT so the block parses; callers sign and set the real one.
-    put(&mut b, 64, &Sigstruct::new(crate::Digest32([0; 32])).encode());
+    put(
+        &mut b,
+        64,
+        &Sigstruct::new(crate::Digest32([0; 32])).encode(),
+    );
     let d = 64 + SIGSTRUCT_SIZE;
     put(&mut b, d, &(patch_off as u32).to_le_bytes());
     put(&mut b, d + 4, &(4u32 * 32).to_le_bytes());

@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 //! Signing an *unsigned* SDK enclave from its configuration reproduces `sgx_sign`: the
 //! generated metadata equals the one in `enclave.signed.so` (outside the SIGSTRUCT) and the
 //! MRENCLAVE matches.
@@ -10,7 +15,11 @@ use std::io::Cursor;
 fn enchecap_config() -> SdkConfig {
     // Enclave.config.xml of the vector: TCSNum 10, TCSPolicy 1, StackMaxSize 0x40000,
     // HeapMaxSize 0x100000; the rest are SDK defaults.
-    SdkConfig { tcs_num: 10, tcs_max_num: 10, ..SdkConfig::default() }
+    SdkConfig {
+        tcs_num: 10,
+        tcs_max_num: 10,
+        ..SdkConfig::default()
+    }
 }
 
 #[test]
@@ -26,9 +35,18 @@ fn enchecap_unsigned_matches_sgx_sign() {
     let want = &signed[m..m + g.bytes.len()];
     assert_eq!(g.bytes.len(), 0x1348, "block size of sgx_sign's 2.4 block");
     assert_eq!(&g.bytes[..64], &want[..64], "metadata header");
-    assert_eq!(&g.bytes[1872..], &want[1872..], "dirs, TCS and g_global_data templates, patches, layout");
-    let (d, stats, _) = encl.measure_block(&mut cur, &g.block, std::io::sink()).unwrap();
-    assert_eq!(d.to_hex(), "d0c4f2da0b8aba01b5f0a588f0aa45c910f2c9d53806777620f188f3ad4a5290");
+    assert_eq!(
+        &g.bytes[1872..],
+        &want[1872..],
+        "dirs, TCS and g_global_data templates, patches, layout"
+    );
+    let (d, stats, _) = encl
+        .measure_block(&mut cur, &g.block, std::io::sink())
+        .unwrap();
+    assert_eq!(
+        d.to_hex(),
+        "d0c4f2da0b8aba01b5f0a588f0aa45c910f2c9d53806777620f188f3ad4a5290"
+    );
     assert_eq!((stats.pages_added, stats.pages_extended), (1004, 748));
 }
 
@@ -48,14 +66,66 @@ fn refuses_signed_and_unsupported() {
     let mut encl = SdkEnclave::read(&mut cur).unwrap();
     encl.blocks.clear();
     let e = generate(&mut cur, &encl, &SdkConfig::default()).unwrap_err();
-    assert!(matches!(e, GenError::UnsupportedSdk { size: 0x698 }), "{e:?}");
+    assert!(
+        matches!(e, GenError::UnsupportedSdk { size: 0x698 }),
+        "{e:?}"
+    );
     let unsigned = testdata::read("enclaves/enchecap-sample-enclave/enclave.so").unwrap();
     let mut cur = Cursor::new(&unsigned);
     let encl = SdkEnclave::read(&mut cur).unwrap();
-    let cfg = SdkConfig { stack_min_size: 0x80000, ..SdkConfig::default() };
+    let cfg = SdkConfig {
+        stack_min_size: 0x80000,
+        ..SdkConfig::default()
+    };
     let e = generate(&mut cur, &encl, &cfg).unwrap_err();
     assert_eq!(
         e.to_string(),
         "invalid enclave configuration: need StackMinSize <= StackMaxSize and HeapMinSize <= HeapInitSize <= HeapMaxSize"
+    );
+}
+
+#[test]
+fn signed_generated_block_equals_sgx_sign_output() {
+    let Some(unsigned) = testdata::read("enclaves/enchecap-sample-enclave/enclave.so") else {
+        return;
+    };
+    let signed = testdata::read("enclaves/enchecap-sample-enclave/enclave.signed.so").unwrap();
+    let pem = String::from_utf8(
+        testdata::read("enclaves/enchecap-sample-enclave/Enclave_private_test.pem").unwrap(),
+    )
+    .unwrap();
+    let signer = enclave::key::Key::from_pem(&pem)
+        .unwrap()
+        .into_signer()
+        .unwrap();
+    let mut cur = Cursor::new(&unsigned);
+    let encl = SdkEnclave::read(&mut cur).unwrap();
+    let mut g = generate(&mut cur, &encl, &enchecap_config()).unwrap();
+    let (d, _, _) = encl
+        .measure_block(&mut cur, &g.block, std::io::sink())
+        .unwrap();
+    let mut s = enclave::sigstruct::Sigstruct::new(d);
+    s.date = 0x2021_0312;
+    s.sign(&signer).unwrap();
+    g.set_sigstruct(&s);
+    let mut out = Vec::new();
+    encl.write_with_metadata(&mut cur, &mut out, &g.bytes)
+        .unwrap();
+    assert_eq!(out.len(), signed.len());
+    let m = 0x33bd5usize;
+    // Everything up to the end of the primary block is byte-identical to sgx_sign's file
+    // (sgx_sign also appends SGX1-compatible blocks 2.1 and 1.4, which are not generated).
+    assert_eq!(&out[..m + g.bytes.len()], &signed[..m + g.bytes.len()]);
+    let back = SdkEnclave::read(&mut Cursor::new(&out)).unwrap();
+    assert_eq!(back.blocks.len(), 1);
+    back.blocks[0].sigstruct.verify().unwrap();
+    let (d2, _) = back.measure(&mut Cursor::new(&out)).unwrap();
+    assert_eq!(d2, d);
+    let e = encl
+        .write_with_metadata(&mut cur, &mut Vec::new(), &vec![0u8; 0x6000])
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "malformed metadata block at offset 0x33bd5: 24576 bytes of metadata do not fit the 20480-byte descriptor"
     );
 }
