@@ -142,10 +142,9 @@ fn xsave_size(xfrm: u64) -> u64 {
     let table = [(0x3u64, 576u64), (0x7, 832), (0x1f, 1088), (0xe7, 2688)];
     table
         .iter()
-        .filter(|(bits, _)| xfrm & bits == *bits)
-        .map(|(_, s)| *s)
-        .last()
-        .unwrap_or(0)
+        .rev()
+        .find(|(bits, _)| xfrm & bits == *bits)
+        .map_or(0, |(_, s)| *s)
 }
 
 fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
