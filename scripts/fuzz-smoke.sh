@@ -7,7 +7,7 @@
 # Seeds are copied at run time from the shared test data (CONFKUBE_TESTDATA, default
 # ../shared/testdata next to the repository) into fuzz/corpus/<target>/, which is gitignored:
 # test data is never committed. Without the data the targets start from an empty corpus, and
-# quote_verify skips itself (every input is a no-op); with CONFKUBE_REQUIRE_TESTDATA=1 (set by
+# quote_verify skips verification (only pck_platform runs); with CONFKUBE_REQUIRE_TESTDATA=1 (set by
 # .ci/run) missing data is an error instead.
 #
 # Knobs (environment):

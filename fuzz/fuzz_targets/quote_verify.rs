@@ -4,11 +4,12 @@
 //! test data, verified at its expected time (2025-07-01T00:00:00Z) against the Intel SGX Root CA
 //! of `dcap/intel-sgx-root-ca.der`. The data is read at startup from `CONFKUBE_TESTDATA`
 //! (default: `../shared/testdata` relative to the repository root), never embedded: test data is
-//! not copied into this repository. Without it the target prints a notice and every input is a
-//! no-op, so the smoke run still passes.
+//! not copied into this repository. Without it the target prints a notice and only
+//! `pck_platform` runs, so the smoke run still passes.
 //!
 //! Property: verification never panics, whatever the quote bytes; a quote that verifies also
-//! parses. A cached `dcap::Verifier` is used, so the per-quote checks (PCK chain, QE report,
+//! parses. `dcap::pck_platform` (which reads the unverified PCK chain to select collateral) must
+//! not panic either, and agrees with a successful verification on FMSPC and PCE-ID. A cached `dcap::Verifier` is used, so the per-quote checks (PCK chain, QE report,
 //! binding, signature, QE identity, TCB matching) are what the fuzzer spends its time on.
 //! Seeds: the real quotes, copied into `fuzz/corpus/quote_verify/` by `scripts/fuzz-smoke.sh`.
 #![no_main]
@@ -42,8 +43,8 @@ fn load() -> Option<Fixture> {
         std::fs::read(dcap_dir.join("intel-sgx-root-ca.der")),
     ) else {
         eprintln!(
-            "notice: quote_verify: test data not found at {}; set CONFKUBE_TESTDATA (skipping: \
-             every input is a no-op)",
+            "notice: quote_verify: test data not found at {}; set CONFKUBE_TESTDATA (skipping \
+             verification; only pck_platform runs)",
             dcap_dir.display()
         );
         return None;
@@ -69,14 +70,17 @@ fuzz_target!(
         let _ = fixture();
     },
     |data: &[u8]| {
+        let platform = dcap::pck_platform(data);
         let Some(f) = fixture() else {
             return;
         };
-        if f.verifier.verify(data, &f.collateral, NOW, &f.anchor).is_ok() {
+        if let Ok(v) = f.verifier.verify(data, &f.collateral, NOW, &f.anchor) {
             assert!(
                 sgx_types::Quote::parse(data).is_ok(),
                 "a quote that verifies must parse"
             );
+            let p = platform.expect("pck_platform must read a quote that verifies");
+            assert_eq!((p.fmspc, p.pce_id), (v.fmspc(), v.pce_id()), "pck_platform disagrees");
         }
     }
 );
