@@ -328,3 +328,33 @@ async fn the_cache_rejects_collateral_for_another_platform() {
     );
     assert!(cache.is_empty());
 }
+
+#[tokio::test]
+async fn concurrent_misses_share_one_fetch() {
+    let Some((pcs, client, base)) = setup().await else {
+        return;
+    };
+    let cache = CollateralCache::new(client, TestClock::at(T0), CFG);
+    let id = pcs.set.id;
+    let (a, b, c) = tokio::join!(cache.get(&id), cache.get(&id), cache.get(&id));
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    assert!(Arc::ptr_eq(&a, &b) && Arc::ptr_eq(&a, &c));
+    assert_eq!(pcs.hits(), 4);
+    assert_eq!(cache.counters(), counters(0, 3, 0, 0));
+
+    // A failing fetch is shared too: one request to the source, one error counted.
+    let cache = CollateralCache::new(
+        Arc::new(PccsClient::new(PccsConfig::new(format!("{base}/sgx/certification/v4"))).unwrap()),
+        TestClock::at(T0),
+        CFG,
+    );
+    pcs.set_knobs(Knobs {
+        status: Some(503),
+        ..Knobs::default()
+    });
+    let (a, b) = tokio::join!(cache.get(&id), cache.get(&id));
+    assert_eq!(a.unwrap_err().kind(), "unavailable");
+    assert_eq!(b.unwrap_err().kind(), "unavailable");
+    assert_eq!(tcb_hits(&pcs), 2);
+    assert_eq!(cache.counters(), counters(0, 2, 0, 1));
+}

@@ -151,6 +151,9 @@ fn plan(entry: Option<&EntryState>, now: i64, cfg: &CacheConfig) -> Plan {
     }
 }
 
+/// The shared result of one foreground fetch.
+type FetchCell = tokio::sync::OnceCell<Result<Arc<Collateral>, SourceError>>;
+
 struct Entry {
     collateral: Arc<Collateral>,
     state: EntryState,
@@ -162,6 +165,7 @@ struct Inner {
     config: CacheConfig,
     persistence: Option<Arc<dyn CollateralPersistence>>,
     entries: Mutex<HashMap<PlatformId, Entry>>,
+    in_flight: Mutex<HashMap<PlatformId, Arc<FetchCell>>>,
     background: Mutex<Vec<JoinHandle<()>>>,
     counters: Counters,
 }
@@ -176,9 +180,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// [`CacheCounters::errors`] counts it). After `valid_until`, a copy is no longer served unless
 /// the source itself has nothing newer.
 ///
-/// Concurrent first requests for one platform may fetch in parallel (the last result wins);
-/// background refreshes are one at a time per platform. Background refreshes need a tokio
-/// runtime (requests come from one).
+/// Concurrent requests that need a foreground fetch for one platform share it (single
+/// flight); background refreshes are one at a time per platform. Persistence saves run on the
+/// blocking pool. Background refreshes need a tokio runtime (requests come from one).
 #[derive(Clone)]
 pub struct CollateralCache {
     inner: Arc<Inner>,
@@ -227,6 +231,7 @@ impl CollateralCache {
                 config,
                 persistence,
                 entries: Mutex::new(HashMap::new()),
+                in_flight: Mutex::new(HashMap::new()),
                 background: Mutex::new(Vec::new()),
                 counters: Counters::default(),
             }),
@@ -274,8 +279,10 @@ impl CollateralCache {
     /// The collateral for `id`, from the cache when possible.
     pub async fn get(&self, id: &PlatformId) -> Result<Arc<Collateral>, SourceError> {
         let now = self.inner.clock.now();
-        self.restore(id, now);
-        let decision = {
+        if self.inner.persistence.is_some() && !lock(&self.inner.entries).contains_key(id) {
+            self.restore(id, now);
+        }
+        let existed = {
             let mut entries = lock(&self.inner.entries);
             let entry = entries.get_mut(id);
             let p = plan(entry.as_ref().map(|e| &e.state), now, &self.inner.config);
@@ -308,17 +315,49 @@ impl CollateralCache {
                 }
             }
         };
-        let existed = decision;
-        match self.fetch_checked(id).await {
-            Ok((c, valid_until)) => Ok(self.store(id, c, valid_until, now)),
-            Err(err) => {
-                bump(&self.inner.counters.errors);
-                if existed {
-                    self.record_failure(id, &err, now);
+        self.fetch_shared(id, now, existed).await
+    }
+
+    /// A foreground fetch, shared by the concurrent requests for one platform (single flight):
+    /// the first runs it, the others wait for its result. If the first is cancelled, a waiter
+    /// takes over.
+    async fn fetch_shared(
+        &self,
+        id: &PlatformId,
+        now: i64,
+        existed: bool,
+    ) -> Result<Arc<Collateral>, SourceError> {
+        let cell = {
+            let mut in_flight = lock(&self.inner.in_flight);
+            match in_flight.get(id) {
+                Some(c) if !c.initialized() => c.clone(),
+                _ => {
+                    let c = Arc::new(FetchCell::new());
+                    in_flight.insert(*id, c.clone());
+                    c
                 }
-                Err(err)
             }
+        };
+        let result = cell
+            .get_or_init(|| async {
+                match fetch_checked(&self.inner, id).await {
+                    Ok((c, valid_until)) => Ok(store(&self.inner, id, c, valid_until, now).await),
+                    Err(err) => {
+                        bump(&self.inner.counters.errors);
+                        if existed {
+                            record_failure(&self.inner, id, &err, now);
+                        }
+                        Err(err)
+                    }
+                }
+            })
+            .await
+            .clone();
+        let mut in_flight = lock(&self.inner.in_flight);
+        if in_flight.get(id).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            in_flight.remove(id);
         }
+        result
     }
 
     /// Loads the entry for `id` from persistence if it is not in memory.
@@ -361,24 +400,12 @@ impl CollateralCache {
         }
     }
 
-    async fn fetch_checked(&self, id: &PlatformId) -> Result<(Collateral, i64), SourceError> {
-        fetch_checked(&self.inner, id).await
-    }
-
-    fn store(&self, id: &PlatformId, c: Collateral, valid_until: i64, now: i64) -> Arc<Collateral> {
-        store(&self.inner, id, c, valid_until, now)
-    }
-
-    fn record_failure(&self, id: &PlatformId, err: &SourceError, now: i64) {
-        record_failure(&self.inner, id, err, now);
-    }
-
     fn spawn_refresh(&self, id: PlatformId, now: i64) {
         let inner = self.inner.clone();
         let handle = tokio::spawn(async move {
             match fetch_checked(&inner, &id).await {
                 Ok((c, valid_until)) => {
-                    store(&inner, &id, c, valid_until, now);
+                    store(&inner, &id, c, valid_until, now).await;
                 }
                 Err(err) => {
                     bump(&inner.counters.errors);
@@ -403,7 +430,7 @@ async fn fetch_checked(inner: &Inner, id: &PlatformId) -> Result<(Collateral, i6
     Ok((c, valid_until))
 }
 
-fn store(
+async fn store(
     inner: &Inner,
     id: &PlatformId,
     c: Collateral,
@@ -411,7 +438,11 @@ fn store(
     now: i64,
 ) -> Arc<Collateral> {
     if let Some(p) = &inner.persistence {
-        p.save(&id.key(), &c.to_json());
+        // The store may fsync: off the async worker threads.
+        let (p, key, json) = (p.clone(), id.key(), c.to_json());
+        if let Err(e) = tokio::task::spawn_blocking(move || p.save(&key, &json)).await {
+            tracing::warn!(platform = %id, error = %e, "persisting collateral failed");
+        }
     }
     let c = Arc::new(c);
     lock(&inner.entries).insert(
