@@ -358,3 +358,56 @@ async fn missing_tcb_header_names_both_variants() {
         }
     );
 }
+
+/// A raw TCP server that answers every connection with `reply` and closes.
+async fn raw_server(reply: &'static [u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(reply).await;
+            let _ = s.shutdown().await;
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn broken_http_answers_are_unavailable() {
+    let id = PlatformId::from_hex("00606A000000", PckCaType::Platform).unwrap();
+    // The connection closes without an answer.
+    let base = raw_server(b"").await;
+    let e = client(&base, "v4").fetch(&id).await.unwrap_err();
+    assert_eq!(
+        e,
+        SourceError::Unavailable {
+            location: format!("{base}/sgx/certification/v4/tcb?fmspc=00606A000000"),
+            reason: "HTTP request: connection closed before message completed".into(),
+        }
+    );
+    // The body ends before its Content-Length.
+    let base = raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort").await;
+    let e = client(&base, "v4").fetch(&id).await.unwrap_err();
+    let SourceError::Unavailable { location, reason } = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(
+        location,
+        &format!("{base}/sgx/certification/v4/tcb?fmspc=00606A000000")
+    );
+    assert!(reason.starts_with("reading the body: "), "{reason}");
+    // Not HTTP at all.
+    let base = raw_server(b"SSH-2.0-OpenSSH\r\n").await;
+    let e = client(&base, "v4").fetch(&id).await.unwrap_err();
+    assert_eq!(
+        e,
+        SourceError::Unavailable {
+            location: format!("{base}/sgx/certification/v4/tcb?fmspc=00606A000000"),
+            reason: "HTTP request: invalid HTTP version parsed".into(),
+        }
+    );
+}

@@ -548,6 +548,27 @@ mod tests {
             "collateral source configuration: URL \"ftp://x/y/tcb\": the scheme must be https (or \
              http for a loopback host)"
         );
+        assert_eq!(
+            e("pccs.example/v4"),
+            "collateral source configuration: URL \"pccs.example/v4/tcb\": invalid format"
+        );
+        assert_eq!(
+            e("/sgx/certification/v4"),
+            "collateral source configuration: URL \"/sgx/certification/v4/tcb\": the scheme must \
+             be https (or http for a loopback host)"
+        );
+        assert_eq!(
+            e("https://pccs example/v4"),
+            "collateral source configuration: URL \"https://pccs example/v4/tcb\": invalid \
+             uri character"
+        );
+        let mut cfg = PccsConfig::new("https://pccs.example/v4");
+        cfg.root_ca_crl = RootCrlSource::Url("http://crl.example/root.der".into());
+        assert_eq!(
+            PccsClient::new(cfg).unwrap_err().to_string(),
+            "collateral source configuration: URL \"http://crl.example/root.der\": plain http is \
+             allowed only to a loopback host; use https"
+        );
         assert!(PccsClient::new(PccsConfig::new("http://localhost:1/v4")).is_ok());
         assert!(PccsClient::new(PccsConfig::new("http://[::1]:1/v4")).is_ok());
         let mut cfg = PccsConfig::new("https://pccs.example/v4");
