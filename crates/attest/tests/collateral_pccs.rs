@@ -243,6 +243,8 @@ async fn garbage_issuer_chain_header_is_invalid() {
             reason: "the issuer chain is not a (URL-encoded) PEM certificate chain".into(),
         }
     );
+    // A bad TCB answer costs no further requests.
+    assert_eq!(pcs.hits(), 1);
     // A PEM header around garbage.
     pcs.set_knobs(Knobs {
         tcb_header_override: Some(

@@ -297,16 +297,8 @@ impl PccsClient {
     /// Fetches the four PCS resources for `id` and assembles the collateral.
     pub async fn load(&self, id: &PlatformId) -> Result<Collateral, SourceError> {
         let tcb_url = self.tcb_url(id);
-        // The TCB info first: an unknown FMSPC is answered there (404) without further requests.
+        // The TCB info first: an unknown FMSPC (404) or a bad answer costs no further requests.
         let tcb = self.get(&tcb_url, Some(id)).await?;
-        let qe_url = self.qe_identity_url();
-        let pck_url = self.pck_crl_url(id);
-        let (qe, pck, root) = tokio::join!(
-            self.get(&qe_url, None),
-            self.get(&pck_url, None),
-            self.get(&self.root_url, None)
-        );
-        let (qe, pck, root) = (qe?, pck?, root?);
         let tcb_chain = match header(&tcb, "TCB-Info-Issuer-Chain") {
             Some(v) => pcs::chain_pem(v, &format!("{tcb_url} header TCB-Info-Issuer-Chain"))?,
             None => match header(&tcb, "SGX-TCB-Info-Issuer-Chain") {
@@ -321,10 +313,19 @@ impl PccsClient {
                 }
             },
         };
+        let tcb_signed = pcs::split_signed_body(&tcb.body, "tcbInfo", &tcb_url)?;
+        let qe_url = self.qe_identity_url();
+        let pck_url = self.pck_crl_url(id);
+        let (qe, pck, root) = tokio::join!(
+            self.get(&qe_url, None),
+            self.get(&pck_url, None),
+            self.get(&self.root_url, None)
+        );
+        let (qe, pck, root) = (qe?, pck?, root?);
         let qe_chain = required_chain(&qe, &qe_url, "SGX-Enclave-Identity-Issuer-Chain")?;
         let pck_crl_chain = required_chain(&pck, &pck_url, "SGX-PCK-CRL-Issuer-Chain")?;
         let parts = Parts {
-            tcb: pcs::split_signed_body(&tcb.body, "tcbInfo", &tcb_url)?,
+            tcb: tcb_signed,
             tcb_chain,
             qe: pcs::split_signed_body(&qe.body, "enclaveIdentity", &qe_url)?,
             qe_chain,
