@@ -413,3 +413,29 @@ async fn broken_http_answers_are_unavailable() {
         }
     );
 }
+
+#[tokio::test]
+async fn subscription_key_header_is_sent_when_configured() {
+    let Some(set) = icelake() else { return };
+    let pcs = Pcs::new(set);
+    let base = pcs.serve().await;
+    pcs.set_knobs(Knobs {
+        require_key: Some("k3y".into()),
+        ..Knobs::default()
+    });
+    assert_eq!(
+        client(&base, "v4").fetch(&pcs.set.id).await.unwrap_err(),
+        SourceError::Status {
+            location: format!("{base}/sgx/certification/v4/tcb?fmspc=00606A000000"),
+            status: 401,
+        }
+    );
+    let mut cfg = PccsConfig::new(format!("{base}/sgx/certification/v4"));
+    cfg.api_key = Some("k3y".into());
+    let c = PccsClient::new(cfg)
+        .unwrap()
+        .fetch(&pcs.set.id)
+        .await
+        .unwrap();
+    assert_same(&c, &expected(&pcs.set), "icelake with a subscription key");
+}

@@ -264,6 +264,8 @@ pub struct Knobs {
     pub drop_qe_header: bool,
     /// Replace the tcb body.
     pub tcb_body_override: Option<Vec<u8>>,
+    /// Answer `tcb` with 401 unless `Ocp-Apim-Subscription-Key` has this value.
+    pub require_key: Option<String>,
 }
 
 /// A PCS/PCCS stand-in serving one set under `/sgx/certification/{v3,v4}/`, plus the root CA CRL
@@ -340,12 +342,25 @@ impl Pcs {
 
 type Q = Query<std::collections::HashMap<String, String>>;
 
-async fn tcb(State(p): State<Arc<Pcs>>, Path(ver): Path<String>, Query(q): Q) -> Response {
+async fn tcb(
+    State(p): State<Arc<Pcs>>,
+    Path(ver): Path<String>,
+    Query(q): Q,
+    headers: axum::http::HeaderMap,
+) -> Response {
     p.tcb_hits.fetch_add(1, Ordering::SeqCst);
     let k = match p.prelude().await {
         Ok(k) => k,
         Err(r) => return r,
     };
+    if let Some(key) = &k.require_key {
+        let sent = headers
+            .get("Ocp-Apim-Subscription-Key")
+            .map(|v| v.as_bytes());
+        if sent != Some(key.as_bytes()) {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+    }
     let asked = q.get("fmspc").map(|f| f.to_ascii_lowercase());
     if asked.as_deref() != Some(p.set.id.fmspc_hex().as_str()) {
         // PCCS: "No cache data for this fmspc" / PCS: 404.
