@@ -2,7 +2,7 @@
 //!
 //! Per platform, one entry: the collateral, its earliest nextUpdate (`valid_until`), when it was
 //! fetched, and the earliest instant another fetch may start (`retry_after`, which throttles
-//! refreshes and failing sources). What to do at `now` is decided by the pure [`plan`]; the
+//! refreshes and failing sources). What to do at `now` is decided by the pure `plan` function; the
 //! clock is read once per request, through [`Clock`].
 
 use std::collections::HashMap;
