@@ -7,6 +7,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use enclave::key::Key;
 use enclave::measure::MeasureStats;
 use enclave::sdk::{LayoutItem, SdkEnclave, layout_name};
+use enclave::sdk_gen::{GeneratedMetadata, SdkConfig};
 use enclave::sgxs::measure_sgxs;
 use enclave::sigstruct::{
     SIGNED_DATA_SIZE, SIGSTRUCT_SIZE, SigningFields, Sigstruct, date_from_ymd, flags,
@@ -33,7 +34,8 @@ enum Format {
 
 #[derive(Debug, Subcommand)]
 enum EnclaveCommand {
-    /// Print the MRENCLAVE of a signed or unsigned-hash SDK enclave (`.so`) or an `.sgxs` stream.
+    /// Print the MRENCLAVE of an SDK enclave (`.so`; unsigned ones need `--config`), an `.sgxs`
+    /// stream or a flat image (`--raw`).
     Measure {
         /// The enclave: Intel SDK `*.signed.so`, Fortanix `.sgxs`, or a flat image with `--raw`.
         file: PathBuf,
@@ -53,6 +55,9 @@ enum EnclaveCommand {
         /// Also write the measured record stream as an `.sgxs` file (SDK `.so` or `--raw` input).
         #[arg(long)]
         sgxs_out: Option<PathBuf>,
+        /// For an unsigned SDK enclave: its `Enclave.config.xml` (the layout `sgx_sign` would build).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Show every SIGSTRUCT and metadata field, whether the signature verifies and whether
     /// ENCLAVEHASH equals the measurement. Exit 1 when a check fails.
@@ -103,6 +108,9 @@ enum EnclaveCommand {
         /// Output: SIGSTRUCT file for `.sgxs`, signed `.so` for an SDK enclave.
         #[arg(long)]
         out: PathBuf,
+        /// For an unsigned SDK enclave: the `Enclave.config.xml` given to gendata.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Print MRSIGNER (SHA-256 of the little-endian modulus) for a public or private key.
     Mrsigner {
@@ -536,7 +544,11 @@ fn measure_sdk_block(
 }
 
 /// Measures any supported enclave file.
-fn measure_file(p: &Path, sgxs_out: Option<&Path>) -> Result<(Measured, &'static str)> {
+fn measure_file(
+    p: &Path,
+    sgxs_out: Option<&Path>,
+    config: Option<&Path>,
+) -> Result<(Measured, &'static str)> {
     match detect(p)? {
         Kind::Sgxs if sgxs_out.is_some() => {
             bail!(
@@ -546,18 +558,17 @@ fn measure_file(p: &Path, sgxs_out: Option<&Path>) -> Result<(Measured, &'static
         }
         Kind::Sgxs => Ok((measure_sgxs_file(p)?.0, "sgxs")),
         Kind::Sdk => {
-            let (e, mut r) = read_sdk(p)?;
-            if e.blocks.is_empty() {
-                bail!(
-                    "{}: the SDK enclave is unsigned (no metadata in .note.sgxmeta at offset {:#x}): \
-                     sign it with Intel sgx_sign first; signing from Enclave.config.xml is not supported",
-                    p.display(),
-                    e.note.metadata_offset
-                );
+            let (mut e, mut r) = read_sdk(p)?;
+            let generated = e.blocks.is_empty();
+            if generated {
+                let g = generate_metadata(p, &e, &mut r, config)?;
+                e.blocks.push(g.block);
             }
             let Some(out) = sgxs_out else {
                 let m = measure_sdk_block(p, &e, &mut r, 0)?;
-                warn_if_hash_differs(p, &e, m.mrenclave);
+                if !generated {
+                    warn_if_hash_differs(p, &e, m.mrenclave);
+                }
                 return Ok((m, "sdk-so"));
             };
             let b = e.primary().context("no metadata")?;
@@ -581,6 +592,91 @@ fn measure_file(p: &Path, sgxs_out: Option<&Path>) -> Result<(Measured, &'static
             p.display()
         ),
     }
+}
+
+/// Generates `sgx_sign`'s metadata for an unsigned SDK enclave from its `Enclave.config.xml`.
+fn generate_metadata(
+    p: &Path,
+    e: &SdkEnclave,
+    r: &mut Progress<BufReader<File>>,
+    config: Option<&Path>,
+) -> Result<GeneratedMetadata> {
+    let Some(cfg_path) = config else {
+        bail!(
+            "{}: unsigned SDK enclave (all-zero metadata at offset {:#x}): pass its \
+             Enclave.config.xml with --config to build the layout sgx_sign would build",
+            p.display(),
+            e.note.metadata_offset
+        );
+    };
+    let text = std::fs::read_to_string(cfg_path)
+        .with_context(|| format!("reading {}", cfg_path.display()))?;
+    let cfg = sdk_config_from_xml(&text)
+        .with_context(|| format!("{}: unusable Enclave.config.xml", cfg_path.display()))?;
+    enclave::sdk_gen::generate(r, e, &cfg)
+        .with_context(|| format!("{}: generating SGX metadata", p.display()))
+}
+
+/// The layout-relevant subset of Intel's `Enclave.config.xml`; settings this tool cannot
+/// reproduce are refused by name.
+fn sdk_config_from_xml(text: &str) -> Result<SdkConfig> {
+    const UNSUPPORTED: [&str; 14] = [
+        "ReservedMemoryMaxSize",
+        "ReservedMemoryMinSize",
+        "ReservedMemoryInitSize",
+        "ReservedMemoryExecutable",
+        "UserRegionSize",
+        "EnableKSS",
+        "ISVEXTPRODID_H",
+        "ISVEXTPRODID_L",
+        "ISVFAMILYID_H",
+        "ISVFAMILYID_L",
+        "EnclaveImageAddress",
+        "ELRANGEStartAddress",
+        "ELRANGESize",
+        "AEXNotify",
+    ];
+    if let Some(t) = UNSUPPORTED
+        .iter()
+        .find(|t| text.contains(&format!("<{t}>")))
+    {
+        bail!("<{t}> is not supported when generating metadata; sign with Intel sgx_sign");
+    }
+    let tag = |name: &str| -> Result<Option<u64>> {
+        let open = format!("<{name}>");
+        let Some(start) = text.find(&open).map(|i| i + open.len()) else {
+            return Ok(None);
+        };
+        let end = text
+            .get(start..)
+            .and_then(|t| t.find(&format!("</{name}>")))
+            .with_context(|| format!("<{name}> is not closed"))?;
+        let v = text.get(start..start + end).unwrap_or_default().trim();
+        parse_u64(v)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("<{name}>: {e}"))
+    };
+    let u32t = |name: &str| -> Result<Option<u32>> {
+        tag(name)?
+            .map(|v| u32::try_from(v).with_context(|| format!("<{name}> does not fit 32 bits")))
+            .transpose()
+    };
+    let d = SdkConfig::default();
+    let tcs_num = u32t("TCSNum")?.unwrap_or(d.tcs_num);
+    let heap_max_size = tag("HeapMaxSize")?.unwrap_or(d.heap_max_size);
+    Ok(SdkConfig {
+        tcs_num,
+        tcs_max_num: u32t("TCSMaxNum")?.unwrap_or(tcs_num),
+        tcs_min_pool: u32t("TCSMinPool")?.unwrap_or(d.tcs_min_pool),
+        tcs_policy: u32t("TCSPolicy")?.unwrap_or(d.tcs_policy),
+        stack_max_size: tag("StackMaxSize")?.unwrap_or(d.stack_max_size),
+        stack_min_size: tag("StackMinSize")?.unwrap_or(d.stack_min_size),
+        heap_max_size,
+        heap_min_size: tag("HeapMinSize")?.unwrap_or(d.heap_min_size),
+        heap_init_size: tag("HeapInitSize")?.unwrap_or(heap_max_size),
+        misc_select: u32t("MiscSelect")?.unwrap_or(d.misc_select)
+            & u32t("MiscMask")?.unwrap_or(u32::MAX),
+    })
 }
 
 /// The embedded ENCLAVEHASH should equal the measurement; if not, the image or its metadata
@@ -681,6 +777,7 @@ fn run_inner(args: EnclaveArgs) -> Result<ExitCode> {
             tcs_pages,
             ssa_frame_size,
             sgxs_out,
+            config,
         } => {
             let (m, kind) = if raw {
                 (
@@ -688,7 +785,7 @@ fn run_inner(args: EnclaveArgs) -> Result<ExitCode> {
                     "raw-image",
                 )
             } else {
-                measure_file(&file, sgxs_out.as_deref())?
+                measure_file(&file, sgxs_out.as_deref(), config.as_deref())?
             };
             match format {
                 Format::Text => println!("{}", m.mrenclave),
@@ -714,8 +811,9 @@ fn run_inner(args: EnclaveArgs) -> Result<ExitCode> {
             let signer = load_key(&key)?
                 .into_signer()
                 .with_context(|| key.display().to_string())?;
+            let config = fields.config.clone();
             let fields = fields.resolve()?;
-            let sigs = prepare(&input, &fields)?;
+            let sigs = prepare(&input, &fields, config.as_deref())?;
             let mut signed = Vec::new();
             for mut s in sigs.sigstructs.clone() {
                 s.sign(&signer).context("signing the SIGSTRUCT")?;
@@ -734,7 +832,7 @@ fn run_inner(args: EnclaveArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         EnclaveCommand::Gendata { input, out, fields } => {
-            let sigs = prepare(&input, &fields.resolve()?)?;
+            let sigs = prepare(&input, &fields.resolve()?, fields.config.as_deref())?;
             let data = sigs.common_signed_data(&input)?;
             write_file(&out, &data)?;
             eprintln!(
@@ -752,6 +850,7 @@ fn run_inner(args: EnclaveArgs) -> Result<ExitCode> {
             signature,
             unsigned,
             out,
+            config,
         } => {
             let key = load_key(&key)?;
             let data = std::fs::read(&unsigned)
@@ -760,7 +859,7 @@ fn run_inner(args: EnclaveArgs) -> Result<ExitCode> {
                 .with_context(|| format!("reading {}", signature.display()))?;
             let mut s = Sigstruct::from_signed_data(&data)
                 .with_context(|| format!("{}: not gendata output", unsigned.display()))?;
-            let sigs = prepare(&input, &SigningFields::default())?;
+            let sigs = prepare(&input, &SigningFields::default(), config.as_deref())?;
             if s.enclavehash() != sigs.mrenclave {
                 eprintln!(
                     "error: {}: ENCLAVEHASH {} is not the measurement {} of {}; run gendata on this enclave again",
@@ -816,6 +915,8 @@ struct Prepared {
     mrenclave: Mrenclave,
     sigstructs: Vec<Sigstruct>,
     sdk: Option<SdkEnclave>,
+    /// Metadata generated for an unsigned SDK enclave (written with the signature).
+    generated: Option<GeneratedMetadata>,
 }
 
 impl Prepared {
@@ -836,7 +937,7 @@ impl Prepared {
     }
 }
 
-fn prepare(input: &Path, fields: &SigningFields) -> Result<Prepared> {
+fn prepare(input: &Path, fields: &SigningFields, config: Option<&Path>) -> Result<Prepared> {
     match detect(input)? {
         Kind::Sgxs => {
             let (m, _) = measure_sgxs_file(input)?;
@@ -848,18 +949,26 @@ fn prepare(input: &Path, fields: &SigningFields) -> Result<Prepared> {
                 mrenclave: m.mrenclave,
                 sigstructs: vec![s],
                 sdk: None,
+                generated: None,
             })
         }
         Kind::Sdk => {
             let (e, mut r) = read_sdk(input)?;
             if e.blocks.is_empty() {
-                bail!(
-                    "{}: unsigned SDK enclave (all-zero metadata at offset {:#x}); generating SDK \
-                     metadata from Enclave.config.xml is not supported: sign it once with Intel \
-                     sgx_sign (any key), then re-sign it here",
-                    input.display(),
-                    e.note.metadata_offset
-                );
+                let g = generate_metadata(input, &e, &mut r, config)?;
+                let (d, _, _) = e
+                    .measure_block(&mut r, &g.block, io::sink())
+                    .with_context(|| format!("{}: replaying the SDK loader", input.display()))?;
+                let mut s = Sigstruct::new(d);
+                s.date = today();
+                fields.apply(&mut s);
+                return Ok(Prepared {
+                    kind: Kind::Sdk,
+                    mrenclave: d,
+                    sigstructs: vec![s],
+                    sdk: Some(e),
+                    generated: Some(g),
+                });
             }
             let mut sigs = Vec::new();
             let mut first: Option<Mrenclave> = None;
@@ -890,6 +999,7 @@ fn prepare(input: &Path, fields: &SigningFields) -> Result<Prepared> {
                 mrenclave,
                 sigstructs: sigs,
                 sdk: Some(e),
+                generated: None,
             })
         }
         Kind::Sigstruct => bail!(
@@ -911,8 +1021,15 @@ fn write_output(input: &Path, out: &Path, p: &Prepared, signed: &[Sigstruct]) ->
             }
             let mut r = BufReader::new(open(input)?);
             let mut w = create_partial(out)?;
-            e.write_with_sigstructs(&mut r, &mut w, signed)
-                .with_context(|| format!("writing {}", partial_path(out).display()))?;
+            match &p.generated {
+                Some(g) => {
+                    let mut g = g.clone();
+                    g.set_sigstruct(signed.first().context("no SIGSTRUCT")?);
+                    e.write_with_metadata(&mut r, &mut w, &g.bytes)
+                }
+                None => e.write_with_sigstructs(&mut r, &mut w, signed),
+            }
+            .with_context(|| format!("writing {}", partial_path(out).display()))?;
             commit_partial(out, w)
         }
         _ => {
@@ -1228,10 +1345,10 @@ mod tests {
     #[test]
     fn input_errors_name_the_file_and_fix() {
         let g = temp("garbage.bin", b"not an enclave at all");
-        let e = measure_file(&g, None).err().unwrap().to_string();
+        let e = measure_file(&g, None, None).err().unwrap().to_string();
         assert!(e.ends_with("not an Intel SGX SDK enclave (ELF .so), an SGXS stream or a 1808-byte SIGSTRUCT (for a flat page image use `measure --raw`)"), "{e}");
         let ss = temp("s.sig", &Sigstruct::new(Digest32([0; 32])).encode());
-        let e = measure_file(&ss, None).err().unwrap().to_string();
+        let e = measure_file(&ss, None, None).err().unwrap().to_string();
         assert!(
             e.contains("this is a SIGSTRUCT, which holds only the expected hash"),
             "{e}"
@@ -1240,7 +1357,10 @@ mod tests {
         let e = format!("{:#}", measure_raw(&raw, &[0], 1, None).err().unwrap());
         assert!(e.ends_with("the image ends 904 bytes into the page at offset 0x1000: a flat image is whole 4096-byte pages"), "{e}");
         let missing = std::env::temp_dir().join("confkube-enclave-does-not-exist");
-        let e = measure_file(&missing, None).err().unwrap().to_string();
+        let e = measure_file(&missing, None, None)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.starts_with("cannot open "), "{e}");
         for p in [g, ss, raw] {
             let _ = std::fs::remove_file(p);
@@ -1257,7 +1377,7 @@ mod tests {
             (m.enclave_size, m.stats.pages_added, m.stats.pages_extended),
             (0x4000, 3, 3)
         );
-        let (m2, _) = measure_file(&out, None).unwrap();
+        let (m2, _) = measure_file(&out, None, None).unwrap();
         assert_eq!(m2.mrenclave, m.mrenclave);
         assert!(!partial_path(&out).exists());
         let _ = std::fs::remove_file(img);
