@@ -38,9 +38,15 @@ impl CollateralProvider for CollateralCache {
         })
     }
 
-    fn cache_stats(&self) -> (u64, u64) {
+    fn cache_stats(&self) -> Vec<(&'static str, u64)> {
         let c = self.counters();
-        (c.hits, c.misses)
+        vec![
+            ("hit", c.hits),
+            ("miss", c.misses),
+            ("refresh", c.refreshes),
+            ("error", c.errors),
+            ("persisted_load", c.persisted_loads),
+        ]
     }
 }
 

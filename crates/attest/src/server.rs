@@ -54,9 +54,9 @@ pub trait CollateralProvider: Send + Sync {
         now: i64,
     ) -> BoxFuture<'a, Result<Arc<Collateral>, ProviderError>>;
 
-    /// Cumulative (hits, misses), for metrics.
-    fn cache_stats(&self) -> (u64, u64) {
-        (0, 0)
+    /// Cumulative event counts (`hit`, `miss`, `refresh`, `error`, ...), for metrics.
+    fn cache_stats(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
     }
 }
 
@@ -194,7 +194,9 @@ impl Service {
         if let Some(p) = map.get(chain) {
             return Ok(p.clone());
         }
-        let p = dcap::pck_platform(quote)?;
+        // Only chains that lead to the anchor select collateral: a forged quote cannot make the
+        // service fetch collateral for arbitrary FMSPCs.
+        let p = dcap::pck_platform_anchored(quote, &self.cfg.anchor)?;
         if map.len() >= MAX_PLATFORMS {
             map.clear();
         }
@@ -490,9 +492,9 @@ async fn metrics(State(s): State<Arc<Service>>) -> Response {
         .set_cache("collateral", "miss", st.collateral_misses);
     s.metrics.set_cache("pck", "hit", st.pck_hits);
     s.metrics.set_cache("pck", "miss", st.pck_misses);
-    let (h, m) = s.collateral.cache_stats();
-    s.metrics.set_cache("collateral_source", "hit", h);
-    s.metrics.set_cache("collateral_source", "miss", m);
+    for (event, n) in s.collateral.cache_stats() {
+        s.metrics.set_cache("collateral_source", event, n);
+    }
     let mut resp = s.metrics.encode().into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -298,6 +298,8 @@ async fn bad_requests_are_problem_json_never_500() {
 #[tokio::test]
 async fn unknown_platform_and_verification_failures() {
     let e = env("unknown", TcbStatus::UpToDate);
+    // A quote whose PCK chain does not lead to the anchor is refused before any collateral
+    // lookup: forged quotes cannot make the service fetch collateral for arbitrary FMSPCs.
     let mut pki = PkiParams::new(AT, Some(TcbStatus::UpToDate));
     pki.fmspc = [1, 2, 3, 4, 5, 6];
     let other = Testkit::generate(pki).unwrap();
@@ -312,9 +314,17 @@ async fn unknown_platform_and_verification_failures() {
     .await;
     assert_eq!(
         (st, v["code"].as_str().unwrap()),
-        (StatusCode::UNPROCESSABLE_ENTITY, "collateral-not-found"),
+        (StatusCode::BAD_REQUEST, "untrusted-root"),
         "{v}"
     );
+    let (_, _, m) = call(&e.svc, "GET", "/metrics", None, false).await;
+    assert!(
+        m.as_str()
+            .unwrap()
+            .contains("confkube_attest_cache_events{cache=\"collateral_source\",event=\"miss\"} 0"),
+        "{m}"
+    );
+
     let mut q = quote_for(&e.kit, b"x", false);
     q[100] ^= 1;
     let (st, _, v) = call(
@@ -335,6 +345,32 @@ async fn unknown_platform_and_verification_failures() {
             .as_str()
             .unwrap()
             .starts_with("quote signature invalid")
+    );
+
+    // A genuine platform without collateral: 422 collateral-not-found.
+    let e = env("nocoll", TcbStatus::UpToDate);
+    std::fs::remove_dir_all(e.dir.join("collateral")).unwrap();
+    std::fs::create_dir_all(e.dir.join("collateral")).unwrap();
+    let q = quote_for(&e.kit, b"x", false);
+    let (st, _, v) = call(
+        &e.svc,
+        "POST",
+        ATTEST,
+        Some(attest_body(&q, None, None)),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (st, v["code"].as_str().unwrap()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "collateral-not-found"),
+        "{v}"
+    );
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("no collateral for FMSPC c0ffee000000"),
+        "{v}"
     );
 }
 

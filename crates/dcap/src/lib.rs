@@ -36,5 +36,5 @@ pub use collateral::{Collateral, CollateralError, QuoteCollateralV3};
 pub use error::VerifyError;
 pub use report::{failure_json, success_json};
 pub use tcb::{QeIdentity, QeTcbLevel, TcbInfo, TcbJsonError, TcbLevel, TcbStatus};
-pub use verify::{PckPlatform, VerifiedQuote, VerifyOptions, pck_platform};
+pub use verify::{PckPlatform, VerifiedQuote, VerifyOptions, pck_platform, pck_platform_anchored};
 pub use x509::PckExtension;
