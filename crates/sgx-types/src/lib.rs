@@ -16,6 +16,7 @@
 //! lengths rejected), allocation-light parser with an encoder twin for these layouts; the
 //! structures are small fixed layouts that one strict [`reader::Reader`] covers.
 
+pub mod cpuid;
 pub mod quote;
 pub mod reader;
 pub mod report;
