@@ -5,8 +5,8 @@
 //! Faithfulness is tied to the SDK version (spec digest §3.5): the `g_global_data` template is
 //! the SDK's `global_data_t`, whose layout changes between releases. Supported is the layout
 //! identified by a 1656-byte `g_global_data` (SDK 2.1x of 2021, metadata 2.4); others are
-//! refused with [`GenError::UnsupportedSdk`]. Only the primary metadata block is emitted (the
-//! SGX1-compatible copies `sgx_sign` appends are not).
+//! refused with [`GenError::UnsupportedSdk`]. Like that `sgx_sign`, three blocks are emitted:
+//! the primary 2.4 block, a 2.1 copy and the SGX1-compatible 1.4 block.
 //!
 //! Sources: intel/linux-sgx `sdk/sign_tool/SignTool/manage_metadata.cpp`
 //! (`build_layout_table`, `update_layout_entries`, `build_layout_entries`, `build_patch_table`,
@@ -156,18 +156,71 @@ fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
 /// The generated primary metadata block for an unsigned enclave.
 #[derive(Debug, Clone)]
 pub struct GeneratedMetadata {
-    /// The block bytes (`metadata_t` up to `size`), SIGSTRUCT still zero.
+    /// The descriptor contents: the primary block (2.4), its SGX2 copy (2.1) and the
+    /// SGX1-compatible block (1.4), back to back, with placeholder SIGSTRUCTs.
     pub bytes: Vec<u8>,
-    /// The parsed block, for replay.
+    /// Offsets of the blocks inside `bytes`.
+    pub block_offsets: Vec<usize>,
+    /// The parsed primary block, for replay.
     pub block: MetadataBlock,
 }
 
 impl GeneratedMetadata {
-    /// Copies `sigstruct` into the block bytes.
+    /// Copies `sigstruct` into every block (all blocks carry the same SIGSTRUCT).
     pub fn set_sigstruct(&mut self, s: &Sigstruct) {
-        put(&mut self.bytes, 64, &s.encode());
+        let enc = s.encode();
+        for &o in &self.block_offsets {
+            put(&mut self.bytes, o + 64, &enc);
+        }
         self.block.sigstruct = s.clone();
     }
+}
+
+/// The SGX1-compatible copy `sgx_sign` appends: POST_ADD removed (HEAP_MAX neutralised), the
+/// utility thread kept, every other thread folded into one THREAD_GROUP repeated
+/// `tcs_num - 1` times, dynamic threads and the final guard dropped.
+fn sgx1_block(
+    primary: &[u8],
+    layout_off: usize,
+    heap_and_utility: &[Entry],
+    thread_len: usize,
+    tcs_num: u32,
+) -> Vec<u8> {
+    let mut b = primary.get(..layout_off).unwrap_or_default().to_vec();
+    let mut layout: Vec<Entry> = heap_and_utility
+        .iter()
+        .map(|e| {
+            let mut e = *e;
+            if e.id == 3 {
+                e.si_flags = 0;
+            }
+            e.attributes &= !page_attr::POST_ADD;
+            e
+        })
+        .collect();
+    let step: u64 = layout
+        .iter()
+        .rev()
+        .take(thread_len)
+        .map(|e| u64::from(e.page_count) * PAGE_SIZE as u64)
+        .sum();
+    layout.push(Entry {
+        id: 0x1009,
+        group: Some((thread_len as u16, tcs_num - 1, step)),
+        ..Default::default()
+    });
+    for e in &layout {
+        b.extend_from_slice(&e.encode());
+    }
+    let size = b.len() as u32;
+    put(&mut b, 8, &((1u64 << 32) | 4).to_le_bytes());
+    put(&mut b, 16, &size.to_le_bytes());
+    put(
+        &mut b,
+        64 + SIGSTRUCT_SIZE + 12,
+        &((32 * layout.len()) as u32).to_le_bytes(),
+    );
+    b
 }
 
 /// Builds the primary metadata block `sgx_sign` would write for `encl` with `cfg`.
@@ -508,5 +561,27 @@ pub fn generate<R: Read + Seek>(
         return Err(bad("the generated metadata does not fit in .note.sgxmeta"));
     }
     let block = parse_block(&b, encl.note.metadata_offset)?;
-    Ok(GeneratedMetadata { bytes: b, block })
+    // The SGX2 copy (2.1) and the SGX1-compatible block (1.4) follow the primary block.
+    let mut copy21 = b.clone();
+    put(&mut copy21, 8, &((2u64 << 32) | 1).to_le_bytes());
+    let utility_end = layouts.iter().position(|e| e.id == 5).map_or(0, |i| i + 1);
+    let sgx1 = sgx1_block(
+        &b,
+        layout_off,
+        layouts.get(..utility_end).unwrap_or_default(),
+        thread.len(),
+        cfg.tcs_num,
+    );
+    let block_offsets = vec![0, b.len(), 2 * b.len()];
+    let mut bytes = b;
+    bytes.extend_from_slice(&copy21);
+    bytes.extend_from_slice(&sgx1);
+    if bytes.len() as u64 > u64::from(encl.note.descsz) {
+        return Err(bad("the generated metadata does not fit in .note.sgxmeta"));
+    }
+    Ok(GeneratedMetadata {
+        bytes,
+        block_offsets,
+        block,
+    })
 }

@@ -32,11 +32,29 @@ fn enchecap_unsigned_matches_sgx_sign() {
     let encl = SdkEnclave::read(&mut cur).unwrap();
     let g = generate(&mut cur, &encl, &enchecap_config()).unwrap();
     let m = 0x33bd5usize;
-    let want = &signed[m..m + g.bytes.len()];
-    assert_eq!(g.bytes.len(), 0x1348, "block size of sgx_sign's 2.4 block");
+    assert_eq!(g.block_offsets, vec![0, 0x1348, 0x2690]);
+    assert_eq!(
+        g.bytes.len(),
+        0x1348 + 0x1348 + 0x1008,
+        "sizes of sgx_sign's 2.4, 2.1 and 1.4 blocks"
+    );
+    for &o in &g.block_offsets[1..] {
+        let len = if o == 0x2690 { 0x1008 } else { 0x1348 };
+        assert_eq!(
+            &g.bytes[o..o + 64],
+            &signed[m + o..m + o + 64],
+            "header of block at {o:#x}"
+        );
+        assert_eq!(
+            &g.bytes[o + 1872..o + len],
+            &signed[m + o + 1872..m + o + len],
+            "block at {o:#x}"
+        );
+    }
+    let want = &signed[m..m + 0x1348];
     assert_eq!(&g.bytes[..64], &want[..64], "metadata header");
     assert_eq!(
-        &g.bytes[1872..],
+        &g.bytes[1872..0x1348],
         &want[1872..],
         "dirs, TCS and g_global_data templates, patches, layout"
     );
@@ -85,7 +103,7 @@ fn refuses_signed_and_unsupported() {
 }
 
 #[test]
-fn signed_generated_block_equals_sgx_sign_output() {
+fn signing_unsigned_reproduces_sgx_sign_file_byte_for_byte() {
     let Some(unsigned) = testdata::read("enclaves/enchecap-sample-enclave/enclave.so") else {
         return;
     };
@@ -111,16 +129,17 @@ fn signed_generated_block_equals_sgx_sign_output() {
     let mut out = Vec::new();
     encl.write_with_metadata(&mut cur, &mut out, &g.bytes)
         .unwrap();
-    assert_eq!(out.len(), signed.len());
-    let m = 0x33bd5usize;
-    // Everything up to the end of the primary block is byte-identical to sgx_sign's file
-    // (sgx_sign also appends SGX1-compatible blocks 2.1 and 1.4, which are not generated).
-    assert_eq!(&out[..m + g.bytes.len()], &signed[..m + g.bytes.len()]);
+    // The whole file is byte-identical to what sgx_sign wrote.
+    assert_eq!(out, signed);
     let back = SdkEnclave::read(&mut Cursor::new(&out)).unwrap();
-    assert_eq!(back.blocks.len(), 1);
-    back.blocks[0].sigstruct.verify().unwrap();
-    let (d2, _) = back.measure(&mut Cursor::new(&out)).unwrap();
-    assert_eq!(d2, d);
+    assert_eq!(back.blocks.len(), 3);
+    for b in &back.blocks {
+        b.sigstruct.verify().unwrap();
+        let (d2, _, _) = back
+            .measure_block(&mut Cursor::new(&out), b, std::io::sink())
+            .unwrap();
+        assert_eq!(d2, d);
+    }
     let e = encl
         .write_with_metadata(&mut cur, &mut Vec::new(), &vec![0u8; 0x6000])
         .unwrap_err();
