@@ -1383,4 +1383,37 @@ mod tests {
         let _ = std::fs::remove_file(img);
         let _ = std::fs::remove_file(out);
     }
+
+    #[test]
+    fn sdk_xml_config() {
+        let c = sdk_config_from_xml(
+            "<EnclaveConfiguration><TCSNum>10</TCSNum><TCSPolicy>1</TCSPolicy>\
+             <StackMaxSize>0x40000</StackMaxSize><HeapMaxSize>0x100000</HeapMaxSize>\
+             <MiscSelect>3</MiscSelect><MiscMask>0xFFFFFFFE</MiscMask></EnclaveConfiguration>",
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            SdkConfig {
+                tcs_num: 10,
+                tcs_max_num: 10,
+                heap_init_size: 0x100000,
+                misc_select: 2,
+                ..SdkConfig::default()
+            }
+        );
+        let e = sdk_config_from_xml("<UserRegionSize>0x1000</UserRegionSize>").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "<UserRegionSize> is not supported when generating metadata; sign with Intel sgx_sign"
+        );
+        let e = sdk_config_from_xml("<TCSNum>ten</TCSNum>").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("<TCSNum>: \"ten\" is not a number"),
+            "{e}"
+        );
+        let e = sdk_config_from_xml("<TCSNum>3").unwrap_err();
+        assert_eq!(e.to_string(), "<TCSNum> is not closed");
+    }
 }
