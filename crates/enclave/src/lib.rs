@@ -9,14 +9,17 @@
 //! * [`sdk`]: Intel SGX SDK enclaves (`*.so`): ELF64 reader, the `.note.sgxmeta` metadata chain,
 //!   and the replay of the SDK loader's layout (segments, TCS, SSA, stacks, heap, guard pages,
 //!   patches) into the measurement.
+//! * [`sdk_gen`]: the metadata `sgx_sign` generates for an *unsigned* SDK enclave from its
+//!   `Enclave.config.xml` values (layout table, TCS and `g_global_data` templates, patches, the
+//!   2.4/2.1/1.4 blocks), for the SDK generation whose `global_data_t` is known.
 //! * [`sigstruct`]: the 1808-byte SIGSTRUCT codec (strict parse, encode twin), signing with any
 //!   [`sigstruct::SigstructSigner`] (a key file now, an HSM later), verification and q1/q2.
 //! * [`key`]: RSA-3072 / e = 3 keys from PEM (PKCS#1 or PKCS#8 private, PKCS#1 or SPKI public).
 //!
 //! What it deliberately does not do: read files, the clock or the environment (callers pass
-//! `Read`/`Seek` streams, byte slices and dates); generate SDK metadata from `Enclave.config.xml`
-//! (signing an *unsigned* SDK enclave is tied to one SDK version's `global_data_t` layout); load
-//! or run enclaves.
+//! `Read`/`Seek` streams, byte slices and dates); parse XML (the CLI turns `Enclave.config.xml`
+//! into [`sdk_gen::SdkConfig`]); guess `global_data_t` layouts of SDK versions it has not been
+//! checked against; load or run enclaves.
 //!
 //! Specifications followed: Intel SDM Vol. 3D §39.4 (SIGSTRUCT, MRENCLAVE records, MRSIGNER);
 //! intel/linux-sgx `common/inc/internal/arch.h`, `metadata.h` and `psw/urts/loader.cpp` (the
