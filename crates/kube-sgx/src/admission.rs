@@ -4,7 +4,8 @@
 //! The response is encoded here rather than with `kube::core::admission`, which writes `patch`
 //! as an array of numbers instead of the base64 string the API server expects
 //! (kube-rs/kube#1781). Only pod `CREATE` requests are examined; every other request is
-//! allowed unchanged, so a misconfigured rule can never block unrelated objects.
+//! allowed unchanged, so a misconfigured rule can never block unrelated objects, and a pod whose
+//! JSON cannot contain an EPC resource name is allowed without being decoded at all.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -184,11 +185,22 @@ pub fn review(endpoint: Endpoint, body: &[u8], config: &Config) -> Result<Review
     let raw = request.object.ok_or_else(|| ReviewError::MissingObject {
         uid: uid.to_owned(),
     })?;
+    if !may_request_epc(raw.get()) {
+        return Ok(answer(uid, Decision::Allow, Outcome::Ignored));
+    }
     let pod: Pod = serde_json::from_str(raw.get()).map_err(|e| ReviewError::Object {
         uid: uid.to_owned(),
         message: e.to_string(),
     })?;
     Ok(decide(endpoint, uid, &pod, config))
+}
+
+/// Cheap pre-check on the raw pod JSON: false only when the pod certainly names no EPC
+/// resource, so it can be allowed without decoding. Without any backslash escape every JSON
+/// string is literal, so a resource key must appear verbatim; the API server encodes objects
+/// with Go's encoding/json, which escapes neither `/` nor letters. Any escape means "decode".
+fn may_request_epc(raw: &str) -> bool {
+    raw.contains('\\') || raw.contains(crate::EPC) || raw.contains("_epc_mem_in_MiB")
 }
 
 enum Decision {

@@ -189,10 +189,31 @@ fn malformed_bodies_are_errors_with_messages() {
         err(no_object.to_string().as_bytes()).to_string(),
         "AdmissionReview request n creates a pod but has no request.object"
     );
-    let bad_pod = review_for("b", json!({"spec": {"containers": "none"}}));
+    let bad_pod = review_for(
+        "b",
+        json!({"spec": {"containers": "none", "x": "sgx.intel.com/epc"}}),
+    );
     assert_eq!(
         err(bad_pod.to_string().as_bytes()).to_string(),
         "AdmissionReview request b: request.object is not a valid Pod: invalid type: string \
          \"none\", expected a sequence at line 1 column 28"
     );
+}
+
+#[test]
+fn pods_without_epc_names_are_not_decoded_but_escaped_names_are() {
+    // No EPC name anywhere: allowed without decoding, even though this is not a valid Pod.
+    let not_a_pod = review_for("fast", json!({"spec": {"containers": "none"}}));
+    let (resp, outcome) = run(Endpoint::Mutate, &not_a_pod);
+    assert_eq!(outcome, Outcome::Ignored);
+    assert_eq!(resp["response"], json!({"uid": "fast", "allowed": true}));
+
+    // A JSON escape can hide a name from a substring search: such bodies are decoded.
+    let body = review_for("esc", faq_pod()).to_string().replace(
+        "sgx.intel.com/sgx_epc_mem_in_MiB",
+        "sgx.intel.com\\/sgx\\u005fepc_mem_in_MiB",
+    );
+    assert!(!body.contains("_epc_mem_in_MiB"));
+    let out = review(Endpoint::Mutate, body.as_bytes(), &Config::new()).unwrap();
+    assert_eq!(out.outcome, Outcome::Patched);
 }
