@@ -3,10 +3,11 @@
 //! with does, so that the MRENCLAVE equals the one `sgx_sign` produces.
 //!
 //! Faithfulness is tied to the SDK version (spec digest §3.5): the `g_global_data` template is
-//! the SDK's `global_data_t`, whose layout changes between releases. Supported is the layout
-//! identified by a 1656-byte `g_global_data` (SDK 2.1x of 2021, metadata 2.4); others are
-//! refused with [`GenError::UnsupportedSdk`]. Like that `sgx_sign`, three blocks are emitted:
-//! the primary 2.4 block, a 2.1 copy and the SGX1-compatible 1.4 block.
+//! the SDK's `global_data_t`, whose layout changes between releases. Supported are the layouts
+//! identified by a 1656-byte (SDK 2.1x of 2021) and a 1688-byte (2023) `g_global_data`, both
+//! with metadata 2.4; others are refused with [`GenError::UnsupportedSdk`]. Like those
+//! `sgx_sign` versions, three blocks are emitted: the primary 2.4 block, a 2.1 copy and the
+//! SGX1-compatible 1.4 block.
 //!
 //! Sources: intel/linux-sgx `sdk/sign_tool/SignTool/manage_metadata.cpp`
 //! (`build_layout_table`, `update_layout_entries`, `build_layout_entries`, `build_patch_table`,
@@ -79,7 +80,7 @@ pub enum GenError {
     MissingSymbol(&'static str),
     /// The `global_data_t` layout of this SDK version is not known.
     #[error(
-        "g_global_data is {size} bytes: this SDK version's global_data_t layout is not supported (supported: 1656 bytes, SDK 2.1x of 2021); sign with that SDK's sgx_sign"
+        "g_global_data is {size} bytes: this SDK version's global_data_t layout is not supported (supported: 1656 and 1688 bytes, SDKs of 2021 and 2023); sign with that SDK's sgx_sign"
     )]
     UnsupportedSdk {
         /// `g_global_data` size.
@@ -94,8 +95,42 @@ const SSA_NUM: u32 = 2;
 const TCS_TEMPLATE_SIZE: usize = 72;
 const GUARD_PAGES: u32 = 16;
 const SSA_GPR_SIZE: u64 = 184;
-/// The supported `global_data_t`: 1656 bytes.
-const GD_SIZE_2021: u64 = 0x678;
+/// Field offsets of one SDK generation's `global_data_t`, identified by its size.
+struct GdLayout {
+    size: u64,
+    /// `tcs_num` (SDKs with EDMM thread accounting).
+    tcs_num: Option<usize>,
+    td_template: usize,
+    tcs_template: usize,
+    layout_entry_num: usize,
+    layout_table: usize,
+    /// `enclave_image_address`, `elrange_start_address`, `elrange_size`.
+    elrange: Option<usize>,
+}
+
+/// The `global_data_t` layouts checked byte for byte against `sgx_sign` output:
+/// 1656 bytes (SDK 2.1x of 2021, Enchecap vector: generated from `enclave.so`) and 1688 bytes
+/// (2023 SDKs, swisstronik vector: regenerated from the signed file's ELF).
+const GD_LAYOUTS: [GdLayout; 2] = [
+    GdLayout {
+        size: 0x678,
+        tcs_num: None,
+        td_template: 0x48,
+        tcs_template: 0xe8,
+        layout_entry_num: 0x130,
+        layout_table: 0x138,
+        elrange: None,
+    },
+    GdLayout {
+        size: 0x698,
+        tcs_num: Some(0x48),
+        td_template: 0x50,
+        tcs_template: 0xf0,
+        layout_entry_num: 0x138,
+        layout_table: 0x140,
+        elrange: Some(0x680),
+    },
+];
 /// `metadata.attributes` written by that SDK's `sgx_sign` (MODE64BIT; XFRM with AVX-512).
 const META_ATTR_FLAGS: u64 = 0x4;
 const META_ATTR_XFRM: u64 = 0xe7;
@@ -265,9 +300,10 @@ pub fn generate<R: Read + Seek>(
     let (gd_rva, gd_size) = encl
         .symbol(r, "g_global_data")?
         .ok_or(GenError::MissingSymbol("g_global_data"))?;
-    if gd_size != GD_SIZE_2021 {
-        return Err(GenError::UnsupportedSdk { size: gd_size });
-    }
+    let gdl = GD_LAYOUTS
+        .iter()
+        .find(|l| l.size == gd_size)
+        .ok_or(GenError::UnsupportedSdk { size: gd_size })?;
     let (oentry, _) = encl
         .symbol(r, "enclave_entry")?
         .ok_or(GenError::MissingSymbol("enclave_entry"))?;
@@ -489,7 +525,14 @@ pub fn generate<R: Read + Seek>(
     w(&mut gd, 0x18, cfg.heap_max_size);
     w(&mut gd, 0x38, u64::from(cfg.tcs_policy));
     w(&mut gd, 0x40, u64::from(cfg.tcs_max_num));
-    let td_tpl = 0x48;
+    if let Some(o) = gdl.tcs_num {
+        w(&mut gd, o, u64::from(cfg.tcs_num));
+    }
+    if let Some(o) = gdl.elrange {
+        // No ELRANGE configured: image at 0, ELRANGE = the enclave.
+        w(&mut gd, o + 16, enclave_size);
+    }
+    let td_tpl = gdl.td_template;
     w(&mut gd, td_tpl, td_addr); // self_addr
     w(&mut gd, td_tpl + 0x08, stack_base); // last_sp
     w(&mut gd, td_tpl + 0x10, stack_base); // stack_base_addr
@@ -502,15 +545,19 @@ pub fn generate<R: Read + Seek>(
     w(&mut gd, td_tpl + 0x38, xsave_size(META_ATTR_XFRM)); // xsave_size
     w(&mut gd, td_tpl + 0x50, tls_addr); // tls_addr
     w(&mut gd, td_tpl + 0x58, td_addr + 0x50); // tls_array = &td->tls_addr
-    put(&mut gd, 0xe8, &tcs_tpl);
-    put(&mut gd, 0x130, &(layouts.len() as u32).to_le_bytes());
-    if 0x138 + 32 * layouts.len() > gd.len() {
+    put(&mut gd, gdl.tcs_template, &tcs_tpl);
+    put(
+        &mut gd,
+        gdl.layout_entry_num,
+        &(layouts.len() as u32).to_le_bytes(),
+    );
+    if gdl.layout_table + 32 * layouts.len() > gdl.elrange.unwrap_or(gd.len()) {
         return Err(bad(
             "the layout has more entries than g_global_data holds (too many thread kinds)",
         ));
     }
     for (i, e) in layouts.iter().enumerate() {
-        put(&mut gd, 0x138 + 32 * i, &e.encode());
+        put(&mut gd, gdl.layout_table + 32 * i, &e.encode());
     }
 
     // Assemble metadata_t.

@@ -79,15 +79,6 @@ fn refuses_signed_and_unsupported() {
         generate(&mut cur, &encl, &SdkConfig::default()),
         Err(GenError::AlreadySigned { offset: 0x33bd5 })
     ));
-    let sw = testdata::read("enclaves/swisstronik-enclave/enclave.signed.so").unwrap();
-    let mut cur = Cursor::new(&sw);
-    let mut encl = SdkEnclave::read(&mut cur).unwrap();
-    encl.blocks.clear();
-    let e = generate(&mut cur, &encl, &SdkConfig::default()).unwrap_err();
-    assert!(
-        matches!(e, GenError::UnsupportedSdk { size: 0x698 }),
-        "{e:?}"
-    );
     let unsigned = testdata::read("enclaves/enchecap-sample-enclave/enclave.so").unwrap();
     let mut cur = Cursor::new(&unsigned);
     let encl = SdkEnclave::read(&mut cur).unwrap();
@@ -146,5 +137,74 @@ fn signing_unsigned_reproduces_sgx_sign_file_byte_for_byte() {
     assert_eq!(
         e.to_string(),
         "malformed metadata block at offset 0x33bd5: 24576 bytes of metadata do not fit the 20480-byte descriptor"
+    );
+}
+
+#[test]
+fn swisstronik_2023_sdk_metadata_regenerated() {
+    // No unsigned copy of this enclave is published; its signed file has the same ELF, so
+    // the metadata is regenerated from it (blocks ignored) with its Enclave.config.xml
+    // (TCSNum 1, StackMaxSize 0x40000, HeapMaxSize 0x100000) and compared with sgx_sign's.
+    let Some(signed) = testdata::read("enclaves/swisstronik-enclave/enclave.signed.so") else {
+        return;
+    };
+    let mut cur = Cursor::new(&signed);
+    let mut encl = SdkEnclave::read(&mut cur).unwrap();
+    encl.blocks.clear();
+    let g = generate(&mut cur, &encl, &SdkConfig::default()).unwrap();
+    let m = 0xe0149usize;
+    assert_eq!(g.block_offsets, vec![0, 0x1028, 0x2050]);
+    for &o in &g.block_offsets {
+        assert_eq!(
+            &g.bytes[o..o + 64],
+            &signed[m + o..m + o + 64],
+            "header of block at {o:#x}"
+        );
+        assert_eq!(
+            &g.bytes[o + 1872..o + 0x1028],
+            &signed[m + o + 1872..m + o + 0x1028],
+            "block at {o:#x}"
+        );
+    }
+    let (d, stats, _) = encl
+        .measure_block(&mut cur, &g.block, std::io::sink())
+        .unwrap();
+    assert_eq!(
+        d.to_hex(),
+        "fb0c0ced20346be2772af710c55d2e1363d7c04fcced26d1dca9bb7ac57b5118"
+    );
+    assert_eq!((stats.pages_added, stats.pages_extended), (561, 305));
+}
+
+#[test]
+fn unknown_sdk_layout_is_refused() {
+    let Some(unsigned) = testdata::read("enclaves/enchecap-sample-enclave/enclave.so") else {
+        return;
+    };
+    // Change the st_size of g_global_data in .symtab: an SDK generation not known.
+    let mut b = unsigned.clone();
+    let symtab = 0x652c8usize; // .symtab and .strtab offsets of this file (readelf -S)
+    let strtab = 0x6b490usize;
+    let name = strtab
+        + b[strtab..]
+            .windows(15)
+            .position(|w| w == b"\0g_global_data\0")
+            .unwrap()
+        + 1;
+    let entry = (0..0x61c8 / 24)
+        .map(|i| symtab + 24 * i)
+        .find(|&e| u32::from_le_bytes(b[e..e + 4].try_into().unwrap()) as usize == name - strtab)
+        .unwrap();
+    b[entry + 16..entry + 24].copy_from_slice(&0x700u64.to_le_bytes());
+    let mut cur = Cursor::new(&b);
+    let encl = SdkEnclave::read(&mut cur).unwrap();
+    let e = generate(&mut cur, &encl, &SdkConfig::default()).unwrap_err();
+    assert!(
+        matches!(e, GenError::UnsupportedSdk { size: 0x700 }),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "g_global_data is 1792 bytes: this SDK version's global_data_t layout is not supported (supported: 1656 and 1688 bytes, SDKs of 2021 and 2023); sign with that SDK's sgx_sign"
     );
 }
