@@ -613,6 +613,20 @@ fn generate_metadata(
         .with_context(|| format!("reading {}", cfg_path.display()))?;
     let cfg = sdk_config_from_xml(&text)
         .with_context(|| format!("{}: unusable Enclave.config.xml", cfg_path.display()))?;
+    let d = SdkConfig::default();
+    if cfg.heap_init_size != cfg.heap_max_size
+        || cfg.tcs_max_num != cfg.tcs_num
+        || cfg.tcs_min_pool != d.tcs_min_pool
+        || cfg.stack_min_size != d.stack_min_size
+        || cfg.heap_min_size != d.heap_min_size
+    {
+        eprintln!(
+            "warning: {}: HeapInitSize/TCSMaxNum/TCSMinPool/StackMinSize/HeapMinSize differ from \
+             the configurations checked against sgx_sign output; compare the MRENCLAVE with \
+             sgx_sign's once before relying on it",
+            cfg_path.display()
+        );
+    }
     enclave::sdk_gen::generate(r, e, &cfg)
         .with_context(|| format!("{}: generating SGX metadata", p.display()))
 }
