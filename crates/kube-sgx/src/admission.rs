@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::{Config, Denial, mutate, validate};
+use crate::{Config, Denial, Patch, mutate, validate};
 
 /// The only AdmissionReview version spoken.
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -152,10 +152,6 @@ struct ResponseOut<'a> {
     uid: &'a str,
     allowed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    patch_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<StatusOut>,
 }
 
@@ -188,10 +184,12 @@ pub fn review(endpoint: Endpoint, body: &[u8], config: &Config) -> Result<Review
     if !may_request_epc(raw.get()) {
         return Ok(answer(uid, Decision::Allow, Outcome::Ignored));
     }
-    let pod: Pod = serde_json::from_str(raw.get()).map_err(|e| ReviewError::Object {
-        uid: uid.to_owned(),
-        message: e.to_string(),
-    })?;
+    let pod: Pod = serde_json::from_str::<lean::Pod>(raw.get())
+        .map_err(|e| ReviewError::Object {
+            uid: uid.to_owned(),
+            message: e.to_string(),
+        })?
+        .into();
     Ok(decide(endpoint, uid, &pod, config))
 }
 
@@ -205,7 +203,7 @@ fn may_request_epc(raw: &str) -> bool {
 
 enum Decision {
     Allow,
-    Patch(String),
+    Patch(Patch),
     Deny(Denial),
 }
 
@@ -220,7 +218,7 @@ fn decide(endpoint: Endpoint, uid: &str, pod: &Pod, config: &Config) -> Reviewed
     match endpoint {
         Endpoint::Mutate => match mutate(pod, config) {
             Ok(patch) if patch.is_empty() => answer(uid, Decision::Allow, sgx(Outcome::Allowed)),
-            Ok(patch) => answer(uid, Decision::Patch(patch.to_json()), Outcome::Patched),
+            Ok(patch) => answer(uid, Decision::Patch(patch), Outcome::Patched),
             Err(d) => {
                 let reason = d.reason();
                 answer(uid, Decision::Deny(d), Outcome::Denied(reason))
@@ -250,9 +248,9 @@ fn is_sgx(pod: &Pod) -> bool {
 }
 
 fn answer(uid: &str, decision: Decision, outcome: Outcome) -> Reviewed {
-    let (allowed, patch, status) = match decision {
-        Decision::Allow => (true, None, None),
-        Decision::Patch(json) => (true, Some(STANDARD.encode(json)), None),
+    let body = match decision {
+        Decision::Allow => allowed_body(uid, None),
+        Decision::Patch(patch) => allowed_body(uid, Some(&patch)),
         Decision::Deny(d) => {
             let code = d.code();
             let status = StatusOut {
@@ -265,22 +263,221 @@ fn answer(uid: &str, decision: Decision, outcome: Outcome) -> Reviewed {
                 },
                 message: d.to_string(),
             };
-            (false, None, Some(status))
+            let out = ReviewOut {
+                api_version: API_VERSION,
+                kind: "AdmissionReview",
+                response: ResponseOut {
+                    uid,
+                    allowed: false,
+                    status: Some(status),
+                },
+            };
+            // Serializing strings and integers cannot fail.
+            serde_json::to_vec(&out).unwrap_or_default()
         }
     };
-    let out = ReviewOut {
-        api_version: API_VERSION,
-        kind: "AdmissionReview",
-        response: ResponseOut {
-            uid,
-            allowed,
-            patch_type: patch.as_ref().map(|_| "JSONPatch"),
-            patch,
-            status,
-        },
-    };
-    // Serializing these plain structs cannot fail; an empty body would surface as a 500-free
-    // API-server error rather than a panic here.
-    let body = serde_json::to_vec(&out).unwrap_or_default();
     Reviewed { body, outcome }
+}
+
+/// The allowed response, written directly: the hot path of the webhook. Only `uid` needs JSON
+/// escaping; base64 text never does.
+fn allowed_body(uid: &str, patch: Option<&Patch>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(
+        br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#,
+    );
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, uid);
+    out.extend_from_slice(br#","allowed":true"#);
+    if let Some(patch) = patch {
+        out.extend_from_slice(br#","patchType":"JSONPatch","patch":""#);
+        let json = serde_json::to_vec(patch.ops()).unwrap_or_default();
+        let start = out.len();
+        out.resize(
+            start + base64::encoded_len(json.len(), true).unwrap_or(0),
+            0,
+        );
+        let written = STANDARD
+            .encode_slice(&json, out.get_mut(start..).unwrap_or_default())
+            .unwrap_or(0);
+        out.truncate(start + written);
+        out.push(b'"');
+    }
+    out.extend_from_slice(b"}}");
+    out
+}
+
+/// The fields of a Pod that [`crate::mutate`] and [`crate::validate`] read, decoded without
+/// allocating the rest of the object (images, probes, owner references, ...), then turned into
+/// a `k8s_openapi` Pod holding just those fields. Decoding is about 3x faster than the full
+/// Pod; `tests::lean_decode_matches_full_decode` and the fuzz target check that both give the
+/// same answers.
+mod lean {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::api::core::v1 as core;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    pub(super) struct Pod {
+        #[serde(default)]
+        metadata: Metadata,
+        #[serde(default)]
+        spec: Option<Spec>,
+    }
+
+    #[derive(Deserialize, Default)]
+    struct Metadata {
+        #[serde(default)]
+        annotations: Option<BTreeMap<String, String>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Spec {
+        #[serde(default)]
+        containers: Vec<Container>,
+        #[serde(default)]
+        init_containers: Option<Vec<Container>>,
+        #[serde(default)]
+        tolerations: Option<Vec<core::Toleration>>,
+        #[serde(default)]
+        affinity: Option<core::Affinity>,
+        #[serde(default)]
+        volumes: Option<Vec<Named>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Container {
+        name: String,
+        #[serde(default)]
+        resources: Option<core::ResourceRequirements>,
+        #[serde(default)]
+        env: Option<Vec<Named>>,
+        #[serde(default)]
+        volume_mounts: Option<Vec<Mount>>,
+        #[serde(default)]
+        restart_policy: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    struct Named {
+        name: String,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Mount {
+        #[serde(default)]
+        name: String,
+        mount_path: String,
+    }
+
+    impl From<Container> for core::Container {
+        fn from(c: Container) -> Self {
+            core::Container {
+                name: c.name,
+                resources: c.resources,
+                env: c.env.map(|v| {
+                    v.into_iter()
+                        .map(|e| core::EnvVar {
+                            name: e.name,
+                            ..Default::default()
+                        })
+                        .collect()
+                }),
+                volume_mounts: c.volume_mounts.map(|v| {
+                    v.into_iter()
+                        .map(|m| core::VolumeMount {
+                            name: m.name,
+                            mount_path: m.mount_path,
+                            ..Default::default()
+                        })
+                        .collect()
+                }),
+                restart_policy: c.restart_policy,
+                ..Default::default()
+            }
+        }
+    }
+
+    impl From<Pod> for core::Pod {
+        fn from(p: Pod) -> Self {
+            let containers = |v: Vec<Container>| v.into_iter().map(Into::into).collect();
+            core::Pod {
+                metadata: ObjectMeta {
+                    annotations: p.metadata.annotations,
+                    ..Default::default()
+                },
+                spec: p.spec.map(|s| core::PodSpec {
+                    containers: containers(s.containers),
+                    init_containers: s.init_containers.map(containers),
+                    tolerations: s.tolerations,
+                    affinity: s.affinity,
+                    volumes: s.volumes.map(|v| {
+                        v.into_iter()
+                            .map(|n| core::Volume {
+                                name: n.name,
+                                ..Default::default()
+                            })
+                            .collect()
+                    }),
+                    ..Default::default()
+                }),
+                status: None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lean_decode_matches_full_decode() {
+        let config = Config::new()
+            .with_tolerations(vec![crate::parse_toleration("sgx:NoSchedule").unwrap()])
+            .with_node_affinity(vec![crate::parse_node_label("sgx=true").unwrap()]);
+        let pods = [
+            json!({"metadata": {"name": "a", "annotations": {"sgx.intel.com/quote-provider": "aesmd"}},
+                   "spec": {"containers": [
+                       {"name": "app", "image": "x", "env": [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                        "volumeMounts": [{"name": "v", "mountPath": "/v", "readOnly": true}],
+                        "resources": {"limits": {"sgx.intel.com/sgx_epc_mem_in_MiB": "4"}}},
+                       {"name": "aesmd", "resources": {"limits": {"sgx.intel.com/epc": "1Mi"}}}],
+                       "initContainers": [{"name": "i", "restartPolicy": "Always",
+                        "resources": {"requests": {"sgx.intel.com/epc": "2Mi"}}}],
+                       "volumes": [{"name": "v", "emptyDir": {}}],
+                       "tolerations": [{"key": "k", "operator": "Exists"}],
+                       "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+                           {"nodeSelectorTerms": [{"matchExpressions": [{"key": "z", "operator": "Exists"}]}]}}}}}),
+            json!({"metadata": {"annotations": {"sgx.intel.com/quote-provider": "app"}},
+                   "spec": {"containers": [{"name": "app", "resources": {"limits": {"sgx.intel.com/epc": "3Mi"},
+                                                                          "requests": {"sgx.intel.com/epc": "2Mi"}}}]}}),
+            json!({"spec": {"containers": [{"name": "c", "env": null, "volumeMounts": [],
+                   "resources": {"limits": {"kubernetes.azure.com/sgx_epc_mem_in_MiB": "1"}}}]}}),
+            json!({"metadata": {}}),
+        ];
+        for pod in pods {
+            let full: Pod = serde_json::from_value(pod.clone()).unwrap();
+            let lean: Pod = serde_json::from_value::<lean::Pod>(pod.clone())
+                .unwrap()
+                .into();
+            assert_eq!(mutate(&lean, &config), mutate(&full, &config), "{pod}");
+            assert_eq!(validate(&lean, &config), validate(&full, &config), "{pod}");
+        }
+    }
+
+    #[test]
+    fn allowed_body_escapes_uid() {
+        let body = allowed_body("a\"b", None);
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"a\"b","allowed":true}}"#
+        );
+    }
 }
