@@ -28,9 +28,18 @@ fn generated_code_matches_proto() {
             &[crate_dir.join("proto")],
         )
         .unwrap();
-    let generated = std::fs::read_to_string(out.join("v1beta1.rs")).unwrap();
+    let generated_path = out.join("v1beta1.rs");
+    let generated = std::fs::read_to_string(&generated_path).unwrap();
+    // `cargo fmt --check` covers the checked-in file, so compare rustfmt's output.
+    std::fs::write(&generated_path, format!("{HEADER}{generated}")).unwrap();
+    let status = std::process::Command::new("rustfmt")
+        .args(["--edition", "2024"])
+        .arg(&generated_path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "rustfmt failed on the generated code");
+    let want = std::fs::read_to_string(&generated_path).unwrap();
     std::fs::remove_dir_all(&out).unwrap();
-    let want = format!("{HEADER}{generated}");
     let checked_in_path = crate_dir.join("src/v1beta1.rs");
     if std::env::var_os("CONFKUBE_UPDATE_CODEGEN").is_some() {
         std::fs::write(&checked_in_path, &want).unwrap();
