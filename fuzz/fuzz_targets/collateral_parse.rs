@@ -16,8 +16,16 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(collateral) = Collateral::from_json(data) {
         let again = Collateral::from_json(collateral.to_json().as_bytes())
             .expect("re-encoded collateral must decode");
-        assert_eq!(again.document(), collateral.document(), "JSON round trip changed the document");
-        assert_eq!(again.digest(), collateral.digest(), "JSON round trip changed the digest");
+        assert_eq!(
+            again.document(),
+            collateral.document(),
+            "JSON round trip changed the document"
+        );
+        assert_eq!(
+            again.digest(),
+            collateral.digest(),
+            "JSON round trip changed the digest"
+        );
         // The embedded signed texts are what the verifier parses next.
         let _ = TcbInfo::parse(&collateral.document().tcb_info);
         let _ = QeIdentity::parse(&collateral.document().qe_identity);

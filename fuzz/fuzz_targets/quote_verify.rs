@@ -31,7 +31,10 @@ struct Fixture {
 fn testdata_root() -> PathBuf {
     match std::env::var_os("CONFKUBE_TESTDATA") {
         Some(v) if !v.is_empty() => PathBuf::from(v),
-        _ => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata")),
+        _ => PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/testdata"
+        )),
     }
 }
 

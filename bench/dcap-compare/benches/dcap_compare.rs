@@ -70,16 +70,26 @@ fn bench<M: Measurement>(c: &mut Criterion<M>) {
         let warm = case.warm_verifier();
         g.bench_function(warm_id, |b| {
             b.iter(|| {
-                warm.verify(black_box(&case.quote), &case.collateral, case.now, &case.anchor)
-                    .expect("warm verification")
+                warm.verify(
+                    black_box(&case.quote),
+                    &case.collateral,
+                    case.now,
+                    &case.anchor,
+                )
+                .expect("warm verification")
             })
         });
 
         let cold = Verifier::uncached(VerifyOptions::default());
         g.bench_function(cold_id, |b| {
             b.iter(|| {
-                cold.verify(black_box(&case.quote), &case.collateral, case.now, &case.anchor)
-                    .expect("cold verification")
+                cold.verify(
+                    black_box(&case.quote),
+                    &case.collateral,
+                    case.now,
+                    &case.anchor,
+                )
+                .expect("cold verification")
             })
         });
 
@@ -92,7 +102,9 @@ fn bench<M: Measurement>(c: &mut Criterion<M>) {
             })
         });
 
-        g.bench_function(floor_id, |b| b.iter(|| assert!(black_box(&case.floor).run())));
+        g.bench_function(floor_id, |b| {
+            b.iter(|| assert!(black_box(&case.floor).run()))
+        });
         g.finish();
     }
     for case in cases.iter().filter(|c| BREAKDOWN_CASES.contains(&c.id)) {
@@ -123,8 +135,13 @@ fn breakdown<M: Measurement>(c: &mut Criterion<M>, case: &Case) {
     ] {
         g.bench_function(name, |b| {
             b.iter(|| {
-                v.verify(black_box(&case.quote), &case.collateral, case.now, &case.anchor)
-                    .expect("verification")
+                v.verify(
+                    black_box(&case.quote),
+                    &case.collateral,
+                    case.now,
+                    &case.anchor,
+                )
+                .expect("verification")
             })
         });
     }

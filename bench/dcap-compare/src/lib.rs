@@ -236,14 +236,21 @@ pub fn load_cases() -> Option<Vec<Case>> {
                 .expect("expected.json has cases")
                 .iter()
                 .find(|c| c["quote"] == quote_rel && c["collateral"] == coll_rel)
-                .unwrap_or_else(|| panic!("{set}/expected.json has no case {quote_rel} + {coll_rel}"));
-            assert_eq!(case["expected"]["verified"], true, "{id}: expected to verify");
+                .unwrap_or_else(|| {
+                    panic!("{set}/expected.json has no case {quote_rel} + {coll_rel}")
+                });
+            assert_eq!(
+                case["expected"]["verified"], true,
+                "{id}: expected to verify"
+            );
             let quote = read(&set_dir.join(quote_rel));
             let collateral = Collateral::from_json(&read(&set_dir.join(coll_rel)))
                 .unwrap_or_else(|e| panic!("{id}: collateral: {e}"));
             Case {
                 id,
-                now: case["verification_time_unix"].as_i64().expect("verification_time_unix"),
+                now: case["verification_time_unix"]
+                    .as_i64()
+                    .expect("verification_time_unix"),
                 debug: case["expected"]["debug"].as_bool().expect("expected.debug"),
                 floor: floor_input(&quote),
                 qvl_collateral: qvl_collateral(&collateral),
@@ -299,7 +306,11 @@ impl Case {
             our_ids,
             theirs.status,
             theirs.advisory_ids,
-            if our_ids == theirs.advisory_ids { "" } else { " (same set, other order)" }
+            if our_ids == theirs.advisory_ids {
+                ""
+            } else {
+                " (same set, other order)"
+            }
         );
         if ours.tcb_status().as_str() != theirs.status || a != b {
             panic!(
@@ -322,6 +333,10 @@ impl Case {
             "{}: the primed verifier did not hit its cache ({before:?} -> {after:?})",
             self.id
         );
-        assert!(self.floor.run(), "{}: the floor's signatures do not verify", self.id);
+        assert!(
+            self.floor.run(),
+            "{}: the floor's signatures do not verify",
+            self.id
+        );
     }
 }
