@@ -191,8 +191,32 @@ impl Window {
     }
 }
 
+/// Certificate signatures already checked in this verification (certificate DER, signer key):
+/// the same root appears in four chains and the TCB signer and PCK CA in two, so each distinct
+/// signature is verified once.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SigMemo(Vec<(Vec<u8>, Vec<u8>)>);
+
+impl SigMemo {
+    fn signed_by(&mut self, c: &Cert, key: &[u8]) -> bool {
+        if self.0.iter().any(|(d, k)| *d == c.der && k == key) {
+            return true;
+        }
+        let ok = c.signed_by(key);
+        if ok {
+            self.0.push((c.der.clone(), key.to_vec()));
+        }
+        ok
+    }
+}
+
 /// Checks a root certificate from a chain against the anchor: same key, self-signed.
-fn check_root(root: &Cert, anchor: &TrustAnchor, what: &str) -> Result<(), VerifyError> {
+fn check_root(
+    root: &Cert,
+    anchor: &TrustAnchor,
+    what: &str,
+    memo: &mut SigMemo,
+) -> Result<(), VerifyError> {
     if root.public_key != anchor.public_key() {
         return Err(VerifyError::UntrustedRoot(format!(
             "the root of the {what} ({}) does not have the key of the trust anchor ({})",
@@ -200,7 +224,7 @@ fn check_root(root: &Cert, anchor: &TrustAnchor, what: &str) -> Result<(), Verif
             anchor.label()
         )));
     }
-    if !root.signed_by(anchor.public_key()) || root.issuer_raw != root.subject_raw {
+    if root.issuer_raw != root.subject_raw || !memo.signed_by(root, anchor.public_key()) {
         return Err(VerifyError::UntrustedRoot(format!(
             "the root of the {what} ({}) is not a valid self-signed certificate",
             root.subject_cn
@@ -209,8 +233,13 @@ fn check_root(root: &Cert, anchor: &TrustAnchor, what: &str) -> Result<(), Verif
     Ok(())
 }
 
-fn check_issued(child: &Cert, issuer: &Cert, what: &str) -> Result<(), VerifyError> {
-    if child.issuer_raw != issuer.subject_raw || !child.signed_by(&issuer.public_key) {
+fn check_issued(
+    child: &Cert,
+    issuer: &Cert,
+    what: &str,
+    memo: &mut SigMemo,
+) -> Result<(), VerifyError> {
+    if child.issuer_raw != issuer.subject_raw || !memo.signed_by(child, &issuer.public_key) {
         return Err(VerifyError::UntrustedRoot(format!(
             "in the {what}, {} is not signed by {}",
             child.subject_cn, issuer.subject_cn
@@ -228,6 +257,7 @@ fn anchored_pair(
     what: &str,
     w: &mut Window,
     known_root: Option<&Cert>,
+    memo: &mut SigMemo,
 ) -> Result<(Cert, Cert), VerifyError> {
     let mut certs = parse_pem_chain(pem.as_bytes())
         .map_err(|e| VerifyError::UntrustedRoot(format!("the {what} cannot be read: {e}")))?;
@@ -246,8 +276,8 @@ fn anchored_pair(
     let (Some(signer), Some(root)) = (signer, root) else {
         return Err(VerifyError::UntrustedRoot(format!("the {what} is empty")));
     };
-    check_root(&root, anchor, what)?;
-    check_issued(&signer, &root, what)?;
+    check_root(&root, anchor, what, memo)?;
+    check_issued(&signer, &root, what, memo)?;
     w.cert(what, &root)?;
     w.cert(what, &signer)?;
     Ok((signer, root))
@@ -262,6 +292,7 @@ pub(crate) struct VerifiedCollateral {
     /// The PCK CRL and the CA that issued it.
     pck_crl: Option<(Crl, Cert)>,
     pub(crate) window: Window,
+    memo: SigMemo,
 }
 
 const TCB_SIGNER_CN: &str = "Intel SGX TCB Signing";
@@ -274,6 +305,7 @@ pub(crate) fn verify_collateral(
 ) -> Result<VerifiedCollateral, VerifyError> {
     let doc = c.document();
     let mut w = Window::new(now);
+    let mut memo = SigMemo::default();
     let missing: Vec<&str> = [
         ("root_ca_crl", c.root_ca_crl.is_empty()),
         ("pck_crl", c.pck_crl.is_empty()),
@@ -296,6 +328,7 @@ pub(crate) fn verify_collateral(
         "TCB info issuer chain",
         &mut w,
         None,
+        &mut memo,
     )?;
 
     let root_crl = if c.root_ca_crl.is_empty() {
@@ -334,6 +367,7 @@ pub(crate) fn verify_collateral(
         "QE identity issuer chain",
         &mut w,
         None,
+        &mut memo,
     )?;
     let qe_identity = verify_signed_json(
         &qe_signer,
@@ -363,6 +397,7 @@ pub(crate) fn verify_collateral(
             "PCK CRL issuer chain",
             &mut w,
             Some(&root),
+            &mut memo,
         )?;
         if root_crl.as_ref().is_some_and(|r| r.revokes(&ca)) {
             return Err(VerifyError::PckRevoked(format!(
@@ -388,6 +423,7 @@ pub(crate) fn verify_collateral(
         root_crl,
         pck_crl,
         window: w,
+        memo,
     })
 }
 
@@ -447,9 +483,10 @@ pub(crate) fn verify_pck_chain(
             certs.len()
         )));
     };
-    check_root(root, anchor, WHAT)?;
-    check_issued(ca, root, WHAT)?;
-    check_issued(leaf, ca, WHAT)?;
+    let mut memo = coll.memo.clone();
+    check_root(root, anchor, WHAT, &mut memo)?;
+    check_issued(ca, root, WHAT, &mut memo)?;
+    check_issued(leaf, ca, WHAT, &mut memo)?;
     if !PCK_CA_CNS.contains(&ca.subject_cn.as_str()) || !leaf.subject_cn.contains(PCK_LEAF_CN) {
         return Err(VerifyError::UntrustedRoot(format!(
             "the {WHAT} is not a PCK chain ({} issued by {})",
@@ -786,9 +823,10 @@ fn pck_platform_impl(
                 certs.len()
             )));
         };
-        check_root(root, anchor, WHAT)?;
-        check_issued(ca, root, WHAT)?;
-        check_issued(leaf, ca, WHAT)?;
+        let mut memo = SigMemo::default();
+        check_root(root, anchor, WHAT, &mut memo)?;
+        check_issued(ca, root, WHAT, &mut memo)?;
+        check_issued(leaf, ca, WHAT, &mut memo)?;
     }
     let ext = leaf
         .sgx_extension
