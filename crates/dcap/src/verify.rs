@@ -210,13 +210,12 @@ impl SigMemo {
     }
 }
 
-/// Checks a root certificate from a chain against the anchor: same key, self-signed.
-fn check_root(
-    root: &Cert,
-    anchor: &TrustAnchor,
-    what: &str,
-    memo: &mut SigMemo,
-) -> Result<(), VerifyError> {
+/// Checks a root certificate from a chain against the anchor. Trust is in the anchor's key
+/// (spec §2.1: two Intel root certificates share it), as RFC 5280 treats a trust anchor: the
+/// root must carry that key and name itself as issuer; its self-signature adds nothing to the
+/// decision (every certificate and CRL below it must still verify with the anchor's key), so it
+/// is not checked.
+fn check_root(root: &Cert, anchor: &TrustAnchor, what: &str) -> Result<(), VerifyError> {
     if root.public_key != anchor.public_key() {
         return Err(VerifyError::UntrustedRoot(format!(
             "the root of the {what} ({}) does not have the key of the trust anchor ({})",
@@ -224,9 +223,9 @@ fn check_root(
             anchor.label()
         )));
     }
-    if root.issuer_raw != root.subject_raw || !memo.signed_by(root, anchor.public_key()) {
+    if root.issuer_raw != root.subject_raw {
         return Err(VerifyError::UntrustedRoot(format!(
-            "the root of the {what} ({}) is not a valid self-signed certificate",
+            "the root of the {what} ({}) is not self-issued",
             root.subject_cn
         )));
     }
@@ -276,7 +275,7 @@ fn anchored_pair(
     let (Some(signer), Some(root)) = (signer, root) else {
         return Err(VerifyError::UntrustedRoot(format!("the {what} is empty")));
     };
-    check_root(&root, anchor, what, memo)?;
+    check_root(&root, anchor, what)?;
     check_issued(&signer, &root, what, memo)?;
     w.cert(what, &root)?;
     w.cert(what, &signer)?;
@@ -484,7 +483,7 @@ pub(crate) fn verify_pck_chain(
         )));
     };
     let mut memo = coll.memo.clone();
-    check_root(root, anchor, WHAT, &mut memo)?;
+    check_root(root, anchor, WHAT)?;
     check_issued(ca, root, WHAT, &mut memo)?;
     check_issued(leaf, ca, WHAT, &mut memo)?;
     if !PCK_CA_CNS.contains(&ca.subject_cn.as_str()) || !leaf.subject_cn.contains(PCK_LEAF_CN) {
@@ -824,7 +823,7 @@ fn pck_platform_impl(
             )));
         };
         let mut memo = SigMemo::default();
-        check_root(root, anchor, WHAT, &mut memo)?;
+        check_root(root, anchor, WHAT)?;
         check_issued(ca, root, WHAT, &mut memo)?;
         check_issued(leaf, ca, WHAT, &mut memo)?;
     }
