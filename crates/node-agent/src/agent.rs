@@ -21,6 +21,9 @@ pub enum AgentError {
     /// A device plugin stopped.
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    /// The Kubernetes client could not be configured.
+    #[error(transparent)]
+    Kube(#[from] crate::patcher::PatchError),
     /// The metrics listener failed.
     #[error("metrics listener {addr}: {source}")]
     Metrics {
@@ -50,6 +53,19 @@ pub struct AgentConfig {
     pub poll_interval: Duration,
     /// How often device nodes are rescanned for health.
     pub rescan_interval: Duration,
+    /// Patch this node's capacity and labels, if set.
+    pub node_patch: Option<NodePatchConfig>,
+}
+
+/// Which node to patch and how to reach the API server.
+#[derive(Debug, Clone)]
+pub struct NodePatchConfig {
+    /// The node's name (`--node-name`, `$NODE_NAME`).
+    pub node_name: String,
+    /// `--kubeconfig`; `None` = in-cluster service account.
+    pub kubeconfig: Option<PathBuf>,
+    /// How often the node object is re-read to repair drift.
+    pub resync: Duration,
 }
 
 /// Rescans the device nodes every `interval` and publishes changes. Probe errors are logged
@@ -109,6 +125,15 @@ pub async fn run(cfg: AgentConfig, probe: Arc<dyn Probe>) -> Result<(), AgentErr
     metrics.set_discovery(&node);
     let (health_tx, health_rx) = watch::channel(node.devices);
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(np) = cfg.node_patch.clone() {
+        let client = crate::patcher::client(np.kubeconfig.as_deref()).await?;
+        let health = health_rx.clone();
+        let node = node.clone();
+        tasks.spawn(async move {
+            crate::patcher::run_patcher(client, np.node_name, node, health, np.resync).await;
+            Ok(())
+        });
+    }
     tasks.spawn(async move {
         watch_devices(probe, health_tx, cfg.rescan_interval).await;
         Ok(())

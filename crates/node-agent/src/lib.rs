@@ -15,6 +15,8 @@
 pub mod agent;
 pub mod discovery;
 pub mod metrics;
+pub mod patch;
+pub mod patcher;
 pub mod plugin;
 pub mod probe;
 pub mod procfs;

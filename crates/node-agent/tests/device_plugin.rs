@@ -171,6 +171,7 @@ impl Env {
             metrics_listen: None,
             poll_interval: Duration::from_millis(20),
             rescan_interval: Duration::from_millis(20),
+            node_patch: None,
         }
     }
 

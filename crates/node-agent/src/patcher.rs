@@ -1,0 +1,143 @@
+//! Applies the [`crate::patch`] builders to the Node object with the kube client: labels on the
+//! node, `sgx.intel.com/epc` on its `status` subresource. Re-read and re-applied every resync
+//! period and whenever device health changes, so drift, a recreated node object and a node
+//! that lost SGX are all handled by the same comparison.
+
+use crate::discovery::SgxNode;
+use crate::patch::{NodeFacts, capacity_patch, desired, label_patch};
+use crate::probe::DeviceNodes;
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, Patch, PatchParams};
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Why the node could not be patched.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PatchError {
+    /// No usable cluster configuration.
+    #[error("Kubernetes client configuration: {0}")]
+    Config(String),
+    /// The API server refused or failed a request.
+    #[error("node {node}: {action}: {source}")]
+    Api {
+        /// The node name.
+        node: String,
+        /// What was being done.
+        action: &'static str,
+        /// The cause.
+        source: kube::Error,
+    },
+    /// A patch the builders produced is not a JSON patch (a bug).
+    #[error("node {node}: invalid JSON patch: {source}")]
+    Patch {
+        /// The node name.
+        node: String,
+        /// The cause.
+        source: serde_json::Error,
+    },
+}
+
+/// A kube client from `kubeconfig`, or the in-cluster service account when `None`.
+pub async fn client(kubeconfig: Option<&Path>) -> Result<kube::Client, PatchError> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| PatchError::Config(format!("{}: {e}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| PatchError::Config(format!("{}: {e}", path.display())))?
+        }
+        None => kube::Config::incluster().map_err(|e| {
+            PatchError::Config(format!(
+                "not running in a cluster ({e}); pass --kubeconfig or run as a DaemonSet"
+            ))
+        })?,
+    };
+    kube::Client::try_from(config).map_err(|e| PatchError::Config(e.to_string()))
+}
+
+/// What one reconcile did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// The labels were patched.
+    pub labels: bool,
+    /// The capacity was patched.
+    pub capacity: bool,
+}
+
+fn json_patch(node: &str, ops: serde_json::Value) -> Result<json_patch::Patch, PatchError> {
+    serde_json::from_value(ops).map_err(|source| PatchError::Patch {
+        node: node.to_owned(),
+        source,
+    })
+}
+
+/// Reads the node and sends the patches that bring it to `want` (nothing when in sync).
+pub async fn reconcile(
+    client: &kube::Client,
+    node_name: &str,
+    want: Option<&NodeFacts>,
+) -> Result<Reconciled, PatchError> {
+    let api: Api<Node> = Api::all(client.clone());
+    let api_err = |action| {
+        move |source| PatchError::Api {
+            node: node_name.to_owned(),
+            action,
+            source,
+        }
+    };
+    let node = api.get(node_name).await.map_err(api_err("get"))?;
+    let current = serde_json::to_value(&node).map_err(|source| PatchError::Patch {
+        node: node_name.to_owned(),
+        source,
+    })?;
+    let mut done = Reconciled::default();
+    let params = PatchParams::default();
+    if let Some(ops) = label_patch(&current, want) {
+        let patch: Patch<()> = Patch::Json(json_patch(node_name, ops)?);
+        api.patch(node_name, &params, &patch)
+            .await
+            .map_err(api_err("patch labels"))?;
+        done.labels = true;
+    }
+    if let Some(ops) = capacity_patch(&current, want) {
+        let patch: Patch<()> = Patch::Json(json_patch(node_name, ops)?);
+        api.patch_status(node_name, &params, &patch)
+            .await
+            .map_err(api_err("patch status capacity"))?;
+        done.capacity = true;
+    }
+    Ok(done)
+}
+
+/// Keeps the node in sync: reconciles at start, every `resync`, and when device health
+/// changes. Errors are logged and retried at the next tick; returns when `health` closes.
+pub async fn run_patcher(
+    client: kube::Client,
+    node_name: String,
+    mut node: SgxNode,
+    mut health: watch::Receiver<DeviceNodes>,
+    resync: Duration,
+) {
+    loop {
+        node.devices = *health.borrow_and_update();
+        let want = desired(&node);
+        match reconcile(&client, &node_name, want.as_ref()).await {
+            Ok(done) if done.labels || done.capacity => tracing::info!(
+                node = %node_name,
+                labels = done.labels,
+                capacity = done.capacity,
+                sgx = want.is_some(),
+                "node patched"
+            ),
+            Ok(_) => tracing::debug!(node = %node_name, "node in sync"),
+            Err(e) => tracing::warn!(error = %e, "node patch failed; retrying at the next resync"),
+        }
+        tokio::select! {
+            changed = health.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(resync) => {}
+        }
+    }
+}
