@@ -8,13 +8,15 @@
 //!    wrapped in a real AdmissionReview. Properties: the patch applies with an independent
 //!    RFC 6902 implementation; re-running the mutator on the patched pod gives no patch
 //!    (idempotent under reinvocation); the validator accepts the patched pod; a pod without
-//!    EPC is neither patched nor denied.
+//!    EPC is neither patched nor denied; the admission path (which decodes only the fields the
+//!    mutator reads) gives exactly the patch or denial of `mutate` on the full k8s-openapi Pod.
 //!
 //! The grammar makes the target useful from an empty corpus (no seeds needed).
 #![no_main]
 
 use base64::Engine as _;
 use kube_sgx::admission::{Endpoint, Outcome, review};
+use kube_sgx::k8s_openapi::api::core::v1::Pod;
 use kube_sgx::{Config, parse_node_label, parse_toleration};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value, json};
@@ -171,6 +173,20 @@ fuzz_target!(|data: &[u8]| {
     let pod = pod(&mut b);
     let first = review(Endpoint::Mutate, &envelope(&pod), &config).expect("well-formed review");
     let resp = response(&first.body);
+    // The admission path decodes only the fields the mutator reads; it must agree with the
+    // mutator run on the fully decoded k8s-openapi Pod.
+    let full: Pod = serde_json::from_value(pod.clone()).expect("grammar pods are Pods");
+    match (first.outcome, kube_sgx::mutate(&full, &config)) {
+        (Outcome::Patched, Ok(p)) => {
+            let sent = base64::engine::general_purpose::STANDARD
+                .decode(resp["response"]["patch"].as_str().expect("patch"))
+                .expect("base64");
+            assert_eq!(sent, p.to_json().into_bytes(), "lean and full decode disagree");
+        }
+        (Outcome::Denied(reason), Err(d)) => assert_eq!(reason, d.reason()),
+        (Outcome::Allowed | Outcome::Ignored, Ok(p)) => assert!(p.is_empty()),
+        (outcome, other) => panic!("lean {outcome:?} vs full {other:?} for {pod}"),
+    }
     match first.outcome {
         Outcome::Patched => {
             let patch = base64::engine::general_purpose::STANDARD
