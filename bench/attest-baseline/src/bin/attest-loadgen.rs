@@ -1,9 +1,12 @@
 //! Fixed-rate (open-loop) HTTP/1.1 load generator for `bench/attest-load.sh`.
 //!
 //! wrk cannot hold a request rate and Debian has no wrk2, so this does what wrk2 does: request
-//! number i is *scheduled* at t0 + i/rate, and its latency is measured from that scheduled time,
-//! not from when a connection became free to send it. A server that falls behind therefore shows
-//! its queueing delay in the percentiles (no coordinated omission). Requests go over
+//! number i is *scheduled* at t0 + i/rate, and when no connection is free at that time its
+//! latency is measured from the scheduled time, not from when a connection became free to send
+//! it. A server that falls behind therefore shows its queueing delay in the percentiles (no
+//! coordinated omission). A request whose connection was idle and waiting for its slot is
+//! measured from its actual send (the tokio timer wakes up to ~1 ms late; that is not the
+//! server's latency). Requests go over
 //! `--connections` kept-alive connections; each connection takes the next free slot of the
 //! schedule, waits for its time and sends. Bounded: stops scheduling after `--duration` seconds
 //! and gives in-flight requests at most 10 s more.
@@ -60,7 +63,16 @@ async fn worker(plan: Arc<Plan>, hard_stop: Instant) -> Tally {
             break;
         }
         let scheduled = plan.t0 + Duration::from_secs_f64(i as f64 / plan.rate);
-        tokio::time::sleep_until(scheduled.into()).await;
+        // Latency is measured from the scheduled time when this connection got to the slot late
+        // (the server was still busy with its previous request: real queueing), and from the
+        // actual send when it had to wait for the slot (then any lateness is only the timer's
+        // ~1 ms granularity, an artifact of the generator, not of the server).
+        let start = if Instant::now() < scheduled {
+            tokio::time::sleep_until(scheduled.into()).await;
+            Instant::now()
+        } else {
+            scheduled
+        };
         if Instant::now() >= hard_stop {
             tally.errors += 1;
             continue;
@@ -88,7 +100,7 @@ async fn worker(plan: Arc<Plan>, hard_stop: Instant) -> Tally {
             Ok(Some(true)) => {
                 let done = Instant::now();
                 tally.ok += 1;
-                tally.lat_us.push(done.duration_since(scheduled).as_micros() as u64);
+                tally.lat_us.push(done.duration_since(start).as_micros() as u64);
                 tally.last_done = Some(tally.last_done.map_or(done, |d| d.max(done)));
             }
             _ => {
