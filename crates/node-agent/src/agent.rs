@@ -129,8 +129,18 @@ pub async fn run(cfg: AgentConfig, probe: Arc<dyn Probe>) -> Result<(), AgentErr
         let client = crate::patcher::client(np.kubeconfig.as_deref()).await?;
         let health = health_rx.clone();
         let node = node.clone();
+        let (pods_client, pods_node, pods_metrics, resync) = (
+            client.clone(),
+            np.node_name.clone(),
+            metrics.clone(),
+            np.resync,
+        );
         tasks.spawn(async move {
             crate::patcher::run_patcher(client, np.node_name, node, health, np.resync).await;
+            Ok(())
+        });
+        tasks.spawn(async move {
+            crate::pods::run_pod_monitor(pods_client, pods_node, pods_metrics, resync).await;
             Ok(())
         });
     }

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod patch;
 pub mod patcher;
 pub mod plugin;
+pub mod pods;
 pub mod probe;
 pub mod procfs;
 

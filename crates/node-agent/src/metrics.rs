@@ -39,6 +39,20 @@ struct ContainerLabels {
     container_id: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    namespace: String,
+    pod: String,
+    pod_uid: String,
+    container: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PodLabels {
+    namespace: String,
+    pod: String,
+}
+
 /// The node agent's metric handles. Cloning shares the same series.
 #[derive(Clone, Debug, Default)]
 pub struct Metrics {
@@ -51,6 +65,8 @@ pub struct Metrics {
     restarts: Family<ResourceLabels, Counter>,
     committed: Family<ContainerLabels, Gauge>,
     unreadable: Gauge,
+    requested: Family<RequestLabels, Gauge>,
+    missing_enclave: Family<PodLabels, Gauge>,
 }
 
 fn gauge_value(bytes: u64) -> i64 {
@@ -110,7 +126,42 @@ impl Metrics {
             "Processes whose maps could not be read in the last scan",
             m.unreadable.clone(),
         );
+        registry.register(
+            "confkube_sgx_epc_requested_bytes",
+            "sgx.intel.com/epc requested by containers of pods bound to this node",
+            m.requested.clone(),
+        );
+        registry.register(
+            "confkube_sgx_pod_missing_enclave",
+            "1 for a pod on this node that requests EPC without sgx.intel.com/enclave",
+            m.missing_enclave.clone(),
+        );
         m
+    }
+
+    /// Replaces the requested-EPC series.
+    pub fn set_requested(&self, containers: &[crate::pods::ContainerEpc]) {
+        self.requested.clear();
+        for c in containers {
+            self.requested
+                .get_or_create(&RequestLabels {
+                    namespace: c.namespace.clone(),
+                    pod: c.pod.clone(),
+                    pod_uid: c.pod_uid.clone(),
+                    container: c.container.clone(),
+                })
+                .set(gauge_value(c.epc_bytes));
+        }
+    }
+
+    /// Replaces the set of pods that request EPC without the enclave device.
+    pub fn set_missing_enclave(&self, pods: impl IntoIterator<Item = (String, String)>) {
+        self.missing_enclave.clear();
+        for (namespace, pod) in pods {
+            self.missing_enclave
+                .get_or_create(&PodLabels { namespace, pod })
+                .set(1);
+        }
     }
 
     /// Publishes what discovery found.

@@ -31,6 +31,8 @@ struct Recorded {
 #[derive(Default)]
 struct State {
     node: Option<Value>,
+    pods: Vec<Value>,
+    events: Vec<Value>,
     requests: Vec<Recorded>,
 }
 
@@ -42,7 +44,14 @@ fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
     )
 }
 
-fn handle(state: &Mutex<State>, method: &str, path: &str, ct: &str, body: &[u8]) -> (u16, Value) {
+fn handle(
+    state: &Mutex<State>,
+    method: &str,
+    path: &str,
+    query: &str,
+    ct: &str,
+    body: &[u8],
+) -> (u16, Value) {
     let mut st = state.lock().unwrap();
     let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     st.requests.push(Recorded {
@@ -51,6 +60,50 @@ fn handle(state: &Mutex<State>, method: &str, path: &str, ct: &str, body: &[u8])
         content_type: ct.to_owned(),
         body: parsed.clone(),
     });
+    if method == "GET" && path == "/api/v1/pods" {
+        // Only the field selector the agent uses: spec.nodeName=<node>.
+        let node = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("fieldSelector="))
+            .map(|v| v.replace("%3D", "=").replace("%2F", "/"))
+            .and_then(|v| v.strip_prefix("spec.nodeName=").map(str::to_owned));
+        let Some(node) = node else {
+            return status(
+                400,
+                "BadRequest",
+                "expected fieldSelector=spec.nodeName=<node>",
+            );
+        };
+        let items: Vec<Value> = st
+            .pods
+            .iter()
+            .filter(|p| p["spec"]["nodeName"] == json!(node))
+            .cloned()
+            .collect();
+        return (
+            200,
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items}),
+        );
+    }
+    if let Some(ns) = path
+        .strip_prefix("/api/v1/namespaces/")
+        .and_then(|r| r.strip_suffix("/events"))
+    {
+        if method != "POST" {
+            return status(405, "MethodNotAllowed", method);
+        }
+        if parsed["involvedObject"]["namespace"] != json!(ns) {
+            return status(422, "Invalid", "involvedObject.namespace does not match");
+        }
+        let mut ev = parsed;
+        let n = st.events.len();
+        ev["metadata"]["name"] = json!(format!(
+            "{}{n}",
+            ev["metadata"]["generateName"].as_str().unwrap_or("")
+        ));
+        st.events.push(ev.clone());
+        return (201, ev);
+    }
     let (name, sub) = match path.strip_prefix("/api/v1/nodes/") {
         Some(rest) => match rest.split_once('/') {
             Some((n, s)) => (n.to_owned(), Some(s.to_owned())),
@@ -112,7 +165,7 @@ async fn start_api(tag: &str, node: Option<Value>) -> ApiServer {
     let addr = listener.local_addr().unwrap();
     let state = Arc::new(Mutex::new(State {
         node,
-        requests: Vec::new(),
+        ..State::default()
     }));
     let st = state.clone();
     let task = tokio::spawn(async move {
@@ -126,6 +179,7 @@ async fn start_api(tag: &str, node: Option<Value>) -> ApiServer {
                         async move {
                             let method = req.method().to_string();
                             let path = req.uri().path().to_owned();
+                            let query = req.uri().query().unwrap_or("").to_owned();
                             let ct = req
                                 .headers()
                                 .get("content-type")
@@ -133,7 +187,7 @@ async fn start_api(tag: &str, node: Option<Value>) -> ApiServer {
                                 .unwrap_or("")
                                 .to_owned();
                             let body = req.into_body().collect().await.unwrap().to_bytes();
-                            let (code, value) = handle(&st, &method, &path, &ct, &body);
+                            let (code, value) = handle(&st, &method, &path, &query, &ct, &body);
                             Ok::<_, std::convert::Infallible>(
                                 hyper::Response::builder()
                                     .status(code)
@@ -373,4 +427,81 @@ async fn patcher_follows_device_health() {
     tx.send(DeviceNodes::default()).unwrap();
     wait_for(&api, |n| *n == bare_node()).await;
     task.abort();
+}
+
+fn pod(name: &str, uid: &str, node: &str, resources: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "namespace": "team", "uid": uid},
+           "spec": {"nodeName": node, "containers": [{"name": "main", "resources": resources}]},
+           "status": {"phase": "Running"}})
+}
+
+#[tokio::test]
+async fn requested_epc_metrics_and_missing_enclave_events() {
+    use node_agent::metrics::{Exporter, Metrics};
+    let api = start_api("pods", Some(bare_node())).await;
+    api.state.lock().unwrap().pods = vec![
+        pod(
+            "good",
+            "u-good",
+            "sgx-1",
+            json!({"limits": {"sgx.intel.com/epc": "64Mi", "sgx.intel.com/enclave": "1"}}),
+        ),
+        pod(
+            "missed",
+            "u-missed",
+            "sgx-1",
+            json!({"limits": {"sgx.intel.com/epc": "8Mi"}}),
+        ),
+        pod(
+            "elsewhere",
+            "u-else",
+            "other-node",
+            json!({"limits": {"sgx.intel.com/epc": "8Mi"}}),
+        ),
+        pod("plain", "u-plain", "sgx-1", json!({"limits": {"cpu": "1"}})),
+    ];
+    let kube = client(Some(&api.kubeconfig)).await.unwrap();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let exporter = Exporter::new(registry, metrics.clone(), api.dir.join("no-proc"));
+    let mut reported = std::collections::BTreeSet::new();
+    node_agent::pods::scan_pods(&kube, "sgx-1", &metrics, &mut reported)
+        .await
+        .unwrap();
+    let text = exporter.render();
+    for line in [
+        "confkube_sgx_epc_requested_bytes{namespace=\"team\",pod=\"good\",pod_uid=\"u-good\",container=\"main\"} 67108864",
+        "confkube_sgx_epc_requested_bytes{namespace=\"team\",pod=\"missed\",pod_uid=\"u-missed\",container=\"main\"} 8388608",
+        "confkube_sgx_pod_missing_enclave{namespace=\"team\",pod=\"missed\"} 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    assert!(!text.contains("elsewhere"), "{text}");
+    let events = api.state.lock().unwrap().events.clone();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["reason"], "SgxEnclaveDeviceMissing");
+    assert_eq!(events[0]["type"], "Warning");
+    assert_eq!(events[0]["involvedObject"]["name"], "missed");
+    assert_eq!(events[0]["involvedObject"]["uid"], "u-missed");
+    // The next pass reports nothing new.
+    node_agent::pods::scan_pods(&kube, "sgx-1", &metrics, &mut reported)
+        .await
+        .unwrap();
+    assert_eq!(api.state.lock().unwrap().events.len(), 1);
+    // The pod is gone: its series go away.
+    api.state
+        .lock()
+        .unwrap()
+        .pods
+        .retain(|p| p["metadata"]["name"] != "missed");
+    node_agent::pods::scan_pods(&kube, "sgx-1", &metrics, &mut reported)
+        .await
+        .unwrap();
+    let text = exporter.render();
+    assert!(!text.contains("pod=\"missed\""), "{text}");
+    assert!(reported.is_empty());
 }

@@ -2,6 +2,7 @@
 
 mod attest;
 mod enclave;
+mod node_agent;
 mod quote;
 mod testkit;
 mod webhook;
@@ -61,6 +62,8 @@ enum Command {
     Enclave(enclave::EnclaveArgs),
     /// Serve the SGX admission webhook (EPC normalization, device/aesmd injection, validation).
     Webhook(webhook::WebhookArgs),
+    /// Run the SGX node agent: discovery, kubelet device plugin, EPC capacity/labels, EPC metrics.
+    NodeAgent(node_agent::NodeAgentArgs),
 }
 
 pub(crate) fn run(cli: Cli) -> ExitCode {
@@ -70,5 +73,6 @@ pub(crate) fn run(cli: Cli) -> ExitCode {
         Command::Attest(args) => attest::run(args),
         Command::Enclave(args) => enclave::run(args),
         Command::Webhook(args) => webhook::run(args),
+        Command::NodeAgent(args) => node_agent::run(args),
     }
 }
