@@ -80,11 +80,21 @@ fn container(b: &mut Bytes<'_>, init: bool) -> Value {
         c.insert("resources".to_owned(), resources(b));
     }
     if flags & 2 != 0 {
-        let path = if flags & 4 != 0 { "/var/run/aesmd" } else { "/data" };
-        c.insert("volumeMounts".to_owned(), json!([{"name": "v", "mountPath": path}]));
+        let path = if flags & 4 != 0 {
+            "/var/run/aesmd"
+        } else {
+            "/data"
+        };
+        c.insert(
+            "volumeMounts".to_owned(),
+            json!([{"name": "v", "mountPath": path}]),
+        );
     }
     if flags & 8 != 0 {
-        c.insert("env".to_owned(), json!([{"name": "SGX_AESM_ADDR", "value": "1"}]));
+        c.insert(
+            "env".to_owned(),
+            json!([{"name": "SGX_AESM_ADDR", "value": "1"}]),
+        );
     }
     if init && flags & 16 != 0 {
         c.insert("restartPolicy".to_owned(), json!("Always"));
@@ -104,10 +114,16 @@ fn pod(b: &mut Bytes<'_>) -> Value {
         spec.insert("initContainers".to_owned(), Value::Array(init));
     }
     if flags & 2 != 0 {
-        spec.insert("volumes".to_owned(), json!([{"name": "aesmd-socket", "emptyDir": {}}]));
+        spec.insert(
+            "volumes".to_owned(),
+            json!([{"name": "aesmd-socket", "emptyDir": {}}]),
+        );
     }
     if flags & 4 != 0 {
-        spec.insert("tolerations".to_owned(), json!([{"key": "sgx", "operator": "Exists"}]));
+        spec.insert(
+            "tolerations".to_owned(),
+            json!([{"key": "sgx", "operator": "Exists"}]),
+        );
     }
     if flags & 8 != 0 {
         spec.insert(
@@ -157,8 +173,12 @@ fn response(body: &[u8]) -> Value {
 
 fuzz_target!(|data: &[u8]| {
     let config = Config::new()
-        .with_tolerations(vec![parse_toleration("sgx.intel.com/epc:NoSchedule").unwrap()])
-        .with_node_affinity(vec![parse_node_label("sgx.intel.com/capable=true").unwrap()])
+        .with_tolerations(vec![
+            parse_toleration("sgx.intel.com/epc:NoSchedule").unwrap(),
+        ])
+        .with_node_affinity(vec![
+            parse_node_label("sgx.intel.com/capable=true").unwrap(),
+        ])
         .with_max_epc_per_pod(Some(1 << 40));
 
     // 1. Raw bytes as a request body.
@@ -181,7 +201,11 @@ fuzz_target!(|data: &[u8]| {
             let sent = base64::engine::general_purpose::STANDARD
                 .decode(resp["response"]["patch"].as_str().expect("patch"))
                 .expect("base64");
-            assert_eq!(sent, p.to_json().into_bytes(), "lean and full decode disagree");
+            assert_eq!(
+                sent,
+                p.to_json().into_bytes(),
+                "lean and full decode disagree"
+            );
         }
         (Outcome::Denied(reason), Err(d)) => assert_eq!(reason, d.reason()),
         (Outcome::Allowed | Outcome::Ignored, Ok(p)) => assert!(p.is_empty()),
@@ -190,7 +214,11 @@ fuzz_target!(|data: &[u8]| {
     match first.outcome {
         Outcome::Patched => {
             let patch = base64::engine::general_purpose::STANDARD
-                .decode(resp["response"]["patch"].as_str().expect("patch is a string"))
+                .decode(
+                    resp["response"]["patch"]
+                        .as_str()
+                        .expect("patch is a string"),
+                )
                 .expect("patch is base64");
             let ops: json_patch::Patch = serde_json::from_slice(&patch).expect("patch is RFC 6902");
             let mut patched = pod.clone();
@@ -198,15 +226,27 @@ fuzz_target!(|data: &[u8]| {
             let again = review(Endpoint::Mutate, &envelope(&patched), &config).expect("review");
             assert_eq!(again.outcome, Outcome::Allowed, "not idempotent: {patched}");
             let valid = review(Endpoint::Validate, &envelope(&patched), &config).expect("review");
-            assert_eq!(valid.outcome, Outcome::Allowed, "validate refuses mutated {patched}");
+            assert_eq!(
+                valid.outcome,
+                Outcome::Allowed,
+                "validate refuses mutated {patched}"
+            );
         }
         Outcome::Allowed => {
             let valid = review(Endpoint::Validate, &envelope(&pod), &config).expect("review");
-            assert_eq!(valid.outcome, Outcome::Allowed, "validate refuses unpatched {pod}");
+            assert_eq!(
+                valid.outcome,
+                Outcome::Allowed,
+                "validate refuses unpatched {pod}"
+            );
         }
         Outcome::Denied(_) => {
             assert_eq!(resp["response"]["allowed"], false);
-            assert!(resp["response"]["status"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+            assert!(
+                resp["response"]["status"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty())
+            );
         }
         Outcome::Ignored => {
             assert!(resp["response"].get("patch").is_none());
