@@ -10,8 +10,9 @@
 #      (default 15) seconds, --latency;
 #   2. fixed rate at 50 % and 100 % of that max, BENCH_RATE_SECS (default 15) seconds each, with
 #      bench/attest-baseline's `attest-loadgen`: an open-loop generator (wrk cannot hold a rate
-#      and Debian has no wrk2) that schedules request i at t0 + i/rate and measures latency from
-#      the scheduled time, so queueing behind a slow server counts (no coordinated omission).
+#      and Debian has no wrk2) that schedules request i at t0 + i/rate and, when the request
+#      could not be sent on time, measures its latency from the scheduled time, so queueing
+#      behind a slow server counts (no coordinated omission).
 # The phases are interleaved (baseline, confkube, baseline, ...) so that a change in the load of
 # the shared machine hits both servers alike.
 #
@@ -24,6 +25,7 @@
 # does not.
 #
 # Usage: bash bench/attest-load.sh
+#        BENCH_NICE=-10 bash bench/attest-load.sh   (on a machine busy with other jobs; root)
 #        CONFKUBE_BIN=target/release/confkube bash bench/attest-load.sh   (skip the cargo build)
 # Test data: CONFKUBE_TESTDATA (default ../shared/testdata next to the repository).
 # Needs: cargo, curl, python3, wrk (installed with apt-get when missing).
