@@ -67,7 +67,11 @@ fn unhex(s: &str) -> Vec<u8> {
 }
 
 fn problem(status: StatusCode, detail: String) -> Response {
-    (status, Json(json!({"status": status.as_u16(), "detail": detail}))).into_response()
+    (
+        status,
+        Json(json!({"status": status.as_u16(), "detail": detail})),
+    )
+        .into_response()
 }
 
 fn b64url(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
@@ -81,13 +85,24 @@ fn attest(app: &App, req: AttestRequest) -> Response {
     let verifier = QuoteVerifier::new(app.root_der.clone());
     let verified = match verifier.verify(&quote, &app.collateral, app.now) {
         Ok(v) => v,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, format!("verification failed: {e:#}")),
+        Err(e) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!("verification failed: {e:#}"),
+            );
+        }
     };
     let Report::SgxEnclave(report) = &verified.report else {
         return problem(StatusCode::BAD_REQUEST, "not an SGX quote".into());
     };
-    if matches!(verified.status.as_str(), "Revoked" | "OutOfDate" | "OutOfDateConfigurationNeeded") {
-        return problem(StatusCode::FORBIDDEN, format!("tcb status {}", verified.status));
+    if matches!(
+        verified.status.as_str(),
+        "Revoked" | "OutOfDate" | "OutOfDateConfigurationNeeded"
+    ) {
+        return problem(
+            StatusCode::FORBIDDEN,
+            format!("tcb status {}", verified.status),
+        );
     }
     let debug = report.attributes[0] & 0x02 != 0;
     if debug {
@@ -139,7 +154,10 @@ async fn handler(
     body: axum::body::Bytes,
 ) -> Response {
     if q.get("api-version").map(String::as_str) != Some("2022-08-01") {
-        return problem(StatusCode::BAD_REQUEST, "api-version must be 2022-08-01".into());
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "api-version must be 2022-08-01".into(),
+        );
     }
     let req: AttestRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
@@ -157,7 +175,9 @@ fn arg(args: &[String], name: &str) -> String {
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
         .unwrap_or_else(|| {
-            eprintln!("usage: attest-baseline --listen ADDR --collateral FILE --root-ca DER --at SECS");
+            eprintln!(
+                "usage: attest-baseline --listen ADDR --collateral FILE --root-ca DER --at SECS"
+            );
             std::process::exit(2)
         })
         .clone()
@@ -191,13 +211,21 @@ async fn main() {
     )
     .expect("key generation");
     let key = jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref());
-    let app = Arc::new(App { collateral, root_der, now, key });
+    let app = Arc::new(App {
+        collateral,
+        root_der,
+        now,
+        key,
+    });
 
     // One verification at start: print the TCB status (the self-test of the benchmark quote).
     if let Some(q) = args.iter().position(|a| a == "--self-test-quote") {
         let quote = std::fs::read(&args[q + 1]).expect("--self-test-quote");
         match QuoteVerifier::new(app.root_der.clone()).verify(&quote, &app.collateral, now) {
-            Ok(v) => eprintln!("baseline: self-test quote verified, tcb status {} {:?}", v.status, v.advisory_ids),
+            Ok(v) => eprintln!(
+                "baseline: self-test quote verified, tcb status {} {:?}",
+                v.status, v.advisory_ids
+            ),
             Err(e) => {
                 eprintln!("baseline: self-test quote FAILED: {e:#}");
                 std::process::exit(1)

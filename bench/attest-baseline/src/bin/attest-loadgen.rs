@@ -47,7 +47,9 @@ type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 async fn connect(addr: &str) -> Option<Sender> {
     let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
     stream.set_nodelay(true).ok()?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.ok()?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .ok()?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -100,7 +102,9 @@ async fn worker(plan: Arc<Plan>, hard_stop: Instant) -> Tally {
             Ok(Some(true)) => {
                 let done = Instant::now();
                 tally.ok += 1;
-                tally.lat_us.push(done.duration_since(start).as_micros() as u64);
+                tally
+                    .lat_us
+                    .push(done.duration_since(start).as_micros() as u64);
                 tally.last_done = Some(tally.last_done.map_or(done, |d| d.max(done)));
             }
             _ => {
@@ -113,7 +117,10 @@ async fn worker(plan: Arc<Plan>, hard_stop: Instant) -> Tally {
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }
 
 fn need(args: &[String], name: &str) -> String {
@@ -142,11 +149,15 @@ fn main() {
     let body = Bytes::from(std::fs::read(need(&args, "--body")).expect("--body"));
     let rate: f64 = need(&args, "--rate").parse().expect("--rate");
     let secs: f64 = need(&args, "--duration").parse().expect("--duration");
-    let conns: usize = arg(&args, "--connections").map_or(64, |c| c.parse().expect("--connections"));
+    let conns: usize =
+        arg(&args, "--connections").map_or(64, |c| c.parse().expect("--connections"));
     assert!(rate > 0.0 && secs > 0.0 && conns > 0);
 
     // One thread: the generator must not take the server's core.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async move {
         let t0 = Instant::now() + Duration::from_millis(200);
         let plan = Arc::new(Plan {
@@ -160,7 +171,9 @@ fn main() {
             next: AtomicU64::new(0),
         });
         let hard_stop = t0 + Duration::from_secs_f64(secs + 10.0);
-        let tasks: Vec<_> = (0..conns).map(|_| tokio::spawn(worker(plan.clone(), hard_stop))).collect();
+        let tasks: Vec<_> = (0..conns)
+            .map(|_| tokio::spawn(worker(plan.clone(), hard_stop)))
+            .collect();
         let mut all = Tally::default();
         for t in tasks {
             let t = t.await.expect("worker");
