@@ -549,3 +549,27 @@ fn validate_rejects_unmutated_pods() {
     assert_eq!(validate(&pod(&done), &config), Ok(()));
     assert!(!mutate(&pod(&done), &config).unwrap().is_empty());
 }
+
+#[test]
+fn aesmd_daemonset_pod_mounts_the_host_socket_directory() {
+    // Intel's aesmd DaemonSet: one container named aesmd, quote-provider aesmd, 1Mi of EPC.
+    let input = json!({
+        "metadata": {"name": "aesmd-x", "annotations": {"sgx.intel.com/quote-provider": "aesmd"}},
+        "spec": {"containers": [{"name": "aesmd",
+                                 "resources": {"limits": {"sgx.intel.com/epc": "1Mi"}}}]}
+    });
+    let expected = json!({
+        "metadata": {"name": "aesmd-x", "annotations": {
+            "sgx.intel.com/quote-provider": "aesmd",
+            "sgx.intel.com/epc": "1Mi"
+        }},
+        "spec": {
+            "containers": [{"name": "aesmd",
+                "resources": {"limits": sgx("1Mi"), "requests": sgx("1Mi")},
+                "volumeMounts": [{"name": "aesmd-socket", "mountPath": "/var/run/aesmd"}]}],
+            "volumes": [{"name": "aesmd-socket",
+                         "hostPath": {"path": "/var/run/aesmd", "type": "DirectoryOrCreate"}}]
+        }
+    });
+    check("aesmd-daemonset", input, &Config::new(), expected);
+}
