@@ -6,7 +6,7 @@ use crate::anchor::TrustAnchor;
 use crate::collateral::Collateral;
 use crate::error::VerifyError;
 use crate::tcb::{QeIdentity, TcbInfo, TcbStatus};
-use crate::x509::{Cert, Crl, PckExtension, parse_pem_chain, verify_fixed};
+use crate::x509::{Cert, Crl, PckExtension, parse_pem_chain, parse_pem_chain_with, verify_fixed};
 use aws_lc_rs::digest;
 use sgx_types::quote::{INTEL_QE_VENDOR_ID, cert_type};
 use sgx_types::{Quote, QuoteHeader, ReportBody};
@@ -194,19 +194,27 @@ impl Window {
 /// Certificate signatures already checked in this verification (certificate DER, signer key):
 /// the same root appears in four chains and the TCB signer and PCK CA in two, so each distinct
 /// signature is verified once.
+/// It also keeps the certificates parsed so far, so each distinct one is parsed once.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct SigMemo(Vec<(Vec<u8>, Vec<u8>)>);
+pub(crate) struct SigMemo {
+    verified: Vec<(Vec<u8>, Vec<u8>)>,
+    certs: Vec<Cert>,
+}
 
 impl SigMemo {
     fn signed_by(&mut self, c: &Cert, key: &[u8]) -> bool {
-        if self.0.iter().any(|(d, k)| *d == c.der && k == key) {
+        if self.verified.iter().any(|(d, k)| *d == c.der && k == key) {
             return true;
         }
         let ok = c.signed_by(key);
         if ok {
-            self.0.push((c.der.clone(), key.to_vec()));
+            self.verified.push((c.der.clone(), key.to_vec()));
         }
         ok
+    }
+
+    fn parse_chain(&mut self, pem: &[u8]) -> Result<Vec<Cert>, crate::x509::X509Error> {
+        parse_pem_chain_with(pem, &mut self.certs)
     }
 }
 
@@ -258,7 +266,8 @@ fn anchored_pair(
     known_root: Option<&Cert>,
     memo: &mut SigMemo,
 ) -> Result<(Cert, Cert), VerifyError> {
-    let mut certs = parse_pem_chain(pem.as_bytes())
+    let mut certs = memo
+        .parse_chain(pem.as_bytes())
         .map_err(|e| VerifyError::UntrustedRoot(format!("the {what} cannot be read: {e}")))?;
     let (signer, root) = match (certs.len(), known_root) {
         (2, _) => {
@@ -473,7 +482,8 @@ pub(crate) fn verify_pck_chain(
     anchor: &TrustAnchor,
 ) -> Result<VerifiedPck, VerifyError> {
     const WHAT: &str = "PCK certificate chain";
-    let certs = parse_pem_chain(pem).map_err(|e| {
+    let mut memo = coll.memo.clone();
+    let certs = memo.parse_chain(pem).map_err(|e| {
         VerifyError::UnsupportedCertificationData(format!("the {WHAT} cannot be read: {e}"))
     })?;
     let [leaf, ca, root] = certs.as_slice() else {
@@ -482,7 +492,6 @@ pub(crate) fn verify_pck_chain(
             certs.len()
         )));
     };
-    let mut memo = coll.memo.clone();
     check_root(root, anchor, WHAT)?;
     check_issued(ca, root, WHAT, &mut memo)?;
     check_issued(leaf, ca, WHAT, &mut memo)?;

@@ -101,13 +101,28 @@ impl Cert {
 /// Splits PEM text into certificates, in order. Text outside PEM blocks is ignored; anything
 /// inside a CERTIFICATE block that is not a certificate is an error.
 pub(crate) fn parse_pem_chain(text: &[u8]) -> Result<Vec<Cert>, X509Error> {
+    parse_pem_chain_with(text, &mut Vec::new())
+}
+
+/// Like [`parse_pem_chain`], reusing certificates already parsed (`seen`, compared by DER) and
+/// adding the new ones: the Intel root appears in four chains of one collateral document.
+pub(crate) fn parse_pem_chain_with(
+    text: &[u8],
+    seen: &mut Vec<Cert>,
+) -> Result<Vec<Cert>, X509Error> {
     let mut out = Vec::new();
     for pem in x509_parser::pem::Pem::iter_from_buffer(text) {
         let pem = pem.map_err(|e| err(format!("invalid PEM: {e}")))?;
         if pem.label != "CERTIFICATE" {
             continue;
         }
-        out.push(Cert::from_der(pem.contents)?);
+        if let Some(c) = seen.iter().find(|c| c.der == pem.contents) {
+            out.push(c.clone());
+            continue;
+        }
+        let c = Cert::from_der(pem.contents)?;
+        seen.push(c.clone());
+        out.push(c);
     }
     Ok(out)
 }
