@@ -69,6 +69,13 @@ if [ -d "$dcap" ]; then
     case "$t" in
       quote_parse | quote_verify) seed "$t" "${quotes[@]}" ;;
       collateral_parse) seed "$t" "${collateral[@]}" ;;
+      sigstruct) seed "$t" \
+        "$CONFKUBE_TESTDATA/enclaves/enarx-sgx-encl/encl.ss" \
+        "$CONFKUBE_TESTDATA/enclaves/oasis-fortanix-sig1-sigstruct/sig1.sigstruct.bin" \
+        "$CONFKUBE_TESTDATA/enclaves/intel-linux-sgx-le-prod-css/le_prod_css.bin" ;;
+      enclave_metadata) seed "$t" \
+        "$CONFKUBE_TESTDATA/enclaves/enchecap-sample-enclave/enclave.so" \
+        "$CONFKUBE_TESTDATA/enclaves/enchecap-sample-enclave/enclave.signed.so" ;;
     esac
   done
 elif [ "${CONFKUBE_REQUIRE_TESTDATA:-0}" = 1 ]; then

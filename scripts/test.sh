@@ -19,4 +19,6 @@ fi
 if [ "${CONFKUBE_FUZZ_SMOKE:-1}" = 1 ] && [ -d fuzz ] && cargo +nightly fuzz --version >/dev/null 2>&1; then
   echo "== fuzz smoke"
   bash scripts/fuzz-smoke.sh
+elif [ "${CONFKUBE_FUZZ_SMOKE:-1}" = 1 ]; then
+  echo "== fuzz smoke skipped: cargo +nightly fuzz is not available (cargo install cargo-fuzz)"
 fi
