@@ -73,9 +73,14 @@ pub struct NodePatchConfig {
 pub async fn watch_devices(
     probe: Arc<dyn Probe>,
     tx: watch::Sender<DeviceNodes>,
+    metrics: Metrics,
     interval: Duration,
 ) {
     loop {
+        let current = *tx.borrow();
+        for resource in SgxResource::ALL {
+            metrics.set_device_health(resource, resource.healthy(&current));
+        }
         tokio::time::sleep(interval).await;
         match probe.device_nodes() {
             Ok(now) => {
@@ -144,8 +149,9 @@ pub async fn run(cfg: AgentConfig, probe: Arc<dyn Probe>) -> Result<(), AgentErr
             Ok(())
         });
     }
+    let watch_metrics = metrics.clone();
     tasks.spawn(async move {
-        watch_devices(probe, health_tx, cfg.rescan_interval).await;
+        watch_devices(probe, health_tx, watch_metrics, cfg.rescan_interval).await;
         Ok(())
     });
     for (resource, count) in [

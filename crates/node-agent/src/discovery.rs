@@ -335,6 +335,26 @@ mod tests {
     }
 
     #[test]
+    fn probe_errors_surface() {
+        let dir = std::env::temp_dir().join(format!("node-agent-disc-io-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("m.json");
+        std::fs::write(&p, "{}").unwrap();
+        let probe = FixtureProbe::open(&p).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        let err = discover(&probe, None).unwrap_err();
+        assert!(
+            matches!(err, DiscoveryError::Probe(ProbeError::Io { .. })),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cannot read {}: ", p.display()))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn epc_size_table() {
         let cases = [
             ("98566144", Ok(98_566_144)),

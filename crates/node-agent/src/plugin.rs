@@ -620,6 +620,61 @@ mod tests {
         }
     }
 
+    fn service() -> DevicePluginService {
+        let (_h, health) = watch::channel(ALL);
+        let (_s, stop) = watch::channel(false);
+        DevicePluginService::new(SgxResource::Enclave, 4, health, stop, Metrics::default())
+    }
+
+    #[tokio::test]
+    async fn preferred_allocation_and_options() {
+        use crate::v1beta1::ContainerPreferredAllocationRequest;
+        let svc = service();
+        let ids = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let resp = svc
+            .get_preferred_allocation(Request::new(PreferredAllocationRequest {
+                container_requests: vec![ContainerPreferredAllocationRequest {
+                    available_device_i_ds: ids(&[
+                        "sgx-enclave-0",
+                        "sgx-enclave-2",
+                        "sgx-enclave-3",
+                    ]),
+                    must_include_device_i_ds: ids(&["sgx-enclave-3"]),
+                    allocation_size: 2,
+                }],
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            resp.container_responses[0].device_i_ds,
+            ids(&["sgx-enclave-3", "sgx-enclave-0"])
+        );
+        let err = svc
+            .get_preferred_allocation(Request::new(PreferredAllocationRequest {
+                container_requests: vec![ContainerPreferredAllocationRequest {
+                    allocation_size: -1,
+                    ..Default::default()
+                }],
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            err.message(),
+            "container request 0: allocation_size -1 is negative"
+        );
+        let opts = svc
+            .get_device_plugin_options(Request::new(Empty {}))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(opts, DevicePluginOptions::default());
+        svc.pre_start_container(Request::new(PreStartContainerRequest::default()))
+            .await
+            .unwrap();
+    }
+
     #[test]
     fn device_ids_table() {
         let r = SgxResource::Enclave;

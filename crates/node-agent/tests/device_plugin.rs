@@ -456,3 +456,80 @@ async fn replaces_a_stale_socket() {
     assert_eq!(regs[0].endpoint, "sgx.intel.com-enclave.sock");
     agent.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_plugin_directory_is_a_socket_error() {
+    let env = Env::new("nodir");
+    let mut cfg = env.config(1, 1);
+    cfg.device_plugin_dir = env.dir.join("absent");
+    let probe = Arc::new(FixtureProbe::open(&env.fixture).unwrap());
+    let err = run(cfg, probe).await.unwrap_err();
+    let AgentError::Plugin(PluginError::Socket { path, .. }) = &err else {
+        panic!("unexpected error {err:?}");
+    };
+    assert!(path.starts_with(env.dir.join("absent")), "{path:?}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("device plugin socket {}: ", path.display())),
+        "{err}"
+    );
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_endpoint_and_busy_port() {
+    let env = Env::new("met");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let _kubelet = start_kubelet(&env.dir, tx);
+    // Find a free port, then let the agent bind it.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut cfg = env.config(110, 110);
+    cfg.metrics_listen = Some(addr);
+    let probe = Arc::new(FixtureProbe::open(&env.fixture).unwrap());
+    let agent = tokio::spawn(run(cfg.clone(), probe.clone()));
+    both_registered_and_listed(&mut rx).await;
+    let page = http_get(addr, "/metrics").await;
+    assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+    for line in [
+        "confkube_sgx_epc_capacity_bytes 4261412864",
+        "confkube_sgx_device_healthy{resource=\"sgx.intel.com/enclave\"} 1",
+        "confkube_sgx_registrations_total{resource=\"sgx.intel.com/enclave\",result=\"ok\"} 1",
+    ] {
+        assert!(
+            page.lines().any(|l| l == line),
+            "missing {line:?} in\n{page}"
+        );
+    }
+    let other = http_get(addr, "/").await;
+    assert!(other.starts_with("HTTP/1.1 404 Not Found"), "{other}");
+    agent.abort();
+    let _ = agent.await;
+
+    // The port is taken: a clear error naming the address.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let env2 = Env::new("met2");
+    let mut cfg = env2.config(1, 1);
+    cfg.metrics_listen = Some(busy.local_addr().unwrap());
+    let err = run(cfg, probe).await.unwrap_err();
+    assert!(matches!(err, AgentError::Metrics { .. }), "{err:?}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "metrics listener {}: ",
+            busy.local_addr().unwrap()
+        )),
+        "{err}"
+    );
+}
