@@ -430,7 +430,7 @@ async fn certs(State(s): State<Arc<Service>>) -> Response {
 
 async fn openid_configuration(State(s): State<Arc<Service>>) -> Json<Value> {
     let base = s.cfg.issuer.trim_end_matches('/');
-    let alg = format!("{:?}", s.keys.alg());
+    let alg = s.keys.alg().name();
     let claims = [
         "iss",
         "iat",
