@@ -505,3 +505,34 @@ async fn requested_epc_metrics_and_missing_enclave_events() {
     assert!(!text.contains("pod=\"missed\""), "{text}");
     assert!(reported.is_empty());
 }
+
+/// Against a real cluster: `CONFKUBE_KUBECONFIG=~/.kube/config CONFKUBE_NODE=<node> cargo test
+/// -p node-agent --test node_patch -- --ignored real_cluster`. Patches the node with the
+/// one-socket fixture's facts, checks them through the API server, then removes them again.
+/// Needs RBAC get/patch on nodes and nodes/status.
+#[tokio::test]
+#[ignore = "needs a real cluster: set CONFKUBE_KUBECONFIG and CONFKUBE_NODE"]
+async fn real_cluster_patch_and_cleanup() {
+    let kubeconfig =
+        PathBuf::from(std::env::var("CONFKUBE_KUBECONFIG").expect("CONFKUBE_KUBECONFIG"));
+    let node_name = std::env::var("CONFKUBE_NODE").expect("CONFKUBE_NODE");
+    let kube = client(Some(&kubeconfig)).await.unwrap();
+    let want = facts("one-socket.json");
+    reconcile(&kube, &node_name, Some(&want)).await.unwrap();
+    assert_eq!(
+        reconcile(&kube, &node_name, Some(&want)).await.unwrap(),
+        Reconciled::default()
+    );
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(kube.clone());
+    let n = serde_json::to_value(nodes.get(&node_name).await.unwrap()).unwrap();
+    assert_eq!(n["status"]["capacity"]["sgx.intel.com/epc"], "4261412864");
+    assert_eq!(n["metadata"]["labels"]["sgx.intel.com/capable"], "true");
+    reconcile(&kube, &node_name, None).await.unwrap();
+    let n = serde_json::to_value(nodes.get(&node_name).await.unwrap()).unwrap();
+    assert!(n["status"]["capacity"].get("sgx.intel.com/epc").is_none());
+    assert!(
+        n["metadata"]["labels"]
+            .get("sgx.intel.com/capable")
+            .is_none()
+    );
+}
