@@ -533,3 +533,58 @@ async fn metrics_endpoint_and_busy_port() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_request_bytes_get_a_grpc_error() {
+    let env = Env::new("raw");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let _kubelet = start_kubelet(&env.dir, tx);
+    let agent = env.start_agent(2, 2);
+    both_registered_and_listed(&mut rx).await;
+    let channel = unix_channel(env.dir.join(SgxResource::Enclave.socket_name()))
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    // A RegisterRequest {version: "x"} is the bytes 0a 01 78; read as an AllocateRequest, field
+    // 1 is a ContainerAllocateRequest holding the lone key byte 0x78 (field 15, varint) with no
+    // value: not decodable.
+    let codec =
+        tonic_prost::ProstCodec::<RegisterRequest, node_agent::v1beta1::AllocateResponse>::default(
+        );
+    for path in [
+        "/v1beta1.DevicePlugin/Allocate",
+        "/v1beta1.DevicePlugin/GetPreferredAllocation",
+    ] {
+        grpc.ready().await.unwrap();
+        let status = grpc
+            .unary(
+                Request::new(RegisterRequest {
+                    version: "x".into(),
+                    ..Default::default()
+                }),
+                tonic::codegen::http::uri::PathAndQuery::from_static(path),
+                codec.clone(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Internal, "{path}: {status:?}");
+        assert!(
+            status
+                .message()
+                .contains("failed to decode Protobuf message"),
+            "{path}: {status:?}"
+        );
+    }
+    // The plugin is still serving.
+    let ok = plugin_client(&env.dir, SgxResource::Enclave)
+        .await
+        .allocate(AllocateRequest {
+            container_requests: vec![ContainerAllocateRequest {
+                devices_ids: vec!["sgx-enclave-1".into()],
+            }],
+        })
+        .await
+        .unwrap();
+    assert_eq!(ok.into_inner().container_responses.len(), 1);
+    agent.abort();
+}
