@@ -16,6 +16,15 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked
 fi
+if command -v protoc >/dev/null 2>&1; then
+  echo "== generated gRPC code matches crates/node-agent/proto (drift test)"
+  cargo test -p node-agent --locked --features codegen --test codegen_drift
+elif [ -n "${CI:-}" ]; then
+  echo "protoc is required in CI for the codegen drift test" >&2
+  exit 1
+else
+  echo "== drift test skipped: protoc not installed (apt-get install protobuf-compiler)"
+fi
 if [ "${CONFKUBE_FUZZ_SMOKE:-1}" = 1 ] && [ -d fuzz ] && cargo +nightly fuzz --version >/dev/null 2>&1; then
   echo "== fuzz smoke"
   bash scripts/fuzz-smoke.sh
