@@ -18,7 +18,7 @@ else
 fi
 if command -v protoc >/dev/null 2>&1; then
   echo "== generated gRPC code matches crates/node-agent/proto (drift test)"
-  cargo test -p node-agent --locked --features codegen --test codegen_drift
+  cargo test --workspace --locked --features node-agent/codegen --test codegen_drift
 elif [ -n "${CI:-}" ]; then
   echo "protoc is required in CI for the codegen drift test" >&2
   exit 1
