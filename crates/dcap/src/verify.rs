@@ -731,34 +731,34 @@ fn check_qe_identity<'a>(
             r.isv_prod_id, id.isv_prod_id
         )));
     }
-    let misc = r.misc_select.to_le_bytes();
-    if misc
-        .iter()
-        .zip(&id.miscselect_mask)
-        .map(|(v, m)| v & m)
-        .ne(id.miscselect.iter().copied())
-    {
-        return Err(VerifyError::QeIdentityMismatch(format!(
-            "the QE's MISCSELECT {} does not match {} under mask {}",
-            hex::encode(misc),
-            hex::encode(id.miscselect),
-            hex::encode(id.miscselect_mask)
-        )));
-    }
-    let attrs = r.attributes.to_bytes();
-    if attrs
-        .iter()
-        .zip(&id.attributes_mask)
-        .map(|(v, m)| v & m)
-        .ne(id.attributes.iter().copied())
-    {
-        return Err(VerifyError::QeIdentityMismatch(format!(
-            "the QE's ATTRIBUTES {} do not match {} under mask {}",
-            hex::encode(attrs),
-            hex::encode(id.attributes),
-            hex::encode(id.attributes_mask)
-        )));
-    }
+    let masked = |name: &str, value: &[u8], expected: &[u8], mask: &[u8]| {
+        if value
+            .iter()
+            .zip(mask)
+            .map(|(v, m)| v & m)
+            .eq(expected.iter().copied())
+        {
+            return Ok(());
+        }
+        Err(VerifyError::QeIdentityMismatch(format!(
+            "the QE's {name} {} does not match {} under mask {}",
+            hex::encode(value),
+            hex::encode(expected),
+            hex::encode(mask)
+        )))
+    };
+    masked(
+        "MISCSELECT",
+        &r.misc_select.to_le_bytes(),
+        &id.miscselect,
+        &id.miscselect_mask,
+    )?;
+    masked(
+        "ATTRIBUTES",
+        &r.attributes.to_bytes(),
+        &id.attributes,
+        &id.attributes_mask,
+    )?;
     id.match_level(r.isv_svn).ok_or_else(|| {
         VerifyError::TcbLevelNotFound(format!(
             "no TCB level of the QE identity matches the QE's ISVSVN {}",
