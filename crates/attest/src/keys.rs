@@ -5,11 +5,7 @@
 //! thumbprint. Each JWK also carries `x5c`: a self-signed certificate of the key, because some
 //! MAA consumers (Gramine's `ra_tls_verify_maa`) read the key from `x5c[0]`.
 //!
-//! Signing writes the compact JWS itself (base64url header and claims, one aws-lc-rs signature)
-//! instead of calling `jsonwebtoken::encode`, because that re-parses and re-checks the PKCS#8
-//! key for every token — measured at 10 µs of the service's 131 µs per request
-//! (docs/benchmarks.md). The tokens are checked with two independent implementations in tests:
-//! jsonwebtoken and PyJWT.
+//! Tokens are signed with jsonwebtoken; tests check them with jsonwebtoken and with PyJWT.
 
 use crate::store::{Store, StoreError, Table};
 use aws_lc_rs::encoding::AsDer;
@@ -33,6 +29,13 @@ pub enum SigningAlg {
 }
 
 impl SigningAlg {
+    fn jwt(self) -> jsonwebtoken::Algorithm {
+        match self {
+            Self::ES256 => jsonwebtoken::Algorithm::ES256,
+            Self::RS256 => jsonwebtoken::Algorithm::RS256,
+        }
+    }
+
     /// The JWS `alg` name.
     pub fn name(self) -> &'static str {
         match self {
@@ -76,16 +79,9 @@ struct KeyRecord {
     retired_at: Option<i64>,
 }
 
-/// A parsed private key, kept for the life of the process: parsing a key (and checking it)
-/// costs about as much as half a signature, so it is done once, not per token.
-enum Signer {
-    Es256(EcdsaKeyPair),
-    Rs256(aws_lc_rs::rsa::KeyPair),
-}
-
 struct LoadedKey {
     rec: KeyRecord,
-    signer: Signer,
+    encoding: jsonwebtoken::EncodingKey,
 }
 
 /// The key ring.
@@ -227,16 +223,19 @@ fn load(rec: KeyRecord) -> Result<LoadedKey, KeyError> {
     let der = B64
         .decode(&rec.private_der)
         .map_err(|e| corrupt(e.to_string()))?;
-    let signer = match rec.alg {
-        SigningAlg::ES256 => Signer::Es256(
+    // Check the key once at load, so that a corrupt store fails at start, not per token.
+    let encoding = match rec.alg {
+        SigningAlg::ES256 => {
             EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
-                .map_err(|e| corrupt(e.to_string()))?,
-        ),
-        SigningAlg::RS256 => Signer::Rs256(
-            aws_lc_rs::rsa::KeyPair::from_der(&der).map_err(|e| corrupt(e.to_string()))?,
-        ),
+                .map_err(|e| corrupt(e.to_string()))?;
+            jsonwebtoken::EncodingKey::from_ec_der(&der)
+        }
+        SigningAlg::RS256 => {
+            aws_lc_rs::rsa::KeyPair::from_der(&der).map_err(|e| corrupt(e.to_string()))?;
+            jsonwebtoken::EncodingKey::from_rsa_der(&der)
+        }
     };
-    Ok(LoadedKey { rec, signer })
+    Ok(LoadedKey { rec, encoding })
 }
 
 impl KeyRing {
@@ -284,8 +283,7 @@ impl KeyRing {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Signs claims with the active key: a compact JWS (RFC 7515) with `alg`, `typ`, `kid` and
-    /// `jku`. ES256 signatures are the raw r‖s that JWS uses (RFC 7518 §3.4).
+    /// Signs claims with the active key (header `alg`, `typ`, `kid`, `jku`).
     pub fn sign(&self, claims: &Value, jku: Option<&str>) -> Result<String, KeyError> {
         let keys = self.read();
         let k = keys
@@ -293,35 +291,10 @@ impl KeyRing {
             .rev()
             .find(|k| k.rec.retired_at.is_none())
             .ok_or_else(|| gen_err("no active signing key"))?;
-        let mut header = json!({"typ": "JWT", "alg": k.rec.alg.name(), "kid": k.rec.kid});
-        if let (Some(jku), Some(h)) = (jku, header.as_object_mut()) {
-            h.insert("jku".into(), jku.into());
-        }
-        let mut jws = B64URL.encode(header.to_string());
-        jws.push('.');
-        jws.push_str(&B64URL.encode(serde_json::to_vec(claims).map_err(gen_err)?));
-        let rng = SystemRandom::new();
-        let sig = match &k.signer {
-            Signer::Es256(kp) => kp
-                .sign(&rng, jws.as_bytes())
-                .map_err(gen_err)?
-                .as_ref()
-                .to_vec(),
-            Signer::Rs256(kp) => {
-                let mut sig = vec![0u8; kp.public_modulus_len()];
-                kp.sign(
-                    &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-                    &rng,
-                    jws.as_bytes(),
-                    &mut sig,
-                )
-                .map_err(gen_err)?;
-                sig
-            }
-        };
-        jws.push('.');
-        jws.push_str(&B64URL.encode(sig));
-        Ok(jws)
+        let mut header = jsonwebtoken::Header::new(k.rec.alg.jwt());
+        header.kid = Some(k.rec.kid.clone());
+        header.jku = jku.map(str::to_string);
+        jsonwebtoken::encode(&header, claims, &k.encoding).map_err(gen_err)
     }
 
     /// Generates a new active key; the previous ones are retired now and stay published until
@@ -420,10 +393,7 @@ mod tests {
                 serde_json::from_value(ring.jwks(1_000_000)).unwrap();
             let jwk = jwks.find(header.kid.as_deref().unwrap()).unwrap();
             let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
-            let mut v = jsonwebtoken::Validation::new(match alg {
-                SigningAlg::ES256 => jsonwebtoken::Algorithm::ES256,
-                SigningAlg::RS256 => jsonwebtoken::Algorithm::RS256,
-            });
+            let mut v = jsonwebtoken::Validation::new(alg.jwt());
             v.required_spec_claims.clear();
             let data = jsonwebtoken::decode::<Value>(&token, &key, &v).unwrap();
             assert_eq!(data.claims["sub"], "x");
