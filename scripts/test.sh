@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command (README quickstart, and what .ci/run calls).
-# fmt check, clippy with warnings denied, the whole workspace's tests, and a short fuzz smoke.
+# fmt check, clippy with warnings denied, the whole workspace's tests, the Helm chart's offline
+# checks, and a short fuzz smoke.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CONFKUBE_TESTDATA="${CONFKUBE_TESTDATA:-$(pwd)/../shared/testdata}"
@@ -24,6 +25,16 @@ elif [ -n "${CI:-}" ]; then
   exit 1
 else
   echo "== drift test skipped: protoc not installed (apt-get install protobuf-compiler)"
+fi
+echo "== Helm chart: render, validate offline, check against the binary's flags, rules tests"
+if python3 -c 'import helm_python, kubernetes_validate' >/dev/null 2>&1; then
+  cargo build --workspace --locked --bin confkube
+  python3 scripts/chart-check.py --binary "${CARGO_TARGET_DIR:-target}/debug/confkube"
+elif [ -n "${CI:-}" ]; then
+  echo "helm-python-sdk and kubernetes-validate are required in CI (pip install them)" >&2
+  exit 1
+else
+  echo "== chart checks skipped: pip install helm-python-sdk kubernetes-validate (and apt-get install prometheus for promtool)"
 fi
 if [ "${CONFKUBE_FUZZ_SMOKE:-1}" = 1 ] && [ -d fuzz ] && cargo +nightly fuzz --version >/dev/null 2>&1; then
   echo "== fuzz smoke"

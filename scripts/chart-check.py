@@ -1,0 +1,478 @@
+#!/usr/bin/env python3
+"""Offline checks of the Helm chart deploy/helm/confkube (run by scripts/test.sh).
+
+1. Lint the chart and render it (Helm's own Go engine, through the PyPI package
+   helm-python-sdk: no helm binary, no cluster) with the default values and every value set
+   under deploy/values/.
+2. Validate every rendered object against the Kubernetes OpenAPI schemas offline
+   (kubernetes-validate --strict, for the oldest and newest Kubernetes the chart supports);
+   cert-manager and Prometheus Operator objects against the subset schemas in
+   deploy/tests/crd-schemas/.
+3. Check what the chart promises (deploy/tests/expectations below): security contexts, RBAC,
+   device mounts, webhook selectors, HA wiring.
+4. Run the real binary on every confkube command line the chart renders, with --help appended:
+   clap rejects unknown flags and bad values before it prints help, so each rendered flag must
+   exist and parse. A deliberately wrong flag must fail (the check can fail).
+5. Render each file in deploy/tests/bad-values/ and expect the error its first line names.
+6. Monitoring and autoscaling: promtool unit tests of the chart's rules
+   (deploy/tests/rules-test.yaml); every PromQL expression of the Grafana dashboard and the
+   prometheus-adapter rules parses and names only metrics that exist (recorded by the rules, or
+   documented in docs/); the HPA example validates against the Kubernetes schemas.
+
+Usage: scripts/chart-check.py --binary target/debug/confkube [--out target/chart-render]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "deploy" / "helm" / "confkube"
+VALUE_SETS = ROOT / "deploy" / "values"
+BAD_VALUES = ROOT / "deploy" / "tests" / "bad-values"
+CRD_SCHEMAS = ROOT / "deploy" / "tests" / "crd-schemas"
+AUTOSCALING = ROOT / "deploy" / "autoscaling"
+DASHBOARD = CHART / "dashboards" / "confkube.json"
+RULES = CHART / "rules" / "confkube-rules.yaml"
+KUBE_VERSIONS = ["1.30.0", "1.37.0"]
+RELEASE, NAMESPACE = "confkube", "confkube"
+
+failures: list[str] = []
+
+
+def fail(msg: str) -> None:
+    failures.append(msg)
+    print(f"  FAIL {msg}")
+
+
+def need(cond: bool, msg: str) -> None:
+    if not cond:
+        fail(msg)
+
+
+def load_yaml_docs(text: str) -> list[dict]:
+    import yaml
+
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def render(values: dict | None):
+    import helm_python as helm
+
+    chart = helm.Chart.load(CHART)
+    out = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    docs = []
+    for path in sorted(out):
+        if not path.endswith((".yaml", ".yml")):
+            continue
+        for d in load_yaml_docs(out[path]):
+            d.setdefault("metadata", {})
+            docs.append((path, d))
+    return docs
+
+
+def crd_validate(doc: dict) -> str | None:
+    """Validates a cert-manager / Prometheus Operator object against deploy/tests/crd-schemas."""
+    import jsonschema
+
+    group = doc["apiVersion"].split("/")[0]
+    path = CRD_SCHEMAS / f"{group}_{doc['kind'].lower()}.json"
+    if not path.exists():
+        return f"no schema for {doc['apiVersion']} {doc['kind']} in {CRD_SCHEMAS}"
+    schema = json.loads(path.read_text())
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(doc), key=str)
+    if errors:
+        e = errors[0]
+        return f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+    return None
+
+
+def validate(docs) -> None:
+    import kubernetes_validate as kv
+
+    for path, d in docs:
+        ident = f"{d.get('kind')} {d['metadata'].get('name')} ({path})"
+        group = d.get("apiVersion", "").split("/")[0]
+        if "." in group and not group.endswith(".k8s.io"):
+            err = crd_validate(d)
+            need(err is None, f"{ident}: {err}")
+            continue
+        for v in KUBE_VERSIONS:
+            try:
+                kv.validate(d, v, strict=True)
+            except kv.ValidationError as e:
+                fail(f"{ident} invalid for Kubernetes {v}: {e.message} at {list(e.path)}")
+            except kv.SchemaNotFoundError:
+                fail(f"{ident}: no Kubernetes {v} schema for {d.get('apiVersion')} {d.get('kind')}")
+
+
+def pod_specs(docs):
+    for path, d in docs:
+        spec = d.get("spec", {})
+        if d["kind"] in ("Deployment", "DaemonSet", "StatefulSet", "Job"):
+            yield d, spec["template"]["spec"]
+
+
+def containers(docs):
+    for d, ps in pod_specs(docs):
+        for c in ps.get("initContainers", []) + ps.get("containers", []):
+            yield d, ps, c
+
+
+def by_kind(docs, kind):
+    return [d for _, d in docs if d["kind"] == kind]
+
+
+def one(docs, kind, name):
+    found = [d for _, d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    need(len(found) == 1, f"expected one {kind} {name}, found {len(found)}")
+    return found[0] if found else {}
+
+
+def args_of(docs, kind, name):
+    d = one(docs, kind, name)
+    if not d:
+        return []
+    return d["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def common_expectations(docs) -> None:
+    for d, ps, c in containers(docs):
+        ident = f"{d['kind']} {d['metadata']['name']} container {c['name']}"
+        sc = c.get("securityContext", {})
+        need(sc.get("readOnlyRootFilesystem") is True, f"{ident}: root filesystem not read-only")
+        need(sc.get("allowPrivilegeEscalation") is False, f"{ident}: privilege escalation allowed")
+        need(sc.get("capabilities", {}).get("drop") == ["ALL"], f"{ident}: capabilities not dropped")
+        need(sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{ident}: no RuntimeDefault seccomp")
+        need("privileged" not in sc or sc["privileged"] is False, f"{ident}: privileged")
+        need("limits" in c.get("resources", {}) and "memory" in c["resources"]["limits"], f"{ident}: no memory limit")
+        if d["metadata"]["name"].endswith("node-agent"):
+            continue
+        need(sc.get("runAsNonRoot") is True or ps.get("securityContext", {}).get("runAsNonRoot") is True,
+             f"{ident}: may run as root")
+    for d, ps in pod_specs(docs):
+        need(not ps.get("hostNetwork"), f"{d['metadata']['name']}: hostNetwork")
+        for v in ps.get("volumes", []):
+            hp = v.get("hostPath")
+            if hp and not d["metadata"]["name"].endswith("node-agent"):
+                fail(f"{d['metadata']['name']}: hostPath volume {v['name']}")
+    # Every ServiceAccount the pods use exists; only the node agent and certgen talk to the API.
+    sas = {d["metadata"]["name"] for d in by_kind(docs, "ServiceAccount")}
+    for d, ps in pod_specs(docs):
+        need(ps.get("serviceAccountName") in sas, f"{d['metadata']['name']}: unknown service account")
+    # No wildcard in RBAC.
+    for role in by_kind(docs, "ClusterRole") + by_kind(docs, "Role"):
+        for rule in role.get("rules", []):
+            for k in ("verbs", "resources", "apiGroups"):
+                need("*" not in rule.get(k, []), f"{role['kind']} {role['metadata']['name']}: wildcard in {k}")
+    na_rules = next((r["rules"] for r in by_kind(docs, "ClusterRole") if r["metadata"]["name"] == "confkube-node-agent"), None)
+    if na_rules is not None:
+        grants = {(res, verb) for r in na_rules for res in r["resources"] for verb in r["verbs"]}
+        need(grants == {("nodes", "get"), ("nodes", "patch"), ("nodes/status", "patch"),
+                        ("pods", "get"), ("pods", "list"), ("pods", "watch"),
+                        ("events", "create"), ("events", "patch")},
+             f"node agent RBAC is not the documented least privilege: {sorted(grants)}")
+    # Labels point at real objects: Services select pods of a workload.
+    for svc in by_kind(docs, "Service"):
+        sel = svc["spec"]["selector"]
+        need(any(all(d["spec"]["template"]["metadata"]["labels"].get(k) == v for k, v in sel.items())
+                 for d, _ in pod_specs(docs)), f"Service {svc['metadata']['name']} selects no pod template")
+
+
+def expect_default(docs) -> None:
+    ds = one(docs, "DaemonSet", "confkube-node-agent")
+    ps = ds["spec"]["template"]["spec"]
+    terms = ps["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    keys = {e["key"] for t in terms for e in t["matchExpressions"]}
+    need("sgx.intel.com/capable" in keys, "node agent not limited to SGX-capable nodes")
+    vols = {v["name"]: v for v in ps["volumes"]}
+    need(vols.get("sgx-enclave", {}).get("hostPath") == {"path": "/dev/sgx_enclave", "type": "CharDevice"},
+         "node agent: /dev/sgx_enclave is not a CharDevice mount")
+    need(vols.get("sgx-provision", {}).get("hostPath", {}).get("type") == "CharDevice", "node agent: no sgx_provision CharDevice")
+    need(vols.get("device-plugins", {}).get("hostPath", {}).get("path") == "/var/lib/kubelet/device-plugins",
+         "node agent: device-plugin dir not mounted")
+    need(ps.get("hostPID") is True, "committed EPC needs hostPID")
+    c = ps["containers"][0]
+    need(c["securityContext"]["capabilities"].get("add") == ["SYS_PTRACE"], "committed EPC needs exactly SYS_PTRACE")
+    need(any(t.get("key") == "kubernetes.azure.com/scalesetpriority" for t in ps["tolerations"]), "spot pools not tolerated")
+    # Webhook: 2 replicas, PDB, anti-affinity, both configurations, exclusions, CEL condition.
+    wd = one(docs, "Deployment", "confkube-webhook")
+    need(wd["spec"]["replicas"] == 2, "webhook must run 2 replicas by default")
+    need("podAntiAffinity" in wd["spec"]["template"]["spec"]["affinity"], "webhook without anti-affinity")
+    one(docs, "PodDisruptionBudget", "confkube-webhook")
+    mw = one(docs, "MutatingWebhookConfiguration", "confkube-webhook")["webhooks"][0]
+    vw = one(docs, "ValidatingWebhookConfiguration", "confkube-webhook")["webhooks"][0]
+    need(mw["failurePolicy"] == "Fail" and vw["failurePolicy"] == "Ignore", "default failure policies")
+    need(mw["clientConfig"]["service"]["path"] == "/mutate-pods", "mutating path")
+    need(vw["clientConfig"]["service"]["path"] == "/validate-pods", "validating path")
+    for w in (mw, vw):
+        excl = w["namespaceSelector"]["matchExpressions"][0]
+        need(excl["operator"] == "NotIn" and set(excl["values"]) >= {"kube-system", NAMESPACE},
+             f"{w['name']}: kube-system and {NAMESPACE} not excluded")
+        cond = w["matchConditions"][0]["expression"]
+        for name in ("sgx.intel.com/epc", "sgx.intel.com/sgx_epc_mem_in_MiB", "kubernetes.azure.com/sgx_epc_mem_in_MiB"):
+            need(f"'{name}'" in cond, f"{w['name']}: matchCondition misses {name}")
+    # Without cert-manager: certgen hook Jobs create the Secret, then patch caBundle.
+    pre = one(docs, "Job", "confkube-certgen-pre")
+    post = one(docs, "Job", "confkube-certgen-post")
+    need(pre["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade", "certgen pre hook")
+    need(post["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade", "certgen post hook")
+    post_args = post["spec"]["template"]["spec"]["containers"][0]["args"]
+    need("--mutating-webhook=confkube-webhook" in post_args and "--validating-webhook=confkube-webhook" in post_args,
+         "post-install certgen does not patch both configurations")
+    need(not any(d["kind"] == "Certificate" for _, d in docs), "cert-manager objects without cert-manager")
+    # Attestation: single instance on its embedded store (PVC), keys generated, policy via API.
+    a = args_of(docs, "Deployment", "confkube-attest")
+    need("--signing-key-dir=/keys" not in a and not any(x.startswith("--policy-file") for x in a),
+         "single instance must use the embedded store for keys and policy")
+    one(docs, "PersistentVolumeClaim", "confkube-attest-data")
+    need(one(docs, "Deployment", "confkube-attest")["spec"]["strategy"]["type"] == "Recreate",
+         "single instance must not run two writers of one store")
+    need("--issuer=https://confkube-attest.confkube.svc" in a, "issuer default")
+    need(not by_kind(docs, "ServiceMonitor") and not by_kind(docs, "PrometheusRule"),
+         "monitoring objects rendered although the CRDs are unknown (auto)")
+
+
+def expect_ha(docs) -> None:
+    d = one(docs, "Deployment", "confkube-attest")
+    need(d["spec"]["replicas"] == 3, "HA attestation replicas")
+    a = d["spec"]["template"]["spec"]["containers"][0]["args"]
+    for flag in ("--signing-key-dir=/keys", "--policy-file=/policy/policy.json",
+                 "--config-reload-interval=10", "--issuer=https://attest.example.com",
+                 "--pccs-ca-bundle=/pccs-ca/ca.crt"):
+        need(flag in a, f"HA attestation misses {flag}")
+    need(not any(x.startswith("--root-crl-url") for x in a), "empty rootCrlUrl must drop the flag")
+    vols = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
+    need(vols["keys"]["secret"]["secretName"] == "confkube-attest-keys", "keys Secret not mounted")
+    need("emptyDir" in vols["data"], "HA replicas must not share a PVC")
+    need(not [x for x in by_kind(docs, "PersistentVolumeClaim")], "HA must not create a PVC")
+    cm = one(docs, "ConfigMap", "confkube-attest-policy")
+    policy = json.loads(cm["data"]["policy.json"])
+    need(policy["rules"][0]["name"] == "payments" and policy["rules"][0]["min_isv_svn"] == 3,
+         f"policy ConfigMap content: {policy}")
+    one(docs, "PodDisruptionBudget", "confkube-attest")
+    one(docs, "Ingress", "confkube-attest")
+    need(len(by_kind(docs, "ServiceMonitor")) == 2 and len(by_kind(docs, "PodMonitor")) == 1, "monitors")
+    pr = one(docs, "PrometheusRule", "confkube")
+    need(any(r.get("record") == "confkube:pod_sgx_epc_committed_bytes" for g in pr["spec"]["groups"] for r in g["rules"]),
+         "recording rule for EPC autoscaling missing")
+    dash = one(docs, "ConfigMap", "confkube-dashboard")
+    need(json.loads(dash["data"]["confkube.json"])["uid"] == "confkube", "dashboard ConfigMap")
+    need(one(docs, "Deployment", "confkube-webhook")["spec"]["replicas"] == 3, "webhook replicas")
+    need("--max-epc-per-pod=256Mi" in args_of(docs, "Deployment", "confkube-webhook"), "max EPC flag")
+
+
+def expect_cert_manager(docs) -> None:
+    need(not by_kind(docs, "Job"), "certgen Jobs rendered although cert-manager is used")
+    certs = {d["metadata"]["name"]: d for d in by_kind(docs, "Certificate")}
+    need(set(certs) == {"confkube-webhook-tls", "confkube-attest-tls"}, f"certificates: {sorted(certs)}")
+    need(certs["confkube-webhook-tls"]["spec"]["issuerRef"]["kind"] == "ClusterIssuer", "issuerRef not used")
+    need("confkube-webhook.confkube.svc" in certs["confkube-webhook-tls"]["spec"]["dnsNames"], "webhook DNS name")
+    need(not by_kind(docs, "Issuer"), "own issuer created although issuerRef is set")
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        ann = one(docs, kind, "confkube-webhook")["metadata"].get("annotations", {})
+        need(ann.get("cert-manager.io/inject-ca-from") == "confkube/confkube-webhook-tls", f"{kind}: CA injection")
+
+
+def expect_all_nodes(docs) -> None:
+    ps = one(docs, "DaemonSet", "confkube-node-agent")["spec"]["template"]["spec"]
+    need("affinity" not in ps, "allNodes must drop the SGX node affinity")
+    need(not ps.get("hostPID"), "committedEpc=false must drop hostPID")
+    need("add" not in ps["containers"][0]["securityContext"]["capabilities"], "committedEpc=false must add no capability")
+    need(any(t.get("key") == "dedicated" for t in ps["tolerations"]) and
+         any(t.get("key") == "cloud.google.com/gke-spot" for t in ps["tolerations"]), "extraTolerations must add to the defaults")
+    need("--epc-size=94Mi" in ps["containers"][0]["args"], "epcSize flag")
+    mw = one(docs, "MutatingWebhookConfiguration", "confkube-webhook")["webhooks"][0]
+    need("matchConditions" not in mw and mw["failurePolicy"] == "Ignore", "sgxPodsOnly=false / Ignore")
+    need(not by_kind(docs, "PodDisruptionBudget"), "no PDB for a single replica")
+    a = args_of(docs, "Deployment", "confkube-attest")
+    need("--collateral-dir=/collateral" in a and not any(x.startswith("--pccs-url") for x in a), "offline collateral")
+    need("--allow-missing-crls" in a and "--signing-alg=RS256" in a and "--log-format=text" in a, "attestation flags")
+
+
+def expect_existing(docs) -> None:
+    for _, ps, c in containers(docs):
+        need(c["image"].startswith("registry.example.com/confkube@sha256:"), f"image by digest: {c['image']}")
+        need(ps.get("imagePullSecrets") == [{"name": "registry-example-com"}], "imagePullSecrets")
+    names = {d["metadata"]["name"] for d in by_kind(docs, "Secret")}
+    need("confkube-attest-admin" not in names, "admin Secret created although an existing one is named")
+    d = one(docs, "Deployment", "confkube-attest")
+    vols = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
+    need(vols["tls"]["secret"]["secretName"] == "attest-tls", "existing TLS Secret")
+    need(vols["policy"]["configMap"]["name"] == "attest-policy", "existing policy ConfigMap")
+    need(not by_kind(docs, "ConfigMap"), "policy ConfigMap created although an existing one is named")
+    pre = one(docs, "Job", "confkube-certgen-pre")
+    need([c["name"] for c in pre["spec"]["template"]["spec"]["containers"]] == ["webhook"],
+         "certgen must not generate a certificate for the attestation service when tls.existingSecret is set")
+
+
+EXPECT = {"default": expect_default, "ha": expect_ha, "cert-manager": expect_cert_manager,
+          "all-nodes": expect_all_nodes, "existing-secrets": expect_existing}
+
+
+def check_flags(docs, binary: Path, label: str) -> int:
+    """Runs `confkube <rendered args> --help` for each confkube container; returns the count."""
+    n = 0
+    for d, ps, c in containers(docs):
+        args = list(c.get("command", [])[1:]) + list(c.get("args", []))
+        env = {e["name"]: "placeholder" for e in c.get("env", [])}
+        # Kubernetes expands $(VAR) from the container's env; a real value is not needed for
+        # parsing flag names, but the variable must be defined.
+        for a in args:
+            for var in re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", a):
+                need(var in env, f"{label}: {d['metadata']['name']}/{c['name']}: $({var}) is not defined")
+        r = subprocess.run([str(binary), *args, "--help"], capture_output=True, text=True,
+                           env={**os.environ, **env}, timeout=30)
+        need(r.returncode == 0,
+             f"{label}: {d['kind']} {d['metadata']['name']}/{c['name']}: `confkube {' '.join(args)}` "
+             f"is rejected by the binary: {r.stderr.strip()}")
+        n += 1
+    return n
+
+
+def check_flag_check_can_fail(binary: Path) -> None:
+    r = subprocess.run([str(binary), "webhook", "--tls-cert=/tls/tls.crt", "--no-such-flag", "--help"],
+                       capture_output=True, text=True, timeout=30)
+    need(r.returncode == 2 and "--no-such-flag" in r.stderr,
+         f"the flag check cannot fail: an unknown flag before --help gave exit {r.returncode}")
+    r = subprocess.run([str(binary), "webhook", "--listen=not-an-address", "--help"],
+                       capture_output=True, text=True, timeout=30)
+    need(r.returncode == 2, f"the flag check does not catch bad values (exit {r.returncode})")
+
+
+def known_metrics() -> set[str]:
+    """Metric names the project exports (documented in docs/) or records (the chart's rules)."""
+    import yaml
+
+    names = set()
+    for md in (ROOT / "docs").glob("*.md"):
+        names |= set(re.findall(r"\bconfkube_[a-z0-9_]+", md.read_text()))
+    for g in yaml.safe_load(RULES.read_text())["groups"]:
+        names |= {r["record"] for r in g["rules"] if "record" in r}
+    return names
+
+
+def check_monitoring(promtool: str | None) -> None:
+    import tempfile
+
+    import yaml
+
+    exprs: list[tuple[str, str]] = []
+    dash = json.loads(DASHBOARD.read_text())
+    for p in dash["panels"]:
+        for t in p.get("targets", []):
+            exprs.append((f"dashboard panel {p['title']!r}", t["expr"]))
+    for v in dash["templating"]["list"]:
+        if v["type"] == "query":
+            m = re.match(r"label_values\((.+), *[a-z_]+\)$", v["query"]["query"])
+            need(m is not None, f"dashboard variable {v['name']}: unexpected query {v['query']['query']}")
+            if m:
+                exprs.append((f"dashboard variable {v['name']}", m.group(1)))
+    adapter = yaml.safe_load((AUTOSCALING / "prometheus-adapter-values.yaml").read_text())
+    for r in adapter["rules"]["custom"]:
+        series = r["seriesQuery"]
+        q = (r["metricsQuery"].replace("<<.GroupBy>>", "namespace, pod")
+             .replace("<<.Series>>", series.split("{")[0])
+             .replace("<<.LabelMatchers>>", 'namespace="shop", pod=~"enclave-.*"'))
+        exprs.append((f"prometheus-adapter rule {r['name']['as']}", q))
+        exprs.append((f"prometheus-adapter seriesQuery {series}", series))
+    known = known_metrics()
+    for where, e in exprs:
+        for m in re.findall(r"\bconfkube[_:][a-z0-9_:]+", e):
+            base = re.sub(r"_(bucket|sum|count)$", "", m)
+            need(m in known or base in known, f"{where}: metric {m} is neither exported (docs/) nor recorded")
+    if promtool is None:
+        return
+    # promtool parses PromQL through `check rules`: one recording rule per expression.
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        rules = [{"record": f"check:expr_{i}", "expr": re.sub(r"\$\{?[a-z]+\}?", ".*", e)}
+                 for i, (_, e) in enumerate(exprs)]
+        yaml.safe_dump({"groups": [{"name": "parse", "rules": rules}]}, f)
+    r = subprocess.run([promtool, "check", "rules", f.name], capture_output=True, text=True)
+    need(r.returncode == 0, f"dashboard/adapter PromQL does not parse: {r.stdout}{r.stderr}")
+    os.unlink(f.name)
+    for cmd in (["check", "rules", str(RULES)], ["test", "rules", str(ROOT / "deploy" / "tests" / "rules-test.yaml")]):
+        r = subprocess.run([promtool, *cmd], capture_output=True, text=True)
+        need(r.returncode == 0, f"promtool {' '.join(cmd)}: {r.stdout}{r.stderr}")
+    print(f"   {len(exprs)} dashboard/adapter expressions parse; rules checked and unit-tested (promtool)")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--binary", type=Path, required=True, help="the confkube binary to check flags against")
+    ap.add_argument("--out", type=Path, default=ROOT / "target" / "chart-render")
+    a = ap.parse_args()
+    import helm_python as helm
+    import yaml
+
+    a.out.mkdir(parents=True, exist_ok=True)
+    print(f"== helm lint {CHART.relative_to(ROOT)} (Helm SDK {helm.helm_sdk_version()})")
+    sets = [("default", None)] + [(p.stem, yaml.safe_load(p.read_text()) or {})
+                                  for p in sorted(VALUE_SETS.glob("*.yaml"))]
+    for label, values in sets:
+        report = helm.lint(str(CHART), values, strict=True, namespace=NAMESPACE, kube_version="v1.30.0")
+        for m in report.get("messages", []):
+            if m.get("severity", 0) >= 2:
+                fail(f"lint ({label}): {m.get('path')}: {m.get('error')}")
+        for e in report.get("errors", []):
+            fail(f"lint ({label}): {e}")
+
+    check_flag_check_can_fail(a.binary)
+    for label, values in sets:
+        docs = render(values)
+        (a.out / f"{label}.yaml").write_text(yaml.safe_dump_all([d for _, d in docs], sort_keys=False))
+        kinds = sorted({d["kind"] for _, d in docs})
+        print(f"== {label}: {len(docs)} objects ({', '.join(kinds)})")
+        before = len(failures)
+        validate(docs)
+        common_expectations(docs)
+        if label not in EXPECT:
+            fail(f"value set deploy/values/{label}.yaml has no expectations in scripts/chart-check.py")
+        else:
+            EXPECT[label](docs)
+        n = check_flags(docs, a.binary, label)
+        print(f"   schemas (Kubernetes {', '.join(KUBE_VERSIONS)}), expectations, {n} command lines: "
+              f"{'ok' if len(failures) == before else 'FAILED'}")
+
+    print("== autoscaling example")
+    hpa = load_yaml_docs((AUTOSCALING / "hpa-example.yaml").read_text())
+    validate([("deploy/autoscaling/hpa-example.yaml", d) for d in hpa])
+    print("== monitoring: rules, dashboard, prometheus-adapter")
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI"):
+            fail("promtool is required in CI (apt-get install prometheus)")
+        else:
+            print("   promtool not installed (apt-get install prometheus): rule tests and PromQL parsing skipped")
+    check_monitoring(promtool)
+
+    print("== values that must be refused")
+    for p in sorted(BAD_VALUES.glob("*.yaml")):
+        text = p.read_text()
+        m = re.match(r"# expect-error: (.+)\n", text)
+        if not m:
+            fail(f"{p.name}: first line must be '# expect-error: <message>'")
+            continue
+        try:
+            render(yaml.safe_load(text))
+            fail(f"{p.name}: rendered, expected an error containing {m.group(1)!r}")
+        except helm.HelmError as e:
+            need(m.group(1) in str(e), f"{p.name}: error {str(e)!r} does not contain {m.group(1)!r}")
+            print(f"   {p.name}: refused as expected")
+
+    if failures:
+        print(f"\n{len(failures)} chart check(s) failed", file=sys.stderr)
+        return 1
+    print("chart checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
