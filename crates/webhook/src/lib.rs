@@ -7,14 +7,21 @@
 //! certificate and key are PEM files re-read periodically and swapped without a restart.
 //! Malformed, oversized or slow bodies get a 400 with a message, never a 500 or a panic.
 //!
-//! What it does not do: no pod logic (all of it is in `kube-sgx`), no certificate issuing and
-//! no webhook-configuration patching (use cert-manager or a cert-gen job), no Kubernetes client.
-//! It builds no runtime: the caller runs [`Server::serve`] on a tokio runtime.
+//! [`certgen`] is the bootstrap for clusters without cert-manager: it keeps a self-signed CA and
+//! serving certificate in a `kubernetes.io/tls` Secret (reused while valid, renewed before it
+//! expires) and sets `caBundle` in the webhook configurations. Its decisions are pure
+//! functions; [`certgen::cluster`] makes the API calls with the kube client.
+//!
+//! What it does not do: no pod logic (all of it is in `kube-sgx`), no ACME or external CA, no
+//! watching (certgen is a one-shot run, e.g. a Helm hook Job; the server reloads the mounted
+//! files). It builds no runtime: the caller runs [`Server::serve`] and
+//! [`certgen::cluster::run`] on a tokio runtime.
 //!
 //! Specs followed: Kubernetes "Dynamic Admission Control" (AdmissionReview v1 over HTTPS,
 //! HTTP 200 with a response of the same version), RFC 8446/5246 via rustls, OpenMetrics text
-//! exposition.
+//! exposition; RFC 5280 for the certificates certgen issues and checks.
 
+pub mod certgen;
 mod metrics;
 mod server;
 mod tls;

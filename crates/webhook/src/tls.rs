@@ -98,7 +98,7 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 }
 
 /// The PEM decoder's error in words (its `Display` prints markers as byte arrays).
-fn pem_message(e: &rustls::pki_types::pem::Error) -> String {
+pub(crate) fn pem_message(e: &rustls::pki_types::pem::Error) -> String {
     use rustls::pki_types::pem::Error;
     match e {
         Error::MissingSectionEnd { end_marker } => format!(
