@@ -14,7 +14,10 @@
    clap rejects unknown flags and bad values before it prints help, so each rendered flag must
    exist and parse. A deliberately wrong flag must fail (the check can fail).
 5. Render each file in deploy/tests/bad-values/ and expect the error its first line names.
-6. Monitoring and autoscaling: promtool unit tests of the chart's rules
+6. The Dockerfile (no Docker engine runs here): every COPY source exists and passes
+   .dockerignore, the build stage's Rust matches the workspace's rust-version, and the image's
+   user is the non-root uid the chart runs as.
+7. Monitoring and autoscaling: promtool unit tests of the chart's rules
    (deploy/tests/rules-test.yaml); every PromQL expression of the Grafana dashboard and the
    prometheus-adapter rules parses and names only metrics that exist (recorded by the rules, or
    documented in docs/); the HPA example validates against the Kubernetes schemas.
@@ -404,6 +407,42 @@ def check_monitoring(promtool: str | None) -> None:
     print(f"   {len(exprs)} dashboard/adapter expressions parse; rules checked and unit-tested (promtool)")
 
 
+def check_dockerfile() -> None:
+    import fnmatch
+
+    import yaml
+
+    text = (ROOT / "Dockerfile").read_text()
+    ignore = [ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()
+              if ln.strip() and not ln.startswith("#")]
+
+    def included(path: str) -> bool:
+        keep = True
+        for pat in ignore:
+            neg = pat.startswith("!")
+            pat = pat.lstrip("!").rstrip("/")
+            if fnmatch.fnmatch(path, pat) or path.startswith(pat + "/"):
+                keep = neg
+        return keep
+
+    for ln in text.splitlines():
+        m = re.match(r"COPY\s+(?!--from)(.+)\s+(\S+)$", ln)
+        if not m:
+            continue
+        for src in m.group(1).split():
+            need((ROOT / src).exists(), f"Dockerfile: COPY source {src} does not exist")
+            need(included(src), f"Dockerfile: COPY source {src} is excluded by .dockerignore")
+    rust = re.search(r'^rust-version = "([0-9.]+)"', (ROOT / "Cargo.toml").read_text(), re.M)
+    base = re.search(r"FROM \S*rust:([0-9.]+)", text)
+    need(bool(rust and base and base.group(1) == rust.group(1)),
+         f"Dockerfile: build stage rust:{base and base.group(1)} differs from rust-version {rust and rust.group(1)}")
+    user = re.findall(r"^USER (\d+):(\d+)$", text, re.M)
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    uid = values["podSecurityContext"]["runAsUser"]
+    need(user == [(str(uid), str(uid))], f"Dockerfile: USER {user} is not the chart's runAsUser {uid}")
+    need("--locked" in text, "Dockerfile: the build must use Cargo.lock (--locked)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--binary", type=Path, required=True, help="the confkube binary to check flags against")
@@ -441,6 +480,10 @@ def main() -> int:
         print(f"   schemas (Kubernetes {', '.join(KUBE_VERSIONS)}), expectations, {n} command lines: "
               f"{'ok' if len(failures) == before else 'FAILED'}")
 
+    print("== Dockerfile")
+    before = len(failures)
+    check_dockerfile()
+    print(f"   COPY sources, .dockerignore, toolchain, user: {'ok' if len(failures) == before else 'FAILED'}")
     print("== autoscaling example")
     hpa = load_yaml_docs((AUTOSCALING / "hpa-example.yaml").read_text())
     validate([("deploy/autoscaling/hpa-example.yaml", d) for d in hpa])
