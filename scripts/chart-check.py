@@ -17,7 +17,10 @@
 6. The Dockerfile (no Docker engine runs here): every COPY source exists and passes
    .dockerignore, the build stage's Rust matches the workspace's rust-version, and the image's
    user is the non-root uid the chart runs as.
-7. Monitoring and autoscaling: promtool unit tests of the chart's rules
+7. The webhooks' CEL matchConditions, evaluated (cel-python) on pods that must and must not
+   reach the webhook: every EPC spelling in limits, requests or init containers; ordinary pods,
+   pods without resources, pods with only sgx.intel.com/enclave.
+8. Monitoring and autoscaling: promtool unit tests of the chart's rules
    (deploy/tests/rules-test.yaml); every PromQL expression of the Grafana dashboard and the
    prometheus-adapter rules parses and names only metrics that exist (recorded by the rules, or
    documented in docs/); the HPA example validates against the Kubernetes schemas.
@@ -320,6 +323,53 @@ EXPECT = {"default": expect_default, "ha": expect_ha, "cert-manager": expect_cer
           "all-nodes": expect_all_nodes, "existing-secrets": expect_existing}
 
 
+def _pod(containers=None, init=None):
+    spec = {"containers": containers or [{"name": "app", "image": "app:1"}]}
+    if init is not None:
+        spec["initContainers"] = init
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec}
+
+
+def _c(limits=None, requests=None):
+    c = {"name": "c", "image": "app:1"}
+    if limits is not None or requests is not None:
+        c["resources"] = {k: v for k, v in (("limits", limits), ("requests", requests)) if v is not None}
+    return c
+
+
+# (description, pod, must reach the webhook)
+MATCH_CASES = [
+    ("the FAQ Job's pod (sgx.intel.com/sgx_epc_mem_in_MiB limit)", _pod([_c({"sgx.intel.com/sgx_epc_mem_in_MiB": "10"})]), True),
+    ("canonical sgx.intel.com/epc limit", _pod([_c({"sgx.intel.com/epc": "10Mi"})]), True),
+    ("AKS gen-1 alias in requests only", _pod([_c(requests={"kubernetes.azure.com/sgx_epc_mem_in_MiB": "10"})]), True),
+    ("EPC in the second container", _pod([_c({"cpu": "1"}), _c({"sgx.intel.com/epc": "4Mi"})]), True),
+    ("EPC only in an init container", _pod([_c()], init=[_c({"sgx.intel.com/epc": "4Mi"})]), True),
+    ("ordinary pod with cpu/memory", _pod([_c({"cpu": "1", "memory": "1Gi"}, {"cpu": "500m"})]), False),
+    ("pod without resources", _pod(), False),
+    ("pod with empty resources and init containers", _pod([_c({}, {})], init=[_c()]), False),
+    ("pod with only sgx.intel.com/enclave (no EPC: the webhook leaves it alone)", _pod([_c({"sgx.intel.com/enclave": "1"})]), False),
+]
+
+
+def check_match_conditions(docs, label: str) -> None:
+    try:
+        import celpy
+    except ImportError:
+        if os.environ.get("CI"):
+            fail("cel-python is required in CI (pip install cel-python)")
+        return
+    env = celpy.Environment()
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        for cfg in by_kind(docs, kind):
+            for w in cfg["webhooks"]:
+                for mc in w.get("matchConditions", []):
+                    prog = env.program(env.compile(mc["expression"]))
+                    for desc, pod, want in MATCH_CASES:
+                        got = bool(prog.evaluate({"object": celpy.json_to_cel(pod)}))
+                        need(got == want, f"{label}: {w['name']} matchCondition {mc['name']}: {desc}: "
+                                          f"{'sent to' if got else 'not sent to'} the webhook")
+
+
 def check_flags(docs, binary: Path, label: str) -> int:
     """Runs `confkube <rendered args> --help` for each confkube container; returns the count."""
     n = 0
@@ -476,8 +526,9 @@ def main() -> int:
             fail(f"value set deploy/values/{label}.yaml has no expectations in scripts/chart-check.py")
         else:
             EXPECT[label](docs)
+        check_match_conditions(docs, label)
         n = check_flags(docs, a.binary, label)
-        print(f"   schemas (Kubernetes {', '.join(KUBE_VERSIONS)}), expectations, {n} command lines: "
+        print(f"   schemas (Kubernetes {', '.join(KUBE_VERSIONS)}), expectations, matchConditions, {n} command lines: "
               f"{'ok' if len(failures) == before else 'FAILED'}")
 
     print("== Dockerfile")
