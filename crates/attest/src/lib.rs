@@ -6,6 +6,8 @@
 //! initTimeData to CONFIGID, nonce echoed), policy ([`policy`]), ES256/RS256 tokens with JWKS and
 //! OIDC discovery ([`keys`], [`claims`]), an embedded crash-safe store ([`store`]), collateral from
 //! offline bundles or a PCCS/PCS with caching ([`collateral`]), Prometheus metrics ([`metrics`]).
+//! For several stateless replicas, signing keys ([`keyfile`]) and the policy can come from mounted
+//! files (a Kubernetes Secret and ConfigMap) that are polled and swapped atomically ([`reload`]).
 //!
 //! **Not here:** quote verification itself (the `dcap` crate), CLI parsing (the `confkube`
 //! binary). Handlers are thin: decode → pure function → encode → metrics.
@@ -15,10 +17,12 @@
 
 pub mod claims;
 pub mod collateral;
+pub mod keyfile;
 pub mod keys;
 pub mod metrics;
 pub mod policy;
 pub mod provider;
+pub mod reload;
 pub mod serve;
 pub mod server;
 pub mod store;

@@ -42,6 +42,22 @@ pub struct CacheLabels {
     pub event: String,
 }
 
+/// A configuration reload.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `signing-keys` or `policy`.
+    pub source: String,
+    /// `ok` or `error`.
+    pub result: String,
+}
+
+/// A configuration source.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// `signing-keys` or `policy`.
+    pub source: String,
+}
+
 /// The service's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -54,6 +70,10 @@ pub struct Metrics {
     pub outcomes: Family<OutcomeLabels, Counter>,
     /// Cache events, sampled from the verifier and the collateral cache at scrape time.
     pub cache: Family<CacheLabels, Gauge>,
+    /// Reloads of `--signing-key-dir` / `--policy-file` after a content change, by result.
+    pub config_reloads: Family<ReloadLabels, Counter>,
+    /// 1 while a source's current content is rejected and the last good one is served.
+    pub config_stale: Family<SourceLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -92,12 +112,28 @@ impl Metrics {
             "Cumulative cache hits and misses (verified collateral, PCK chains, collateral source)",
             cache.clone(),
         );
+        let config_reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Reloads of the signing key directory and the policy file after a content change, \
+             by result (error: the last good configuration stays)",
+            config_reloads.clone(),
+        );
+        let config_stale = Family::<SourceLabels, Gauge>::default();
+        registry.register(
+            "config_stale",
+            "1 while the current content of a configuration source is rejected and the last good \
+             configuration is served",
+            config_stale.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
             outcomes,
             cache,
+            config_reloads,
+            config_stale,
         }
     }
 
@@ -109,6 +145,37 @@ impl Metrics {
                 event: event.into(),
             })
             .set(i64::try_from(value).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a reload of `source` (`signing-keys`, `policy`) and sets its staleness.
+    pub fn config_reload(&self, source: &str, ok: bool) {
+        // Staleness first: whoever sees the count also sees the flag.
+        self.config_stale
+            .get_or_create(&SourceLabels {
+                source: source.into(),
+            })
+            .set(i64::from(!ok));
+        self.config_reloads
+            .get_or_create(&ReloadLabels {
+                source: source.into(),
+                result: if ok { "ok" } else { "error" }.into(),
+            })
+            .inc();
+    }
+
+    /// Creates the series of a configured source at zero, so that rates and alerts see them.
+    pub fn config_source(&self, source: &str) {
+        for result in ["ok", "error"] {
+            let _ = self.config_reloads.get_or_create(&ReloadLabels {
+                source: source.into(),
+                result: result.into(),
+            });
+        }
+        self.config_stale
+            .get_or_create(&SourceLabels {
+                source: source.into(),
+            })
+            .set(0);
     }
 
     /// The text exposition.

@@ -2,9 +2,14 @@
 //! metrics around it. Failures are `application/problem+json` with a stable `code`.
 
 use crate::claims::{self, AttestRequest, Data, RequestError, TokenContext};
-use crate::keys::{KeyError, KeyRing, SigningAlg};
+use crate::keyfile::{KeyDirConfig, read_key_dir};
+use crate::keys::{KEYS_MANAGED_BY_DIRECTORY, KeyError, KeyRing, SigningAlg};
 use crate::metrics::{Metrics, OutcomeLabels, RequestLabels, RouteLabels};
 use crate::policy::{Evidence, Policy};
+use crate::reload::{
+    PolicyFileError, ReloadState, SOURCE_POLICY, SOURCE_SIGNING_KEYS, keys_fingerprint,
+    parse_policy_file, policy_fingerprint, read_policy_bytes,
+};
 use crate::store::{Store, Table};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -18,12 +23,21 @@ use dcap::{Collateral, PckPlatform, TrustAnchor, Verifier, VerifyOptions};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 /// The stored policy's name (MAA's attestation type).
 pub const POLICY_NAME: &str = "SgxEnclave";
+
+/// The problem code of `PUT /policies/SgxEnclave` when the policy comes from `--policy-file`.
+pub const POLICY_MANAGED_BY_FILE: &str = "policy-managed-by-file";
+
+/// The problem detail of `PUT /policies/SgxEnclave` when the policy comes from `--policy-file`.
+pub const POLICY_MANAGED_BY_FILE_DETAIL: &str = "the policy is managed by --policy-file: change \
+     that file (the Kubernetes ConfigMap) instead; every replica applies it within \
+     --config-reload-interval";
 
 /// Why collateral could not be provided.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,8 +87,12 @@ pub struct ServiceConfig {
     pub anchor: TrustAnchor,
     /// Accept collateral without CRLs.
     pub allow_missing_crls: bool,
-    /// Algorithm of new signing keys.
+    /// Algorithm of new signing keys (managed keys and draft-policy keys).
     pub signing_alg: SigningAlg,
+    /// Signing keys from a directory of PEM files (`--signing-key-dir`) instead of the store.
+    pub signing_key_dir: Option<KeyDirConfig>,
+    /// The policy from a file (`--policy-file`) instead of the store.
+    pub policy_file: Option<PathBuf>,
     /// Largest accepted request body.
     pub body_limit: usize,
     /// SHA-256 of the admin bearer token.
@@ -94,19 +112,23 @@ pub enum ServiceError {
     /// The stored policy is invalid.
     #[error("the stored policy is invalid: {0}")]
     Policy(String),
+    /// The policy file cannot be used.
+    #[error(transparent)]
+    PolicyFile(#[from] PolicyFileError),
 }
 
 /// The service state shared by all requests.
 pub struct Service {
-    cfg: ServiceConfig,
+    pub(crate) cfg: ServiceConfig,
     verifier: Verifier,
-    keys: KeyRing,
+    pub(crate) keys: KeyRing,
     draft_keys: KeyRing,
     store: Option<Arc<Store>>,
     policy: RwLock<Arc<Policy>>,
     collateral: Arc<dyn CollateralProvider>,
-    metrics: Metrics,
+    pub(crate) metrics: Metrics,
     platforms: Mutex<HashMap<Box<[u8]>, PckPlatform>>,
+    pub(crate) reload: Mutex<ReloadState>,
 }
 
 impl std::fmt::Debug for Service {
@@ -130,22 +152,45 @@ fn sha256(b: &[u8]) -> [u8; 32] {
 }
 
 impl Service {
-    /// Builds the service: keys and policy from the store (created when absent).
+    /// Builds the service: keys from `--signing-key-dir` or the store (created when absent),
+    /// the policy from `--policy-file` or the store. A bad key directory or policy file is an
+    /// error naming the file and the reason.
     pub fn new(
         cfg: ServiceConfig,
         store: Option<Arc<Store>>,
         collateral: Arc<dyn CollateralProvider>,
     ) -> Result<Self, ServiceError> {
         let now = cfg.pinned_time.unwrap_or_else(system_now);
-        let keys = KeyRing::open(store.clone(), cfg.signing_alg, cfg.token_lifetime, now)?;
+        let metrics = Metrics::new();
+        let mut reload = ReloadState::default();
+        let keys = match &cfg.signing_key_dir {
+            Some(dir) => {
+                let read = read_key_dir(&dir.dir);
+                let fp = keys_fingerprint(&read);
+                let files = read.map_err(KeyError::from)?;
+                let ring = KeyRing::from_dir(dir.clone(), &files, cfg.token_lifetime, now)?;
+                reload.keys = Some(fp);
+                metrics.config_source(SOURCE_SIGNING_KEYS);
+                ring
+            }
+            None => KeyRing::open(store.clone(), cfg.signing_alg, cfg.token_lifetime, now)?,
+        };
         let draft_keys = KeyRing::open(None, cfg.signing_alg, cfg.token_lifetime, now)?;
-        let policy = match &store {
-            Some(s) => match s.get(Table::Policies, POLICY_NAME)? {
+        let policy = match (&cfg.policy_file, &store) {
+            (Some(path), _) => {
+                let read = read_policy_bytes(path);
+                let fp = policy_fingerprint(&read);
+                let policy = parse_policy_file(path, &read?)?;
+                reload.policy = Some(fp);
+                metrics.config_source(SOURCE_POLICY);
+                policy
+            }
+            (None, Some(s)) => match s.get(Table::Policies, POLICY_NAME)? {
                 Some(text) => Policy::from_json(text.as_bytes())
                     .map_err(|e| ServiceError::Policy(e.to_string()))?,
                 None => Policy::default_policy(),
             },
-            None => Policy::default_policy(),
+            (None, None) => Policy::default_policy(),
         };
         let verifier =
             Verifier::new(VerifyOptions::default().allow_missing_crls(cfg.allow_missing_crls));
@@ -157,12 +202,13 @@ impl Service {
             store,
             policy: RwLock::new(Arc::new(policy)),
             collateral,
-            metrics: Metrics::new(),
+            metrics,
             platforms: Mutex::new(HashMap::new()),
+            reload: Mutex::new(reload),
         })
     }
 
-    fn now(&self) -> i64 {
+    pub(crate) fn now(&self) -> i64 {
         self.cfg.pinned_time.unwrap_or_else(system_now)
     }
 
@@ -181,6 +227,13 @@ impl Service {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    pub(crate) fn set_policy(&self, policy: Policy) {
+        *self
+            .policy
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(policy);
     }
 
     /// The platform of a quote, remembered by its exact PCK chain bytes.
@@ -430,7 +483,12 @@ async fn certs(State(s): State<Arc<Service>>) -> Response {
 
 async fn openid_configuration(State(s): State<Arc<Service>>) -> Json<Value> {
     let base = s.cfg.issuer.trim_end_matches('/');
-    let alg = s.keys.alg().name();
+    let algs: Vec<&str> = s
+        .keys
+        .published_algs(s.now())
+        .into_iter()
+        .map(SigningAlg::name)
+        .collect();
     let claims = [
         "iss",
         "iat",
@@ -458,12 +516,12 @@ async fn openid_configuration(State(s): State<Arc<Service>>) -> Json<Value> {
     Json(json!({
         "issuer": base,
         "jwks_uri": format!("{base}/certs"),
-        "id_token_signing_alg_values_supported": [alg],
+        "id_token_signing_alg_values_supported": algs,
         "response_types_supported": ["token", "none"],
         "claims_supported": claims,
         // MAA's own casing, for clients written against it.
         "jwksUri": format!("{base}/certs"),
-        "idTokenSigningAlgValuesSupported": [alg],
+        "idTokenSigningAlgValuesSupported": algs,
         "responseTypesSupported": ["token", "none"],
         "claimsSupported": claims,
     }))
@@ -531,6 +589,14 @@ async fn put_policy(
     if !s.admin_ok(&headers) {
         return unauthorized();
     }
+    if s.cfg.policy_file.is_some() {
+        return problem(
+            StatusCode::CONFLICT,
+            POLICY_MANAGED_BY_FILE,
+            POLICY_MANAGED_BY_FILE_DETAIL,
+            None,
+        );
+    }
     let body = match body {
         Ok(b) => b,
         Err(r) => return body_problem(r),
@@ -558,9 +624,7 @@ async fn put_policy(
     }
     let hash = policy.hash();
     let doc = serde_json::to_value(policy.document()).unwrap_or(Value::Null);
-    *s.policy
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(policy);
+    s.set_policy(policy);
     Json(json!({"policy": doc, "hash": hash})).into_response()
 }
 
@@ -570,6 +634,12 @@ async fn rotate_keys(State(s): State<Arc<Service>>, headers: HeaderMap) -> Respo
     }
     match s.keys.rotate(s.now()) {
         Ok(kid) => Json(json!({"active_kid": kid})).into_response(),
+        Err(e @ KeyError::ManagedByDirectory) => problem(
+            StatusCode::CONFLICT,
+            KEYS_MANAGED_BY_DIRECTORY,
+            e.to_string(),
+            None,
+        ),
         Err(e) => problem(
             StatusCode::INTERNAL_SERVER_ERROR,
             "rotation-failed",

@@ -53,6 +53,8 @@ fn service(kit: &Testkit, dir: &Path, store: Option<Arc<Store>>, alg: SigningAlg
         anchor: TrustAnchor::from_certificate(kit.root_pem().as_bytes()).unwrap(),
         allow_missing_crls: false,
         signing_alg: alg,
+        signing_key_dir: None,
+        policy_file: None,
         body_limit: 64 * 1024,
         admin_token_sha256: aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, ADMIN.as_bytes())
             .as_ref()

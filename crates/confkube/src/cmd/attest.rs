@@ -1,4 +1,6 @@
-//! `confkube attest serve`: the attestation service on its embedded store.
+//! `confkube attest serve`: the attestation service on its embedded store, or — for several
+//! stateless replicas — with signing keys and policy from mounted files (`--signing-key-dir`,
+//! `--policy-file`), hot-reloaded. `confkube attest keygen`: a PEM signing key for that directory.
 
 use super::quote::{load_anchor, parse_time};
 use anyhow::{Context, Result, bail};
@@ -6,6 +8,7 @@ use attest::collateral::{
     CacheConfig, CollateralCache, CollateralSource, OfflineDir, PccsClient, PccsConfig,
     RootCrlSource,
 };
+use attest::keyfile::KeyDirConfig;
 use attest::keys::SigningAlg;
 use attest::provider::{ServiceClock, StorePersistence};
 use attest::serve::TlsFiles;
@@ -16,6 +19,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The attestation service: verify SGX quotes, apply policy, issue signed tokens.
 #[derive(Debug, Args)]
@@ -27,7 +31,31 @@ pub(crate) struct AttestArgs {
 #[derive(Debug, Subcommand)]
 enum AttestCommand {
     /// Serve the MAA-shaped attestation API (POST /attest/SgxEnclave, /certs, OIDC, metrics).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Write a new token signing key (PKCS#8 PEM, mode 0600) for --signing-key-dir, e.g. to
+    /// create the Kubernetes Secret: kubectl create secret generic NAME --from-file=FILE.
+    Keygen(KeygenArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum OutputFormat {
+    /// One human-readable line.
+    Text,
+    /// One JSON object: alg, kid, path.
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct KeygenArgs {
+    /// Signature algorithm: ES256 (P-256) or RS256 (RSA-2048).
+    #[arg(long, value_enum, default_value = "ES256")]
+    alg: Alg,
+    /// The key file to create (mode 0600). An existing file is never overwritten.
+    #[arg(long)]
+    out: PathBuf,
+    /// Output format of the summary on standard output.
+    #[arg(long, value_enum, default_value = "text")]
+    format: OutputFormat,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -77,9 +105,32 @@ struct ServeArgs {
     /// Token lifetime: seconds, or with a unit (30m, 8h, 1d).
     #[arg(long, default_value = "8h", value_parser = parse_duration)]
     token_lifetime: i64,
-    /// Algorithm of new token signing keys.
-    #[arg(long, value_enum, default_value = "ES256")]
+    /// Algorithm of new token signing keys (not with --signing-key-dir: each key file has its own).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "ES256",
+        conflicts_with = "signing_key_dir"
+    )]
     signing_alg: Alg,
+    /// Token signing keys from a directory of PEM private keys (a mounted Kubernetes Secret:
+    /// names starting with '.' are skipped) instead of the store: PKCS#8, SEC1 or PKCS#1; P-256
+    /// or RSA >= 2048. Every key is published in /certs; the file whose name sorts last signs.
+    /// Keys are never generated or stored, and POST /admin/keys/rotate is refused.
+    #[arg(long, value_name = "DIR")]
+    signing_key_dir: Option<PathBuf>,
+    /// The key file in --signing-key-dir that signs, instead of the one whose name sorts last.
+    #[arg(long, value_name = "NAME", requires = "signing_key_dir")]
+    active_signing_key: Option<String>,
+    /// The policy from a JSON file (a mounted ConfigMap; the document PUT /policies/SgxEnclave
+    /// takes) instead of the store; PUT /policies/SgxEnclave is then refused.
+    #[arg(long, value_name = "FILE")]
+    policy_file: Option<PathBuf>,
+    /// How often --signing-key-dir and --policy-file are re-read, in seconds. A changed and valid
+    /// source is applied atomically; an invalid one is logged and the last good one kept.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    config_reload_interval: u64,
     /// File holding the admin bearer token (policy and key endpoints). Default: the
     /// CONFKUBE_ADMIN_TOKEN environment variable, else one generated in DATA_DIR/admin-token.
     #[arg(long)]
@@ -133,6 +184,50 @@ fn write_private(path: &Path, contents: &str) -> Result<()> {
         .with_context(|| format!("creating {}", path.display()))?;
     f.write_all(contents.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
+}
+
+fn keygen(a: &KeygenArgs) -> Result<ExitCode> {
+    use std::io::Write as _;
+    let alg = signing_alg(a.alg);
+    let (pem, kid) = attest::keyfile::generate_pem(alg).context("generating the key")?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = match opts.open(&a.out) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
+            "{} exists; refusing to overwrite a signing key (choose another name, or delete it \
+             first)",
+            a.out.display()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("creating {}", a.out.display())),
+    };
+    f.write_all(pem.as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    match a.format {
+        OutputFormat::Text => println!(
+            "wrote {} signing key {kid} to {} (mode 0600)",
+            alg.name(),
+            a.out.display()
+        ),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::json!({"alg": alg.name(), "kid": kid, "path": a.out})
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn signing_alg(a: Alg) -> SigningAlg {
+    match a {
+        Alg::Es256 => SigningAlg::ES256,
+        Alg::Rs256 => SigningAlg::RS256,
+    }
 }
 
 fn admin_token(a: &ServeArgs) -> Result<(String, Option<PathBuf>)> {
@@ -277,6 +372,14 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
         Arc::new(StorePersistence(store.clone())),
     );
     let (token, token_file) = admin_token(&a)?;
+    let replicated = a.signing_key_dir.is_some() || a.policy_file.is_some();
+    if replicated && let Some(path) = &token_file {
+        tracing::warn!(
+            path = %path.display(),
+            "the admin token comes from the data directory, which differs per replica; give \
+             every replica the same token with --admin-token-file or CONFKUBE_ADMIN_TOKEN"
+        );
+    }
     let scheme = if a.tls_cert.is_some() {
         "https"
     } else {
@@ -296,10 +399,12 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
         pinned_time: a.at,
         anchor: anchor.clone(),
         allow_missing_crls: a.allow_missing_crls,
-        signing_alg: match a.signing_alg {
-            Alg::Es256 => SigningAlg::ES256,
-            Alg::Rs256 => SigningAlg::RS256,
-        },
+        signing_alg: signing_alg(a.signing_alg),
+        signing_key_dir: a.signing_key_dir.clone().map(|dir| KeyDirConfig {
+            dir,
+            active: a.active_signing_key.clone(),
+        }),
+        policy_file: a.policy_file.clone(),
         body_limit: a.body_limit,
         admin_token_sha256: admin_sha,
     };
@@ -314,6 +419,13 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
         }),
         _ => None,
     };
+    let watcher = replicated.then(|| {
+        tokio::spawn(attest::reload::watch(
+            service.clone(),
+            Duration::from_secs(a.config_reload_interval),
+        ))
+    });
+    let active_kid = service.keys().active_kid().unwrap_or_default();
     let router = attest::server::router(service);
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
@@ -349,6 +461,15 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
                 issuer = %issuer,
                 store = %store.path().display(),
                 trust_anchor = anchor.label(),
+                signing_kid = %active_kid,
+                signing_keys = %a.signing_key_dir.as_ref().map_or_else(
+                    || "store".to_string(),
+                    |d| d.display().to_string()
+                ),
+                policy = %a.policy_file.as_ref().map_or_else(
+                    || "store".to_string(),
+                    |p| p.display().to_string()
+                ),
                 "confkube attestation service ready"
             );
             if let Some(path) = &token_file {
@@ -368,11 +489,22 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
         shutdown,
     )
     .await?;
+    if let Some(w) = watcher {
+        w.abort();
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn run(args: AttestArgs) -> ExitCode {
-    let AttestCommand::Serve(a) = args.command;
+    let a = match args.command {
+        AttestCommand::Serve(a) => *a,
+        AttestCommand::Keygen(k) => {
+            return keygen(&k).unwrap_or_else(|e| {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            });
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
