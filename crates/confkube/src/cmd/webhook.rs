@@ -2,6 +2,10 @@
 //! `kube_sgx::Config`, loads the serving certificate, builds the tokio runtime, serves until
 //! SIGINT/SIGTERM. Logging is set up by the global `--log-format`/`--log-level` flags.
 //! All pod logic is in `kube-sgx`, all serving in `webhook`.
+//!
+//! `confkube webhook certgen` keeps the webhook's self-signed serving certificate in a Secret
+//! and its CA in the webhook configurations' `caBundle`, for clusters without cert-manager
+//! (`webhook::certgen`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,7 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use clap::Args;
+use clap::{Args, Subcommand};
+use webhook::certgen::ServiceName;
+use webhook::certgen::cluster::{self, CertgenOptions};
 use webhook::kube_sgx::k8s_openapi::api::core::v1::{NodeSelectorRequirement, Toleration};
 use webhook::kube_sgx::{self, Config};
 use webhook::{CertStore, Options, Registry, Server};
@@ -18,18 +24,36 @@ use webhook::{CertStore, Options, Registry, Server};
 /// Serve the SGX admission webhook: /mutate-pods normalizes EPC requests (aliases → sgx.intel.com/epc),
 /// adds the enclave/provision devices, aesmd socket, tolerations and affinity; /validate-pods
 /// denies pods that are not normalized or are invalid. Also /healthz, /readyz, /metrics.
+/// `confkube webhook certgen` makes its certificate when cert-manager is not installed.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub(crate) struct WebhookArgs {
+    #[command(subcommand)]
+    command: Option<WebhookCommand>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhookCommand {
+    /// Create or renew the webhook's self-signed serving certificate Secret and set caBundle in
+    /// its webhook configurations (for clusters without cert-manager; run as a Helm hook Job).
+    Certgen(CertgenArgs),
+}
+
+/// Flags of the server (`confkube webhook --tls-cert ... --tls-key ...`).
+#[derive(Debug, Args)]
+struct ServeArgs {
     /// Address and port to listen on (HTTPS).
     #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:9443")]
     listen: SocketAddr,
     /// PEM certificate chain, leaf first (e.g. tls.crt of a cert-manager Secret). Re-read
     /// when it changes.
-    #[arg(long, value_name = "FILE")]
-    tls_cert: PathBuf,
+    #[arg(long, value_name = "FILE", required = true)]
+    tls_cert: Option<PathBuf>,
     /// PEM private key of the certificate (e.g. tls.key). Re-read when it changes.
-    #[arg(long, value_name = "FILE")]
-    tls_key: PathBuf,
+    #[arg(long, value_name = "FILE", required = true)]
+    tls_key: Option<PathBuf>,
     /// How often to check the certificate files for changes, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -53,6 +77,57 @@ pub(crate) struct WebhookArgs {
     passthrough: bool,
 }
 
+/// Makes sure the Secret holds a CA and serving certificate valid for the Service (reused while
+/// valid; a new CA and certificate otherwise, or when expiring within --renew-before-days), then
+/// sets clientConfig.caBundle on every webhook of the named configurations that calls the
+/// Service. Exit 0 when done, 1 when the API server refuses or fails, 2 on a usage error.
+#[derive(Debug, Args)]
+struct CertgenArgs {
+    /// Namespace of the webhook Service and of the Secret.
+    #[arg(long, value_name = "NS", value_parser = dns_label)]
+    namespace: String,
+    /// Name of the webhook Service; the certificate covers SVC, SVC.NS, SVC.NS.svc and
+    /// SVC.NS.svc.<cluster-domain>.
+    #[arg(long, value_name = "SVC", value_parser = dns_label)]
+    service: String,
+    /// Name of the kubernetes.io/tls Secret (keys tls.crt, tls.key, ca.crt) to create or renew.
+    #[arg(long, value_name = "NAME", value_parser = dns_subdomain)]
+    secret: String,
+    /// MutatingWebhookConfiguration whose caBundle to set; repeatable.
+    #[arg(long = "mutating-webhook", value_name = "NAME", value_parser = dns_subdomain)]
+    mutating_webhook: Vec<String>,
+    /// ValidatingWebhookConfiguration whose caBundle to set; repeatable.
+    #[arg(long = "validating-webhook", value_name = "NAME", value_parser = dns_subdomain)]
+    validating_webhook: Vec<String>,
+    /// Kubeconfig file; default $KUBECONFIG, ~/.kube/config, then the pod's service account.
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Lifetime of a new CA and certificate, in days.
+    #[arg(long, value_name = "N", default_value_t = 3650,
+          value_parser = clap::value_parser!(i64).range(1..=36500))]
+    validity_days: i64,
+    /// Replace a certificate that expires within this many days.
+    #[arg(long, value_name = "N", default_value_t = 30,
+          value_parser = clap::value_parser!(i64).range(0..=36500))]
+    renew_before_days: i64,
+    /// The cluster's DNS domain.
+    #[arg(long, value_name = "DOMAIN", default_value = "cluster.local", value_parser = cluster_domain)]
+    cluster_domain: String,
+}
+
+fn dns_label(s: &str) -> Result<String, String> {
+    webhook::certgen::check_dns_label(s).map(|()| s.to_owned())
+}
+
+fn dns_subdomain(s: &str) -> Result<String, String> {
+    webhook::certgen::check_dns_subdomain(s).map(|()| s.to_owned())
+}
+
+fn cluster_domain(s: &str) -> Result<String, String> {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    webhook::certgen::check_dns_subdomain(s).map(|()| s.to_owned())
+}
+
 fn toleration(s: &str) -> Result<Toleration, String> {
     kube_sgx::parse_toleration(s).map_err(|e| e.to_string())
 }
@@ -66,7 +141,10 @@ fn epc_max(s: &str) -> Result<u64, String> {
 }
 
 pub(crate) fn run(args: WebhookArgs) -> ExitCode {
-    match serve(args) {
+    if let Some(WebhookCommand::Certgen(args)) = args.command {
+        return certgen(args);
+    }
+    match serve(args.serve) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("confkube webhook: {e:#}");
@@ -75,9 +153,50 @@ pub(crate) fn run(args: WebhookArgs) -> ExitCode {
     }
 }
 
-fn serve(args: WebhookArgs) -> Result<()> {
-    let store = CertStore::load(&args.tls_cert, &args.tls_key)
-        .context("cannot load the serving certificate")?;
+fn certgen(args: CertgenArgs) -> ExitCode {
+    if args.renew_before_days >= args.validity_days {
+        eprintln!(
+            "confkube webhook certgen: --renew-before-days {} must be less than --validity-days {}, \
+             or every run would replace the certificate",
+            args.renew_before_days, args.validity_days
+        );
+        return ExitCode::from(2);
+    }
+    let name = ServiceName::new(args.namespace, args.service, args.cluster_domain);
+    let opts = CertgenOptions::new(name, args.secret)
+        .with_mutating_webhooks(args.mutating_webhook)
+        .with_validating_webhooks(args.validating_webhook)
+        .with_validity(time::Duration::days(args.validity_days))
+        .with_renew_before(time::Duration::days(args.renew_before_days));
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("confkube webhook certgen: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let client = cluster::client(args.kubeconfig.as_deref()).await?;
+        cluster::run(&client, &opts, time::OffsetDateTime::now_utc()).await
+    });
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("confkube webhook certgen: {e}");
+            ExitCode::from(if e.is_usage() { 2 } else { 1 })
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let (Some(tls_cert), Some(tls_key)) = (args.tls_cert, args.tls_key) else {
+        anyhow::bail!("--tls-cert and --tls-key are required");
+    };
+    let store =
+        CertStore::load(&tls_cert, &tls_key).context("cannot load the serving certificate")?;
     let config = Config::new()
         .with_tolerations(args.tolerate)
         .with_node_affinity(args.node_label)

@@ -279,8 +279,14 @@ fn hint_suffix(error: &kube::Error, hint: &str) -> String {
 pub async fn client(kubeconfig: Option<&Path>) -> Result<kube::Client, CertgenError> {
     let config = match kubeconfig {
         Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| CertgenError::Config(format!("{}: {e}", path.display())))?;
+            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+                CertgenError::Config(match e {
+                    kube::config::KubeconfigError::ReadConfig(io, _) => {
+                        format!("cannot read --kubeconfig {}: {io}", path.display())
+                    }
+                    other => format!("{}: {other}", path.display()),
+                })
+            })?;
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
                 .map_err(|e| CertgenError::Config(format!("{}: {e}", path.display())))?
