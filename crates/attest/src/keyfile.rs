@@ -342,7 +342,7 @@ pub fn parse_key_files(
 /// read is retried when the target changed meanwhile, so one call sees one version of the Secret.
 pub fn read_key_dir(dir: &Path) -> Result<Vec<KeyFile>, KeyDirError> {
     let data_link = dir.join("..data");
-    let mut last_err = None;
+    let mut last = None;
     for _ in 0..3 {
         let before = std::fs::read_link(&data_link).ok();
         let root = match &before {
@@ -354,10 +354,10 @@ pub fn read_key_dir(dir: &Path) -> Result<Vec<KeyFile>, KeyDirError> {
         if before == after {
             return result;
         }
-        last_err = Some(result);
+        last = Some(result);
     }
     // The Secret changed during every attempt: report the last result.
-    last_err.unwrap_or_else(|| {
+    last.unwrap_or_else(|| {
         Err(KeyDirError::ReadDir {
             dir: dir.to_path_buf(),
             message: "changed during every read".into(),

@@ -560,19 +560,27 @@ impl KeyRing {
     }
 
     /// Directory mode: replaces the whole key set with the keys of `files`, atomically. On error
-    /// the current set stays. Unchanged keys keep their `x5c`.
+    /// the current set stays. Unchanged keys keep their `x5c`. Concurrent calls must be
+    /// serialized by the caller ([`crate::server::Service::reload_config`] does).
     pub fn reload_dir(&self, files: &[KeyFile], now: i64) -> Result<DirKeys, KeyError> {
         let Source::Directory(cfg) = &self.source else {
             return Err(gen_err("not a directory key ring"));
         };
         let parsed = crate::keyfile::parse_key_files(&cfg.dir, files, cfg.active.as_deref())?;
-        let mut guard = self
+        // Build the new set outside the lock (new keys get their x5c certificate here), then
+        // swap it in. Directory rings change only here; callers serialize reloads.
+        let set = Arc::new(dir_set(
+            &parsed,
+            &self.snapshot(),
+            self.token_lifetime,
+            now,
+        )?);
+        let loaded = dir_keys(&set);
+        *self
             .set
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let set = dir_set(&parsed, &guard, self.token_lifetime, now)?;
-        *guard = Arc::new(set);
-        Ok(dir_keys(&guard))
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = set;
+        Ok(loaded)
     }
 
     /// Directory mode: what is loaded.
