@@ -502,7 +502,14 @@ fn plan(pod: &Pod, config: &Config, placement: bool) -> Result<Patch, Denial> {
             }
         }
         device_changes(c, ENCLAVE, true, &mut lim, &mut req)?;
-        let provider = matches!(quoting, Quoting::InProcess(name) if name == c.name);
+        // The quoting container gets the provisioning device: the one named by the annotation
+        // (in-process quoting), or with out-of-process quoting the aesmd daemon itself, which
+        // runs the provisioning and quoting enclaves (Intel's webhook does the same).
+        let provider = match quoting {
+            Quoting::InProcess(name) => name == c.name,
+            Quoting::Aesmd => c.name == AESMD,
+            Quoting::None => false,
+        };
         device_changes(c, PROVISION, provider, &mut lim, &mut req)?;
         if lim.is_empty() && req.is_empty() {
             continue;

@@ -71,6 +71,11 @@ fn sgx(epc: &str) -> Value {
     json!({"sgx.intel.com/epc": epc, "sgx.intel.com/enclave": "1"})
 }
 
+/// Resources of a quoting container: EPC, the enclave and the provisioning device.
+fn sgx_provision(epc: &str) -> Value {
+    json!({"sgx.intel.com/epc": epc, "sgx.intel.com/enclave": "1", "sgx.intel.com/provision": "1"})
+}
+
 #[test]
 fn faq_job_verbatim() {
     let expected = json!({
@@ -262,7 +267,7 @@ fn aesmd_sidecar_gets_memory_volume() {
                 {"name": "aesmd",
                  "volumeMounts": [{"name": "conf", "mountPath": "/etc/aesmd.conf"},
                                   {"name": "aesmd-socket", "mountPath": "/var/run/aesmd"}],
-                 "resources": {"limits": sgx("1Mi"), "requests": sgx("1Mi")}}
+                 "resources": {"limits": sgx_provision("1Mi"), "requests": sgx_provision("1Mi")}}
             ],
             "volumes": [
                 {"name": "conf", "configMap": {"name": "aesmd-conf"}},
@@ -565,7 +570,7 @@ fn aesmd_daemonset_pod_mounts_the_host_socket_directory() {
         }},
         "spec": {
             "containers": [{"name": "aesmd",
-                "resources": {"limits": sgx("1Mi"), "requests": sgx("1Mi")},
+                "resources": {"limits": sgx_provision("1Mi"), "requests": sgx_provision("1Mi")},
                 "volumeMounts": [{"name": "aesmd-socket", "mountPath": "/var/run/aesmd"}]}],
             "volumes": [{"name": "aesmd-socket",
                          "hostPath": {"path": "/var/run/aesmd", "type": "DirectoryOrCreate"}}]
