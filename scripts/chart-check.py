@@ -159,15 +159,15 @@ def common_expectations(docs) -> None:
         need(sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{ident}: no RuntimeDefault seccomp")
         need("privileged" not in sc or sc["privileged"] is False, f"{ident}: privileged")
         need("limits" in c.get("resources", {}) and "memory" in c["resources"]["limits"], f"{ident}: no memory limit")
-        if d["metadata"]["name"].endswith("node-agent"):
-            continue
+        if d["metadata"]["name"].endswith(("node-agent", "aesmd")):
+            continue  # root with no capabilities: they write root-owned host directories
         need(sc.get("runAsNonRoot") is True or ps.get("securityContext", {}).get("runAsNonRoot") is True,
              f"{ident}: may run as root")
     for d, ps in pod_specs(docs):
         need(not ps.get("hostNetwork"), f"{d['metadata']['name']}: hostNetwork")
         for v in ps.get("volumes", []):
             hp = v.get("hostPath")
-            if hp and not d["metadata"]["name"].endswith("node-agent"):
+            if hp and not d["metadata"]["name"].endswith(("node-agent", "aesmd")):
                 fail(f"{d['metadata']['name']}: hostPath volume {v['name']}")
     # Every ServiceAccount the pods use exists; only the node agent and certgen talk to the API.
     sas = {d["metadata"]["name"] for d in by_kind(docs, "ServiceAccount")}
@@ -205,6 +205,9 @@ def expect_default(docs) -> None:
     need(vols.get("device-plugins", {}).get("hostPath", {}).get("path") == "/var/lib/kubelet/device-plugins",
          "node agent: device-plugin dir not mounted")
     need(ps.get("hostPID") is True, "committed EPC needs hostPID")
+    need(ps.get("nodeSelector") == {"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"},
+         "node agent must stay on x86-64 Linux nodes")
+    need(not any(d["metadata"]["name"].endswith("aesmd") for _, d in docs), "aesmd is opt-in")
     c = ps["containers"][0]
     need(c["securityContext"]["capabilities"].get("add") == ["SYS_PTRACE"], "committed EPC needs exactly SYS_PTRACE")
     need(any(t.get("key") == "kubernetes.azure.com/scalesetpriority" for t in ps["tolerations"]), "spot pools not tolerated")
@@ -272,6 +275,16 @@ def expect_ha(docs) -> None:
     dash = one(docs, "ConfigMap", "confkube-dashboard")
     need(json.loads(dash["data"]["confkube.json"])["uid"] == "confkube", "dashboard ConfigMap")
     need(one(docs, "Deployment", "confkube-webhook")["spec"]["replicas"] == 3, "webhook replicas")
+    ae = one(docs, "DaemonSet", "confkube-aesmd")["spec"]["template"]
+    c = ae["spec"]["containers"][0]
+    for k in ("limits", "requests"):
+        r = c["resources"][k]
+        need(r.get("sgx.intel.com/epc") == "1Mi" and r.get("sgx.intel.com/enclave") == "1"
+             and r.get("sgx.intel.com/provision") == "1", f"aesmd {k} not normalized: {r}")
+    need({"name": "aesmd-socket", "mountPath": "/var/run/aesmd"} in c["volumeMounts"], "aesmd socket mount")
+    need(ae["metadata"]["annotations"]["sgx.intel.com/quote-provider"] == "aesmd", "aesmd annotation")
+    qcnl = one(docs, "ConfigMap", "confkube-aesmd")["data"]["sgx_default_qcnl.conf"]
+    need("pccs.confkube.svc" in qcnl, f"aesmd qcnl configuration: {qcnl}")
     need("--max-epc-per-pod=256Mi" in args_of(docs, "Deployment", "confkube-webhook"), "max EPC flag")
 
 
@@ -370,10 +383,12 @@ def check_match_conditions(docs, label: str) -> None:
                                           f"{'sent to' if got else 'not sent to'} the webhook")
 
 
-def check_flags(docs, binary: Path, label: str) -> int:
+def check_flags(docs, binary: Path, label: str, repository: str) -> int:
     """Runs `confkube <rendered args> --help` for each confkube container; returns the count."""
     n = 0
     for d, ps, c in containers(docs):
+        if not c["image"].startswith(repository):
+            continue  # not the confkube image (aesmd)
         args = list(c.get("command", [])[1:]) + list(c.get("args", []))
         env = {e["name"]: "placeholder" for e in c.get("env", [])}
         # Kubernetes expands $(VAR) from the container's env; a real value is not needed for
@@ -527,7 +542,9 @@ def main() -> int:
         else:
             EXPECT[label](docs)
         check_match_conditions(docs, label)
-        n = check_flags(docs, a.binary, label)
+        repo = ((values or {}).get("image") or {}).get("repository") or \
+            yaml.safe_load((CHART / "values.yaml").read_text())["image"]["repository"]
+        n = check_flags(docs, a.binary, label, repo)
         print(f"   schemas (Kubernetes {', '.join(KUBE_VERSIONS)}), expectations, matchConditions, {n} command lines: "
               f"{'ok' if len(failures) == before else 'FAILED'}")
 
