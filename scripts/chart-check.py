@@ -13,6 +13,9 @@
 4. Run the real binary on every confkube command line the chart renders, with --help appended:
    clap rejects unknown flags and bad values before it prints help, so each rendered flag must
    exist and parse. A deliberately wrong flag must fail (the check can fail).
+   Then start the rendered attestation service and webhook for real (each volume replaced by a
+   temporary directory with fitting content, the listen address moved to loopback) and wait for
+   /readyz: flag combinations that parse but conflict, or files a flag expects, are caught too.
 5. Render each file in deploy/tests/bad-values/ and expect the error its first line names.
 6. The Dockerfile (no Docker engine runs here): every COPY source exists and passes
    .dockerignore, the build stage's Rust matches the workspace's rust-version, and the image's
@@ -405,6 +408,117 @@ def check_flags(docs, binary: Path, label: str, repository: str) -> int:
     return n
 
 
+def _tls_files(d: Path) -> None:
+    """A self-signed serving certificate for 127.0.0.1/localhost: tls.crt, tls.key, ca.crt."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "chart-check")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    import ipaddress
+
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .sign(key, hashes.SHA256()))
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "tls.crt").write_bytes(pem)
+    (d / "ca.crt").write_bytes(pem)
+    (d / "tls.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_servers(docs, binary: Path, label: str) -> int:
+    """Starts the rendered attestation service and webhook on loopback; waits for /readyz."""
+    import shutil as sh
+    import ssl
+    import tempfile
+    import time
+    import urllib.request
+
+    configmaps = {d["metadata"]["name"]: d for d in by_kind(docs, "ConfigMap")}
+    started = 0
+    for d in by_kind(docs, "Deployment"):
+        ps = d["spec"]["template"]["spec"]
+        c = ps["containers"][0]
+        args = list(c["args"])
+        if not any(a in ("webhook", "attest") for a in args):
+            continue
+        ident = f"{label}: Deployment {d['metadata']['name']}"
+        tmp = Path(tempfile.mkdtemp(prefix="chart-check-"))
+        try:
+            vols = {v["name"]: v for v in ps.get("volumes", [])}
+            mounts = sorted(c.get("volumeMounts", []), key=lambda m: -len(m["mountPath"]))
+            for m in mounts:
+                host = tmp / m["name"]
+                host.mkdir(parents=True, exist_ok=True)
+                v = vols[m["name"]]
+                if m["name"] == "tls":
+                    _tls_files(host)
+                elif m["name"] == "admin":
+                    (host / "token").write_text("chart-check-admin-token-0123456789abcdef")
+                elif m["name"] == "keys":
+                    r = subprocess.run([str(binary), "attest", "keygen", "--alg", "ES256", "--out",
+                                        str(host / "key-2026-11.pem")], capture_output=True, text=True)
+                    need(r.returncode == 0, f"{ident}: attest keygen: {r.stderr.strip()}")
+                elif m["name"] == "policy":
+                    cm = configmaps.get(v["configMap"]["name"])
+                    text = cm["data"]["policy.json"] if cm else '{"rules": [{"name": "default"}]}'
+                    (host / "policy.json").write_text(text)
+                elif m["name"] == "pccs-ca":
+                    _tls_files(host)
+                os.chmod(host, 0o700)
+            port = _free_port()
+            real = []
+            for a in args:
+                if a.startswith("--listen="):
+                    a = f"--listen=127.0.0.1:{port}"
+                for m in mounts:
+                    a = a.replace("=" + m["mountPath"], "=" + str(tmp / m["name"]), 1)
+                real.append(a)
+            proc = subprocess.Popen([str(binary), *real], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            ready, deadline = False, time.time() + 60
+            while time.time() < deadline and proc.poll() is None:
+                try:
+                    with urllib.request.urlopen(f"https://127.0.0.1:{port}/readyz", context=ctx, timeout=2) as r:
+                        ready = r.status == 200
+                        break
+                except OSError:
+                    time.sleep(0.2)
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            err = proc.stderr.read() if proc.stderr else ""
+            need(ready, f"{ident}: the rendered command did not become ready: `confkube {' '.join(real)}`: "
+                        f"{err.strip()[-800:]}")
+            started += 1
+        finally:
+            sh.rmtree(tmp, ignore_errors=True)
+    return started
+
+
 def check_flag_check_can_fail(binary: Path) -> None:
     r = subprocess.run([str(binary), "webhook", "--tls-cert=/tls/tls.crt", "--no-such-flag", "--help"],
                        capture_output=True, text=True, timeout=30)
@@ -545,7 +659,8 @@ def main() -> int:
         repo = ((values or {}).get("image") or {}).get("repository") or \
             yaml.safe_load((CHART / "values.yaml").read_text())["image"]["repository"]
         n = check_flags(docs, a.binary, label, repo)
-        print(f"   schemas (Kubernetes {', '.join(KUBE_VERSIONS)}), expectations, matchConditions, {n} command lines: "
+        started = start_servers(docs, a.binary, label)
+        print(f"   schemas (Kubernetes {', '.join(KUBE_VERSIONS)}), expectations, matchConditions, {n} command lines, {started} servers started: "
               f"{'ok' if len(failures) == before else 'FAILED'}")
 
     print("== Dockerfile")
