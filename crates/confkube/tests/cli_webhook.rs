@@ -20,6 +20,8 @@ const SECRET: &str = "/api/v1/namespaces/confkube/secrets/confkube-webhook";
 const SECRETS: &str = "/api/v1/namespaces/confkube/secrets";
 const MUTATING: &str =
     "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/confkube-sgx";
+const VALIDATING: &str =
+    "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/confkube-sgx";
 
 fn confkube(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_confkube"))
@@ -170,6 +172,7 @@ fn webhook_help_lists_certgen_and_the_serve_flags() {
         "--secret <NAME>",
         "--mutating-webhook <NAME>",
         "--validating-webhook <NAME>",
+        "--skip-missing-webhooks",
         "--kubeconfig <FILE>",
         "--validity-days <N>",
         "--renew-before-days <N>",
@@ -367,7 +370,11 @@ fn certgen_creates_then_reuses() {
     assert!(err.contains("created the serving certificate"), "{err}");
     assert!(err.contains("caBundle set"), "{err}");
     let methods: Vec<String> = log.lock().unwrap().drain(..).map(|(m, _)| m).collect();
-    assert_eq!(methods, ["GET", "POST", "GET", "PATCH"]);
+    assert_eq!(
+        methods,
+        ["GET", "GET", "PATCH", "POST"],
+        "caBundle is patched before the Secret is written"
+    );
     {
         let st = state.lock().unwrap();
         let secret = st.0.as_ref().unwrap();
@@ -385,4 +392,83 @@ fn certgen_creates_then_reuses() {
     assert!(err.contains("caBundle up to date"), "{err}");
     let methods: Vec<String> = log.lock().unwrap().drain(..).map(|(m, _)| m).collect();
     assert_eq!(methods, ["GET", "GET"], "no writes on the second run");
+}
+
+#[test]
+fn certgen_skip_missing_webhooks_creates_the_secret_before_the_configurations_exist() {
+    // The chart's pre-install Job: both webhook flags and --skip-missing-webhooks, no
+    // configurations yet.
+    let created = Arc::new(Mutex::new(None::<Value>));
+    let st = created.clone();
+    let handler: Arc<Handler> = Arc::new(move |method, path, body| match (method, path) {
+        ("GET", SECRET) => status(404, "NotFound", "secrets \"confkube-webhook\" not found"),
+        ("GET", MUTATING) => status(
+            404,
+            "NotFound",
+            "mutatingwebhookconfigurations.admissionregistration.k8s.io \"confkube-sgx\" not found",
+        ),
+        ("GET", VALIDATING) => status(
+            404,
+            "NotFound",
+            "validatingwebhookconfigurations.admissionregistration.k8s.io \"confkube-sgx\" not \
+             found",
+        ),
+        ("POST", SECRETS) => {
+            let body: Value = serde_json::from_slice(body).unwrap();
+            *st.lock().unwrap() = Some(body.clone());
+            (201, body)
+        }
+        _ => status(405, "MethodNotAllowed", method),
+    });
+    let (kubeconfig, log) = standin("skip-missing", handler);
+    let kubeconfig = kubeconfig.to_str().unwrap();
+    let webhooks = [
+        "--mutating-webhook",
+        "confkube-sgx",
+        "--validating-webhook",
+        "confkube-sgx",
+    ];
+
+    let mut args = webhooks.to_vec();
+    args.push("--skip-missing-webhooks");
+    let out = confkube(&certgen_args(kubeconfig, &args));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for line in [
+        "mutatingwebhookconfiguration confkube-sgx does not exist yet; skipped \
+         (--skip-missing-webhooks)",
+        "validatingwebhookconfiguration confkube-sgx does not exist yet; skipped \
+         (--skip-missing-webhooks)",
+        "created the serving certificate",
+    ] {
+        assert!(err.contains(line), "{line} missing from\n{err}");
+    }
+    assert_eq!(
+        *log.lock().unwrap(),
+        [
+            ("GET".to_owned(), SECRET.to_owned()),
+            ("GET".to_owned(), MUTATING.to_owned()),
+            ("GET".to_owned(), VALIDATING.to_owned()),
+            ("POST".to_owned(), SECRETS.to_owned()),
+        ]
+    );
+    assert_eq!(
+        created.lock().unwrap().as_ref().unwrap()["type"],
+        "kubernetes.io/tls"
+    );
+
+    // Without the flag a missing configuration is still an error, and nothing is written.
+    *created.lock().unwrap() = None;
+    log.lock().unwrap().clear();
+    let mut args = webhooks.to_vec();
+    args.extend(["--log-level", "off"]);
+    let out = confkube(&certgen_args(kubeconfig, &args));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "confkube webhook certgen: mutatingwebhookconfiguration confkube-sgx not found; create it \
+         before running certgen (run certgen as a post-install and post-upgrade hook), or drop \
+         --mutating-webhook confkube-sgx\n"
+    );
+    assert!(created.lock().unwrap().is_none());
 }

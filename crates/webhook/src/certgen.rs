@@ -13,7 +13,9 @@
 //!
 //! Rotation: a new `ca.crt` keeps the previous CA (when it is still valid) after the new one,
 //! so an API server that already has the new `caBundle` still trusts the old serving
-//! certificate until the webhook has reloaded the new one.
+//! certificate until the webhook has reloaded the new one. [`cluster::run`] patches `caBundle`
+//! before it writes the Secret, so the API server trusts the new CA before the webhook can
+//! load a certificate signed by it.
 
 pub mod cluster;
 

@@ -22,7 +22,8 @@ use serde_json::{Value, json};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use webhook::certgen::cluster::{
-    CertgenError, CertgenOptions, Outcome, SecretAction, WebhookKind, WebhookPatched, client, run,
+    CertgenError, CertgenOptions, Outcome, SecretAction, WebhookKind, WebhookPatched,
+    WebhookSkipped, client, run,
 };
 use webhook::certgen::{Decision, Reason, ServiceName, decide, issue};
 
@@ -353,17 +354,19 @@ async fn first_run_creates_the_secret_and_patches_both_configurations() {
                 patched(WebhookKind::Mutating, 1),
                 patched(WebhookKind::Validating, 1)
             ],
+            skipped: vec![],
         }
     );
+    // The configurations are read, then patched, then the Secret is written.
     assert_eq!(
         api.take_requests(),
         [
             req("GET", SECRET_PATH),
-            req("POST", SECRETS_PATH),
             req("GET", MUTATING_PATH),
-            req("PATCH", MUTATING_PATH),
             req("GET", VALIDATING_PATH),
+            req("PATCH", MUTATING_PATH),
             req("PATCH", VALIDATING_PATH),
+            req("POST", SECRETS_PATH),
         ]
     );
 
@@ -426,6 +429,7 @@ async fn second_run_changes_nothing() {
                 patched(WebhookKind::Mutating, 0),
                 patched(WebhookKind::Validating, 0)
             ],
+            skipped: vec![],
         }
     );
     assert_eq!(
@@ -440,12 +444,9 @@ async fn second_run_changes_nothing() {
     assert_eq!(api.state.lock().unwrap().objects, before);
 }
 
-#[tokio::test]
-async fn renews_an_expiring_certificate_and_keeps_the_old_ca_in_the_bundle() {
-    let api = ApiServer::start("renew").await;
-    api.put(MUTATING_PATH, mutating());
-    api.put(VALIDATING_PATH, validating());
-    // A certificate issued 50 days ago for 60 days: 10 days left, inside the 30-day window.
+/// Puts a Secret whose certificate was issued 50 days before `NOW` for 60 days: 10 days left,
+/// inside the 30-day renewal window. Returns what it holds.
+fn put_expiring_secret(api: &ApiServer) -> webhook::certgen::Issued {
     let old = issue(
         &service(),
         Duration::days(60),
@@ -463,6 +464,36 @@ async fn renews_an_expiring_certificate_and_keeps_the_old_ca_in_the_bundle() {
                         "tls.crt": STANDARD.encode(&old.cert_pem),
                         "tls.key": STANDARD.encode(&old.key_pem)}}),
     );
+    old
+}
+
+fn ca_bundle(api: &ApiServer, path: &str, entry: usize) -> String {
+    let b64 = api.get(path)["webhooks"][entry]["clientConfig"]["caBundle"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    String::from_utf8(STANDARD.decode(b64).unwrap()).unwrap()
+}
+
+fn pem_blocks(pem: &str) -> Vec<String> {
+    pem.split_inclusive("-----END CERTIFICATE-----\n")
+        .map(str::to_owned)
+        .collect()
+}
+
+fn tls_data(ca: &str, cert: &str, key: &str) -> BTreeMap<String, ByteString> {
+    [("ca.crt", ca), ("tls.crt", cert), ("tls.key", key)]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), ByteString(v.as_bytes().to_vec())))
+        .collect()
+}
+
+#[tokio::test]
+async fn renews_an_expiring_certificate_and_keeps_the_old_ca_in_the_bundle() {
+    let api = ApiServer::start("renew").await;
+    api.put(MUTATING_PATH, mutating());
+    api.put(VALIDATING_PATH, validating());
+    let old = put_expiring_secret(&api);
 
     let outcome = api.run(&options(), NOW).await.unwrap();
     assert_eq!(
@@ -472,17 +503,6 @@ async fn renews_an_expiring_certificate_and_keeps_the_old_ca_in_the_bundle() {
             not_after: datetime!(2026-03-11 12:00 UTC),
             renew_before_days: 30
         })
-    );
-    assert_eq!(
-        api.take_requests(),
-        [
-            req("GET", SECRET_PATH),
-            req("PUT", SECRET_PATH),
-            req("GET", MUTATING_PATH),
-            req("PATCH", MUTATING_PATH),
-            req("GET", VALIDATING_PATH),
-            req("PATCH", VALIDATING_PATH),
-        ]
     );
     let secret = api.get(SECRET_PATH);
     assert_eq!(
@@ -498,6 +518,228 @@ async fn renews_an_expiring_certificate_and_keeps_the_old_ca_in_the_bundle() {
 }
 
 #[tokio::test]
+async fn upgrade_renewal_patches_ca_bundle_before_replacing_the_secret() {
+    // The chart's pre-upgrade Job: both webhook flags and --skip-missing-webhooks, both
+    // configurations present from the previous release, the certificate due for renewal.
+    let api = ApiServer::start("upgrade").await;
+    api.put(MUTATING_PATH, mutating());
+    api.put(VALIDATING_PATH, validating());
+    let old = put_expiring_secret(&api);
+
+    let opts = options().with_skip_missing_webhooks(true);
+    let outcome = api.run(&opts, NOW).await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome {
+            secret: SecretAction::Replaced(Reason::Expiring {
+                key: "tls.crt",
+                not_after: datetime!(2026-03-11 12:00 UTC),
+                renew_before_days: 30
+            }),
+            webhooks: vec![
+                patched(WebhookKind::Mutating, 1),
+                patched(WebhookKind::Validating, 1)
+            ],
+            skipped: vec![],
+        }
+    );
+    // Both caBundle patches go out before the Secret the webhook reloads from is replaced.
+    assert_eq!(
+        api.take_requests(),
+        [
+            req("GET", SECRET_PATH),
+            req("GET", MUTATING_PATH),
+            req("GET", VALIDATING_PATH),
+            req("PATCH", MUTATING_PATH),
+            req("PATCH", VALIDATING_PATH),
+            req("PUT", SECRET_PATH),
+        ]
+    );
+
+    let secret = api.get(SECRET_PATH);
+    let new_ca = String::from_utf8(decoded(&secret, "ca.crt")).unwrap();
+    let new_cert = String::from_utf8(decoded(&secret, "tls.crt")).unwrap();
+    let new_key = String::from_utf8(decoded(&secret, "tls.key")).unwrap();
+    for (path, entry) in [(MUTATING_PATH, 1), (VALIDATING_PATH, 0)] {
+        let bundle = ca_bundle(&api, path, entry);
+        // The new CA first, the old one after it: the bundle is the new ca.crt.
+        assert_eq!(bundle, new_ca, "{path}");
+        let blocks = pem_blocks(&bundle);
+        assert_eq!(blocks.len(), 2, "{path}");
+        assert_ne!(blocks[0], old.ca_pem, "{path}");
+        assert_eq!(blocks[1], old.ca_pem, "{path}");
+        // It verifies both the certificate served until the webhook reloads and the new one.
+        assert_eq!(
+            decide(
+                Some(&tls_data(&bundle, &old.cert_pem, &old.key_pem)),
+                &service(),
+                Duration::ZERO,
+                NOW
+            ),
+            Decision::Reuse {
+                expires: datetime!(2026-03-11 12:00 UTC)
+            },
+            "{path}: old certificate"
+        );
+        assert_eq!(
+            decide(
+                Some(&tls_data(&bundle, &new_cert, &new_key)),
+                &service(),
+                Duration::days(30),
+                NOW
+            ),
+            Decision::Reuse {
+                expires: datetime!(2036-02-27 12:00 UTC)
+            },
+            "{path}: new certificate"
+        );
+    }
+}
+
+#[tokio::test]
+async fn pre_install_run_skips_missing_configurations_and_creates_the_secret() {
+    // The chart's pre-install Job: the configurations do not exist yet.
+    let api = ApiServer::start("preinstall").await;
+    let opts = options().with_skip_missing_webhooks(true);
+    let outcome = api.run(&opts, NOW).await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome {
+            secret: SecretAction::Created,
+            webhooks: vec![],
+            skipped: vec![
+                WebhookSkipped {
+                    kind: WebhookKind::Mutating,
+                    name: "confkube-sgx".to_owned()
+                },
+                WebhookSkipped {
+                    kind: WebhookKind::Validating,
+                    name: "confkube-sgx".to_owned()
+                },
+            ],
+        }
+    );
+    let lines: Vec<String> = outcome.skipped.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            "mutatingwebhookconfiguration confkube-sgx does not exist yet; skipped \
+             (--skip-missing-webhooks)",
+            "validatingwebhookconfiguration confkube-sgx does not exist yet; skipped \
+             (--skip-missing-webhooks)",
+        ]
+    );
+    assert_eq!(
+        api.take_requests(),
+        [
+            req("GET", SECRET_PATH),
+            req("GET", MUTATING_PATH),
+            req("GET", VALIDATING_PATH),
+            req("POST", SECRETS_PATH),
+        ]
+    );
+    let secret = api.get(SECRET_PATH);
+    assert_eq!(
+        decide(
+            Some(&secret_data(&secret)),
+            &service(),
+            Duration::days(30),
+            NOW
+        ),
+        Decision::Reuse {
+            expires: datetime!(2036-02-27 12:00 UTC)
+        }
+    );
+
+    // The post-install Job, once the chart has created the configurations: reuses the Secret
+    // and patches both.
+    api.put(MUTATING_PATH, mutating());
+    api.put(VALIDATING_PATH, validating());
+    let outcome = api.run(&options(), NOW).await.unwrap();
+    assert_eq!(
+        outcome.webhooks,
+        [
+            patched(WebhookKind::Mutating, 1),
+            patched(WebhookKind::Validating, 1)
+        ]
+    );
+    assert_eq!(
+        ca_bundle(&api, VALIDATING_PATH, 0).as_bytes(),
+        decoded(&secret, "ca.crt")
+    );
+}
+
+#[tokio::test]
+async fn skip_missing_webhooks_still_patches_the_configurations_that_exist() {
+    let api = ApiServer::start("skip-one").await;
+    api.put(MUTATING_PATH, mutating());
+    let opts = options().with_skip_missing_webhooks(true);
+    let outcome = api.run(&opts, NOW).await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome {
+            secret: SecretAction::Created,
+            webhooks: vec![patched(WebhookKind::Mutating, 1)],
+            skipped: vec![WebhookSkipped {
+                kind: WebhookKind::Validating,
+                name: "confkube-sgx".to_owned()
+            }],
+        }
+    );
+    assert_eq!(
+        api.take_requests(),
+        [
+            req("GET", SECRET_PATH),
+            req("GET", MUTATING_PATH),
+            req("GET", VALIDATING_PATH),
+            req("PATCH", MUTATING_PATH),
+            req("POST", SECRETS_PATH),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn secret_write_failing_after_the_patch_leaves_the_old_ca_trusted() {
+    let api = ApiServer::start("put-fails").await;
+    api.put(MUTATING_PATH, mutating());
+    api.put(VALIDATING_PATH, validating());
+    let old = put_expiring_secret(&api);
+    api.forbid("PUT", SECRET_PATH);
+
+    let err = api.run(&options(), NOW).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "secret confkube/confkube-webhook: update: forbidden: secrets \"confkube-webhook\" is \
+         forbidden: User \"system:serviceaccount:confkube:certgen\" cannot update resource \
+         \"secrets\" in API group \"\" in the namespace \"confkube\"; the service account needs \
+         update on secrets in namespace confkube; see \"Certificates\" in docs/webhook.md"
+    );
+    assert_eq!(api.take_requests().last(), Some(&req("PUT", SECRET_PATH)));
+    // The webhook still serves the old certificate, and the patched bundle still trusts it.
+    assert_eq!(
+        decoded(&api.get(SECRET_PATH), "tls.crt"),
+        old.cert_pem.as_bytes()
+    );
+    for (path, entry) in [(MUTATING_PATH, 1), (VALIDATING_PATH, 0)] {
+        let bundle = ca_bundle(&api, path, entry);
+        assert_eq!(pem_blocks(&bundle).len(), 2, "{path}");
+        assert!(bundle.ends_with(&old.ca_pem), "{path}");
+        assert_eq!(
+            decide(
+                Some(&tls_data(&bundle, &old.cert_pem, &old.key_pem)),
+                &service(),
+                Duration::ZERO,
+                NOW
+            ),
+            Decision::Reuse {
+                expires: datetime!(2026-03-11 12:00 UTC)
+            },
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn missing_webhook_configuration_is_an_error() {
     let api = ApiServer::start("missing").await;
     api.put(MUTATING_PATH, mutating());
@@ -509,17 +751,17 @@ async fn missing_webhook_configuration_is_an_error() {
          confkube-sgx"
     );
     assert!(!err.is_usage());
-    // The Secret and the mutating configuration were done first.
+    // Every configuration is read before anything is written: nothing was written.
     assert_eq!(
         api.take_requests(),
         [
             req("GET", SECRET_PATH),
-            req("POST", SECRETS_PATH),
             req("GET", MUTATING_PATH),
-            req("PATCH", MUTATING_PATH),
             req("GET", VALIDATING_PATH),
         ]
     );
+    assert_eq!(api.get(MUTATING_PATH), mutating());
+    assert!(!api.state.lock().unwrap().objects.contains_key(SECRET_PATH));
 }
 
 #[tokio::test]
@@ -553,6 +795,16 @@ async fn forbidden_patch_is_an_error_naming_the_rbac() {
          \"mutatingwebhookconfigurations\" in API group \"admissionregistration.k8s.io\" at the \
          cluster scope; the service account needs patch on mutatingwebhookconfigurations \
          (resourceNames: confkube-sgx); see \"Certificates\" in docs/webhook.md"
+    );
+    // The Secret is written only after the configurations are patched: it was not.
+    assert_eq!(
+        api.take_requests(),
+        [
+            req("GET", SECRET_PATH),
+            req("GET", MUTATING_PATH),
+            req("GET", VALIDATING_PATH),
+            req("PATCH", MUTATING_PATH),
+        ]
     );
 }
 

@@ -78,9 +78,10 @@ struct ServeArgs {
 }
 
 /// Makes sure the Secret holds a CA and serving certificate valid for the Service (reused while
-/// valid; a new CA and certificate otherwise, or when expiring within --renew-before-days), then
+/// valid; a new CA and certificate otherwise, or when expiring within --renew-before-days), and
 /// sets clientConfig.caBundle on every webhook of the named configurations that calls the
-/// Service. Exit 0 when done, 1 when the API server refuses or fails, 2 on a usage error.
+/// Service. A new CA goes into caBundle (next to the previous one) before the Secret is written.
+/// Exit 0 when done, 1 when the API server refuses or fails, 2 on a usage error.
 #[derive(Debug, Args)]
 struct CertgenArgs {
     /// Namespace of the webhook Service and of the Secret.
@@ -99,6 +100,11 @@ struct CertgenArgs {
     /// ValidatingWebhookConfiguration whose caBundle to set; repeatable.
     #[arg(long = "validating-webhook", value_name = "NAME", value_parser = dns_subdomain)]
     validating_webhook: Vec<String>,
+    /// Skip (and log) a --mutating-webhook or --validating-webhook configuration that does not
+    /// exist yet instead of failing, e.g. in a pre-install hook that runs before the chart
+    /// creates them.
+    #[arg(long)]
+    skip_missing_webhooks: bool,
     /// Kubeconfig file; default $KUBECONFIG, ~/.kube/config, then the pod's service account.
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
@@ -166,6 +172,7 @@ fn certgen(args: CertgenArgs) -> ExitCode {
     let opts = CertgenOptions::new(name, args.secret)
         .with_mutating_webhooks(args.mutating_webhook)
         .with_validating_webhooks(args.validating_webhook)
+        .with_skip_missing_webhooks(args.skip_missing_webhooks)
         .with_validity(time::Duration::days(args.validity_days))
         .with_renew_before(time::Duration::days(args.renew_before_days));
     let runtime = match tokio::runtime::Builder::new_current_thread()

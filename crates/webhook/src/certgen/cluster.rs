@@ -1,9 +1,11 @@
-//! The API calls of certgen, around the pure functions of [`super`]: read the Secret, create
-//! or replace it when [`super::decide`] says so, then set `caBundle` on the named webhook
-//! configurations. Writes only what changes: a second run against a valid Secret and patched
-//! configurations sends only GET requests.
+//! The API calls of certgen, around the pure functions of [`super`]: read the Secret and the
+//! named webhook configurations, set `caBundle` on the configurations, then create or replace
+//! the Secret when [`super::decide`] says so. The configurations are patched first so that the
+//! API server trusts a new CA before the webhook can load a certificate signed by it. Writes
+//! only what changes: a second run against a valid Secret and patched configurations sends only
+//! GET requests.
 
-use std::fmt::Debug;
+use std::fmt::{self, Debug};
 use std::path::Path;
 
 use k8s_openapi::api::admissionregistration::v1::{
@@ -32,6 +34,7 @@ pub struct CertgenOptions {
     validating: Vec<String>,
     validity: Duration,
     renew_before: Duration,
+    skip_missing: bool,
 }
 
 impl CertgenOptions {
@@ -45,6 +48,7 @@ impl CertgenOptions {
             validating: Vec::new(),
             validity: Duration::days(3650),
             renew_before: Duration::days(30),
+            skip_missing: false,
         }
     }
 
@@ -57,6 +61,14 @@ impl CertgenOptions {
     /// ValidatingWebhookConfigurations whose `caBundle` to set.
     pub fn with_validating_webhooks(mut self, names: Vec<String>) -> Self {
         self.validating = names;
+        self
+    }
+
+    /// Whether a named webhook configuration that does not exist is skipped (logged, listed in
+    /// [`Outcome::skipped`]) instead of failing with [`CertgenError::NotFound`]; for a
+    /// pre-install hook, which runs before the configurations are created.
+    pub fn with_skip_missing_webhooks(mut self, skip: bool) -> Self {
+        self.skip_missing = skip;
         self
     }
 
@@ -126,13 +138,37 @@ pub struct WebhookPatched {
     pub changed: usize,
 }
 
+/// A webhook configuration that does not exist and was skipped (`--skip-missing-webhooks`).
+/// Displays as the log line: `<kind> <name> does not exist yet; skipped
+/// (--skip-missing-webhooks)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSkipped {
+    /// Its kind.
+    pub kind: WebhookKind,
+    /// Its name.
+    pub name: String,
+}
+
+impl fmt::Display for WebhookSkipped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} does not exist yet; skipped (--skip-missing-webhooks)",
+            self.kind.resource(),
+            self.name
+        )
+    }
+}
+
 /// What one certgen run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     /// The Secret.
     pub secret: SecretAction,
-    /// The webhook configurations, mutating first, in the order given.
+    /// The webhook configurations that exist, mutating first, in the order given.
     pub webhooks: Vec<WebhookPatched>,
+    /// The ones that do not exist and were skipped, in the same order.
+    pub skipped: Vec<WebhookSkipped>,
 }
 
 /// Why certgen failed.
@@ -300,53 +336,94 @@ pub async fn client(kubeconfig: Option<&Path>) -> Result<kube::Client, CertgenEr
     kube::Client::try_from(config).map_err(|e| CertgenError::Config(e.to_string()))
 }
 
-/// Makes sure the Secret holds a certificate valid for the Service, then sets `caBundle` on
-/// the webhook configurations. `now` decides expiry and starts new certificates.
+/// Makes sure the Secret holds a certificate valid for the Service and that the named webhook
+/// configurations' `caBundle` is its `ca.crt`. `now` decides expiry and starts new
+/// certificates.
+///
+/// Requests, in order: GET the Secret; GET each configuration (mutating first, in the order
+/// given) and plan its patch; PATCH the configurations whose `caBundle` differs; then, when a new
+/// certificate was issued, create or replace the Secret. A missing configuration (unless
+/// skipped) or one without a webhook for the Service fails the run before anything is written.
 pub async fn run(
     client: &kube::Client,
     opts: &CertgenOptions,
     now: OffsetDateTime,
 ) -> Result<Outcome, CertgenError> {
-    let (ca_pem, secret) = ensure_secret(client, opts, now).await?;
+    let target = SecretTarget::new(client, opts);
+    let plan = plan_secret(&target, opts, now).await?;
+    let configs = opts
+        .mutating
+        .iter()
+        .map(|name| (WebhookKind::Mutating, name))
+        .chain(
+            opts.validating
+                .iter()
+                .map(|name| (WebhookKind::Validating, name)),
+        );
+    let mut planned = Vec::new();
+    let mut skipped = Vec::new();
+    for (kind, name) in configs {
+        match plan_ca_bundle(client, kind, name, &opts.name, &plan.ca_pem).await? {
+            Some(p) => planned.push(p),
+            None if opts.skip_missing => {
+                let skip = WebhookSkipped {
+                    kind,
+                    name: name.clone(),
+                };
+                tracing::info!("{skip}");
+                skipped.push(skip);
+            }
+            None => {
+                return Err(CertgenError::NotFound {
+                    object: format!("{} {name}", kind.resource()),
+                    flag: kind.flag(),
+                    name: name.clone(),
+                });
+            }
+        }
+    }
+    // caBundle is patched before the Secret is written. A new ca.crt lists the new CA first and
+    // the previous one after it, so once patched the API server trusts both the certificate the
+    // webhook serves now and the one it will load from the new Secret: the webhook cannot serve a
+    // certificate the API server does not trust yet. If writing the Secret fails after the
+    // patch, the state is still safe: the bundle still holds the previous CA, which signed the
+    // certificate the webhook keeps serving, and the next run issues and patches again.
     let mut webhooks = Vec::new();
-    for name in &opts.mutating {
-        webhooks.push(
-            set_ca_bundle::<MutatingWebhookConfiguration>(
-                client,
-                WebhookKind::Mutating,
-                name,
-                &opts.name,
-                &ca_pem,
-            )
-            .await?,
-        );
+    for p in planned {
+        webhooks.push(apply_ca_bundle(client, p).await?);
     }
-    for name in &opts.validating {
-        webhooks.push(
-            set_ca_bundle::<ValidatingWebhookConfiguration>(
-                client,
-                WebhookKind::Validating,
-                name,
-                &opts.name,
-                &ca_pem,
-            )
-            .await?,
-        );
-    }
-    Ok(Outcome { secret, webhooks })
+    let secret = write_secret(&target, plan.write).await?;
+    Ok(Outcome {
+        secret,
+        webhooks,
+        skipped,
+    })
 }
 
-async fn ensure_secret(
-    client: &kube::Client,
-    opts: &CertgenOptions,
-    now: OffsetDateTime,
-) -> Result<(Vec<u8>, SecretAction), CertgenError> {
-    let ns = opts.name.namespace();
-    let name = opts.secret.as_str();
-    let object = format!("secret {ns}/{name}");
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let api_err = |verb: &'static str| {
-        let object = object.clone();
+/// The Secret certgen works on.
+struct SecretTarget {
+    api: Api<Secret>,
+    namespace: String,
+    name: String,
+    /// `secret NS/NAME`.
+    object: String,
+}
+
+impl SecretTarget {
+    fn new(client: &kube::Client, opts: &CertgenOptions) -> Self {
+        let namespace = opts.name.namespace().to_owned();
+        let name = opts.secret.clone();
+        Self {
+            api: Api::namespaced(client.clone(), &namespace),
+            object: format!("secret {namespace}/{name}"),
+            namespace,
+            name,
+        }
+    }
+
+    fn api_err(&self, verb: &'static str) -> impl FnOnce(kube::Error) -> CertgenError + use<> {
+        let object = self.object.clone();
+        let ns = self.namespace.clone();
         move |error| CertgenError::Api {
             hint: format!(
                 "the service account needs {verb} on secrets in namespace {ns}; {RBAC_DOC}"
@@ -355,17 +432,58 @@ async fn ensure_secret(
             verb,
             error,
         }
-    };
-    let existing = api.get_opt(name).await.map_err(api_err("get"))?;
+    }
+}
+
+/// What to do with the Secret, decided from what was read.
+struct SecretPlan {
+    /// The `ca.crt` the webhook configurations must carry: the kept one or the new one.
+    ca_pem: Vec<u8>,
+    write: SecretWrite,
+}
+
+enum SecretWrite {
+    /// Valid: leave it alone.
+    Keep { expires: OffsetDateTime },
+    /// Missing: create it.
+    Create {
+        secret: Box<Secret>,
+        not_after: OffsetDateTime,
+    },
+    /// Not reusable: replace its data.
+    Replace {
+        secret: Box<Secret>,
+        reason: Reason,
+        not_after: OffsetDateTime,
+    },
+}
+
+/// Reads the Secret and, when it cannot be reused, issues the new certificate (not written yet).
+async fn plan_secret(
+    target: &SecretTarget,
+    opts: &CertgenOptions,
+    now: OffsetDateTime,
+) -> Result<SecretPlan, CertgenError> {
+    let existing = target
+        .api
+        .get_opt(&target.name)
+        .await
+        .map_err(target.api_err("get"))?;
     let data = existing.as_ref().and_then(|s| s.data.as_ref());
     let reason = match decide(data, &opts.name, opts.renew_before, now) {
         Decision::Reuse { expires } => {
-            tracing::info!(secret = %format!("{ns}/{name}"), expires = %expires, "reusing the serving certificate");
-            let ca = data
+            tracing::info!(
+                secret = %format!("{}/{}", target.namespace, target.name), expires = %expires,
+                "reusing the serving certificate"
+            );
+            let ca_pem = data
                 .and_then(|d| d.get(CA_CRT))
                 .map(|b| b.0.clone())
                 .unwrap_or_default();
-            return Ok((ca, SecretAction::Reused { expires }));
+            return Ok(SecretPlan {
+                ca_pem,
+                write: SecretWrite::Keep { expires },
+            });
         }
         Decision::Issue(reason) => reason,
     };
@@ -373,9 +491,9 @@ async fn ensure_secret(
         let found = existing.type_.as_deref().unwrap_or("Opaque");
         if found != SECRET_TYPE {
             return Err(CertgenError::SecretType {
-                object,
-                namespace: ns.to_owned(),
-                name: name.to_owned(),
+                object: target.object.clone(),
+                namespace: target.namespace.clone(),
+                name: target.name.clone(),
                 found: found.to_owned(),
             });
         }
@@ -383,79 +501,110 @@ async fn ensure_secret(
     let previous_ca = data.and_then(|d| d.get(CA_CRT)).map(|b| b.0.as_slice());
     let issued = issue(&opts.name, opts.validity, now, previous_ca).map_err(|error| {
         CertgenError::Issue {
-            object: object.clone(),
+            object: target.object.clone(),
             error,
         }
     })?;
     let ca_pem = issued.ca_pem.clone().into_bytes();
     let exists = existing.is_some();
-    let secret = tls_secret(ns, name, &issued, existing);
-    let params = PostParams::default();
-    let action = if exists {
-        api.replace(name, &params, &secret)
-            .await
-            .map_err(api_err("update"))?;
-        SecretAction::Replaced(reason)
+    let secret = Box::new(tls_secret(
+        &target.namespace,
+        &target.name,
+        &issued,
+        existing,
+    ));
+    let not_after = issued.not_after;
+    let write = if exists {
+        SecretWrite::Replace {
+            secret,
+            reason,
+            not_after,
+        }
     } else {
-        api.create(&params, &secret)
-            .await
-            .map_err(api_err("create"))?;
-        SecretAction::Created
+        SecretWrite::Create { secret, not_after }
     };
-    match &action {
-        SecretAction::Replaced(reason) => tracing::info!(
-            secret = %format!("{ns}/{name}"), %reason, not_after = %issued.not_after,
-            "replaced the serving certificate"
-        ),
-        _ => tracing::info!(
-            secret = %format!("{ns}/{name}"), not_after = %issued.not_after,
-            "created the serving certificate"
-        ),
-    }
-    Ok((ca_pem, action))
+    Ok(SecretPlan { ca_pem, write })
 }
 
-async fn set_ca_bundle<K>(
+async fn write_secret(
+    target: &SecretTarget,
+    write: SecretWrite,
+) -> Result<SecretAction, CertgenError> {
+    let params = PostParams::default();
+    let secret = format!("{}/{}", target.namespace, target.name);
+    match write {
+        SecretWrite::Keep { expires } => Ok(SecretAction::Reused { expires }),
+        SecretWrite::Create {
+            secret: new,
+            not_after,
+        } => {
+            target
+                .api
+                .create(&params, &new)
+                .await
+                .map_err(target.api_err("create"))?;
+            tracing::info!(%secret, %not_after, "created the serving certificate");
+            Ok(SecretAction::Created)
+        }
+        SecretWrite::Replace {
+            secret: new,
+            reason,
+            not_after,
+        } => {
+            target
+                .api
+                .replace(&target.name, &params, &new)
+                .await
+                .map_err(target.api_err("update"))?;
+            tracing::info!(%secret, %reason, %not_after, "replaced the serving certificate");
+            Ok(SecretAction::Replaced(reason))
+        }
+    }
+}
+
+/// The patch planned for one webhook configuration.
+struct PlannedPatch {
+    done: WebhookPatched,
+    /// `None` when every matching webhook already has the bundle.
+    patch: Option<json_patch::Patch>,
+}
+
+fn config_err(
+    kind: WebhookKind,
+    name: &str,
+    verb: &'static str,
+) -> impl FnOnce(kube::Error) -> CertgenError + use<> {
+    let resource = kind.resource();
+    let object = format!("{resource} {name}");
+    let hint = format!(
+        "the service account needs {verb} on {resource}s (resourceNames: {name}); {RBAC_DOC}"
+    );
+    move |error| CertgenError::Api {
+        hint,
+        object,
+        verb,
+        error,
+    }
+}
+
+/// Reads the configuration and plans its `caBundle` patch; `None` when it does not exist.
+async fn plan_ca_bundle(
     client: &kube::Client,
     kind: WebhookKind,
     name: &str,
     service: &ServiceName,
     ca_pem: &[u8],
-) -> Result<WebhookPatched, CertgenError>
-where
-    K: kube::Resource<Scope = kube::core::ClusterResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + DeserializeOwned
-        + Serialize,
-{
-    let resource = kind.resource();
-    let object = format!("{resource} {name}");
-    let api: Api<K> = Api::all(client.clone());
-    let api_err = |verb: &'static str| {
-        let object = object.clone();
-        move |error| CertgenError::Api {
-            hint: format!(
-                "the service account needs {verb} on {resource}s (resourceNames: {name}); \
-                 {RBAC_DOC}"
-            ),
-            object,
-            verb,
-            error,
+) -> Result<Option<PlannedPatch>, CertgenError> {
+    let object = format!("{} {name}", kind.resource());
+    let value = match kind {
+        WebhookKind::Mutating => get_json::<MutatingWebhookConfiguration>(client, kind, name).await,
+        WebhookKind::Validating => {
+            get_json::<ValidatingWebhookConfiguration>(client, kind, name).await
         }
+    }?;
+    let Some(value) = value else {
+        return Ok(None);
     };
-    let Some(config) = api.get_opt(name).await.map_err(api_err("get"))? else {
-        return Err(CertgenError::NotFound {
-            object,
-            flag: kind.flag(),
-            name: name.to_owned(),
-        });
-    };
-    let internal = |e: serde_json::Error| CertgenError::Internal {
-        object: object.clone(),
-        message: e.to_string(),
-    };
-    let value = serde_json::to_value(&config).map_err(internal)?;
     let plan = ca_bundle_patch(&value, service.namespace(), service.service(), ca_pem).map_err(
         |unmatched| CertgenError::NoMatchingWebhook {
             object: object.clone(),
@@ -463,20 +612,90 @@ where
             calls: unmatched.calls,
         },
     )?;
-    let done = WebhookPatched {
-        kind,
-        name: name.to_owned(),
-        matched: plan.matched,
-        changed: plan.changed,
-    };
-    let Some(ops) = plan.ops else {
-        tracing::info!(%object, webhooks = plan.matched, "caBundle up to date");
+    let patch = plan
+        .ops
+        .map(serde_json::from_value::<json_patch::Patch>)
+        .transpose()
+        .map_err(|e| CertgenError::Internal {
+            object: object.clone(),
+            message: e.to_string(),
+        })?;
+    Ok(Some(PlannedPatch {
+        done: WebhookPatched {
+            kind,
+            name: name.to_owned(),
+            matched: plan.matched,
+            changed: plan.changed,
+        },
+        patch,
+    }))
+}
+
+/// GETs a webhook configuration as JSON; `None` when it does not exist.
+async fn get_json<K>(
+    client: &kube::Client,
+    kind: WebhookKind,
+    name: &str,
+) -> Result<Option<serde_json::Value>, CertgenError>
+where
+    K: kube::Resource<Scope = kube::core::ClusterResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Serialize,
+{
+    let api: Api<K> = Api::all(client.clone());
+    let config = api
+        .get_opt(name)
+        .await
+        .map_err(config_err(kind, name, "get"))?;
+    config
+        .map(|c| serde_json::to_value(&c))
+        .transpose()
+        .map_err(|e| CertgenError::Internal {
+            object: format!("{} {name}", kind.resource()),
+            message: e.to_string(),
+        })
+}
+
+/// Sends the planned patch, if any.
+async fn apply_ca_bundle(
+    client: &kube::Client,
+    planned: PlannedPatch,
+) -> Result<WebhookPatched, CertgenError> {
+    let PlannedPatch { done, patch } = planned;
+    let object = format!("{} {}", done.kind.resource(), done.name);
+    let Some(patch) = patch else {
+        tracing::info!(%object, webhooks = done.matched, "caBundle up to date");
         return Ok(done);
     };
-    let patch: json_patch::Patch = serde_json::from_value(ops).map_err(internal)?;
+    match done.kind {
+        WebhookKind::Mutating => {
+            patch_json::<MutatingWebhookConfiguration>(client, done.kind, &done.name, patch).await
+        }
+        WebhookKind::Validating => {
+            patch_json::<ValidatingWebhookConfiguration>(client, done.kind, &done.name, patch).await
+        }
+    }?;
+    tracing::info!(%object, webhooks = done.changed, "caBundle set");
+    Ok(done)
+}
+
+async fn patch_json<K>(
+    client: &kube::Client,
+    kind: WebhookKind,
+    name: &str,
+    patch: json_patch::Patch,
+) -> Result<(), CertgenError>
+where
+    K: kube::Resource<Scope = kube::core::ClusterResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    let api: Api<K> = Api::all(client.clone());
     api.patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
         .await
-        .map_err(api_err("patch"))?;
-    tracing::info!(%object, webhooks = plan.changed, "caBundle set");
-    Ok(done)
+        .map_err(config_err(kind, name, "patch"))?;
+    Ok(())
 }
