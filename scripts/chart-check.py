@@ -236,6 +236,10 @@ def expect_default(docs) -> None:
     post = one(docs, "Job", "confkube-certgen-post")
     need(pre["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade", "certgen pre hook")
     need(post["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade", "certgen post hook")
+    pre_args = pre["spec"]["template"]["spec"]["containers"][0]["args"]
+    for flag in ("--mutating-webhook=confkube-webhook", "--validating-webhook=confkube-webhook",
+                 "--skip-missing-webhooks"):
+        need(flag in pre_args, f"pre-upgrade certgen must patch caBundle before renewing: {flag} missing")
     post_args = post["spec"]["template"]["spec"]["containers"][0]["args"]
     need("--mutating-webhook=confkube-webhook" in post_args and "--validating-webhook=confkube-webhook" in post_args,
          "post-install certgen does not patch both configurations")
