@@ -45,7 +45,7 @@ pub struct CacheLabels {
 /// A configuration reload.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
-    /// `signing-keys` or `policy`.
+    /// `signing-keys`, `policy` or `tls`.
     pub source: String,
     /// `ok` or `error`.
     pub result: String,
@@ -54,7 +54,7 @@ pub struct ReloadLabels {
 /// A configuration source.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabels {
-    /// `signing-keys` or `policy`.
+    /// `signing-keys`, `policy` or `tls`.
     pub source: String,
 }
 
@@ -70,7 +70,8 @@ pub struct Metrics {
     pub outcomes: Family<OutcomeLabels, Counter>,
     /// Cache events, sampled from the verifier and the collateral cache at scrape time.
     pub cache: Family<CacheLabels, Gauge>,
-    /// Reloads of `--signing-key-dir` / `--policy-file` after a content change, by result.
+    /// Reloads of `--signing-key-dir` / `--policy-file` / `--tls-cert`+`--tls-key` after a
+    /// content change, by result.
     pub config_reloads: Family<ReloadLabels, Counter>,
     /// 1 while a source's current content is rejected and the last good one is served.
     pub config_stale: Family<SourceLabels, Gauge>,
@@ -115,8 +116,8 @@ impl Metrics {
         let config_reloads = Family::<ReloadLabels, Counter>::default();
         registry.register(
             "config_reloads",
-            "Reloads of the signing key directory and the policy file after a content change, \
-             by result (error: the last good configuration stays)",
+            "Reloads of the signing key directory, the policy file and the TLS certificate after a \
+             content change, by result (error: the last good configuration stays)",
             config_reloads.clone(),
         );
         let config_stale = Family::<SourceLabels, Gauge>::default();
@@ -147,7 +148,7 @@ impl Metrics {
             .set(i64::try_from(value).unwrap_or(i64::MAX));
     }
 
-    /// Counts a reload of `source` (`signing-keys`, `policy`) and sets its staleness.
+    /// Counts a reload of `source` (`signing-keys`, `policy`, `tls`) and sets its staleness.
     pub fn config_reload(&self, source: &str, ok: bool) {
         // Staleness first: whoever sees the count also sees the flag.
         self.config_stale

@@ -1,5 +1,7 @@
 //! Hot reload of the mounted configuration: the signing key directory (`--signing-key-dir`, a
-//! Kubernetes Secret) and the policy file (`--policy-file`, a ConfigMap).
+//! Kubernetes Secret), the policy file (`--policy-file`, a ConfigMap) and the HTTPS certificate
+//! and key (`--tls-cert`/`--tls-key`, a Secret that cert-manager renews; see
+//! [`crate::serve::TlsCertResolver`] and [`watch_tls`]).
 //!
 //! Kubernetes updates such a volume by pointing its `..data` symlink at a new directory, which
 //! leaves file mtimes meaningless; so each poll reads the contents and compares a SHA-256
@@ -15,7 +17,9 @@
 use crate::keyfile::{KeyDirError, KeyFile, read_key_dir};
 use crate::keys::KeyError;
 use crate::policy::Policy;
+use crate::serve::{TlsCertResolver, leaf_not_after};
 use crate::server::Service;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +28,8 @@ use std::time::Duration;
 pub const SOURCE_SIGNING_KEYS: &str = "signing-keys";
 /// The `source` label of the policy file.
 pub const SOURCE_POLICY: &str = "policy";
+/// The `source` label of the TLS certificate and key files.
+pub const SOURCE_TLS: &str = "tls";
 
 /// Largest policy file read.
 pub const MAX_POLICY_FILE: u64 = 1 << 20;
@@ -38,7 +44,7 @@ pub struct PolicyFileError {
     pub message: String,
 }
 
-type Fingerprint = [u8; 32];
+pub(crate) type Fingerprint = [u8; 32];
 
 /// The fingerprints of the contents last seen (applied or rejected), per source.
 #[derive(Debug, Default)]
@@ -71,7 +77,7 @@ pub struct ReloadReport {
     pub policy: ReloadOutcome,
 }
 
-fn sha256(parts: &[&[u8]]) -> Fingerprint {
+pub(crate) fn sha256(parts: &[&[u8]]) -> Fingerprint {
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     for p in parts {
         // Length-prefix each part so that ("ab", "c") and ("a", "bc") differ.
@@ -216,6 +222,59 @@ impl Service {
                     "rejected the new policy; still applying the last good one"
                 );
                 ReloadOutcome::Rejected(e.to_string())
+            }
+        }
+    }
+}
+
+impl Service {
+    /// Polls the TLS certificate and key files of `tls` once (blocking file IO), swaps a changed
+    /// valid pair in, and counts and logs the outcome under `source="tls"`.
+    pub fn reload_tls(&self, tls: &TlsCertResolver) -> ReloadOutcome {
+        let outcome = tls.reload();
+        match &outcome {
+            ReloadOutcome::Applied => {
+                self.metrics.config_reload(SOURCE_TLS, true);
+                tracing::info!(
+                    source = SOURCE_TLS,
+                    cert = %tls.files().cert.display(),
+                    key = %tls.files().key.display(),
+                    not_after = leaf_not_after(&tls.current()).unwrap_or_default(),
+                    "reloaded the TLS certificate"
+                );
+            }
+            ReloadOutcome::Rejected(e) => {
+                self.metrics.config_reload(SOURCE_TLS, false);
+                tracing::error!(
+                    source = SOURCE_TLS,
+                    error = %e,
+                    not_after = leaf_not_after(&tls.current()).unwrap_or_default(),
+                    "rejected the new TLS certificate; still serving the last good one"
+                );
+            }
+            ReloadOutcome::NotConfigured | ReloadOutcome::Unchanged => {}
+        }
+        outcome
+    }
+}
+
+/// Polls the TLS certificate and key files every `every` until the task is dropped (the first
+/// poll one interval after the start). Calling it creates the `source="tls"` metric series.
+pub fn watch_tls(
+    service: Arc<Service>,
+    tls: Arc<TlsCertResolver>,
+    every: Duration,
+) -> impl Future<Output = ()> + Send + 'static {
+    service.metrics.config_source(SOURCE_TLS);
+    async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let (s, t) = (Arc::clone(&service), Arc::clone(&tls));
+            if let Err(e) = tokio::task::spawn_blocking(move || s.reload_tls(&t)).await {
+                tracing::error!(error = %e, "the TLS certificate reload task failed");
             }
         }
     }

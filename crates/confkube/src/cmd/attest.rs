@@ -1,6 +1,7 @@
 //! `confkube attest serve`: the attestation service on its embedded store, or — for several
 //! stateless replicas — with signing keys and policy from mounted files (`--signing-key-dir`,
-//! `--policy-file`), hot-reloaded. `confkube attest keygen`: a PEM signing key for that directory.
+//! `--policy-file`), hot-reloaded; the HTTPS certificate (`--tls-cert`/`--tls-key`) is
+//! hot-reloaded too. `confkube attest keygen`: a PEM signing key for that directory.
 
 use super::quote::{load_anchor, parse_time};
 use anyhow::{Context, Result, bail};
@@ -11,7 +12,7 @@ use attest::collateral::{
 use attest::keyfile::KeyDirConfig;
 use attest::keys::SigningAlg;
 use attest::provider::{ServiceClock, StorePersistence};
-use attest::serve::TlsFiles;
+use attest::serve::{TlsCertResolver, TlsFiles};
 use attest::server::{Service, ServiceConfig};
 use attest::store::Store;
 use clap::{Args, Subcommand, ValueEnum};
@@ -126,8 +127,9 @@ struct ServeArgs {
     /// takes) instead of the store; PUT /policies/SgxEnclave is then refused.
     #[arg(long, value_name = "FILE")]
     policy_file: Option<PathBuf>,
-    /// How often --signing-key-dir and --policy-file are re-read, in seconds. A changed and valid
-    /// source is applied atomically; an invalid one is logged and the last good one kept.
+    /// How often --signing-key-dir, --policy-file and --tls-cert/--tls-key are re-read, in
+    /// seconds. A changed and valid source is applied atomically; an invalid one is logged and
+    /// the last good one kept.
     #[arg(long, value_name = "SECONDS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     config_reload_interval: u64,
@@ -135,7 +137,8 @@ struct ServeArgs {
     /// CONFKUBE_ADMIN_TOKEN environment variable, else one generated in DATA_DIR/admin-token.
     #[arg(long)]
     admin_token_file: Option<PathBuf>,
-    /// TLS certificate chain (PEM).
+    /// TLS certificate chain (PEM), leaf first. Re-read with --tls-key every
+    /// --config-reload-interval seconds: a renewed certificate is served without a restart.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// TLS private key (PEM).
@@ -413,16 +416,20 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
             .context("starting the attestation service")?,
     );
     let tls = match (&a.tls_cert, &a.tls_key) {
-        (Some(cert), Some(key)) => Some(TlsFiles {
+        (Some(cert), Some(key)) => Some(Arc::new(TlsCertResolver::load(TlsFiles {
             cert: cert.clone(),
             key: key.clone(),
-        }),
+        })?)),
         _ => None,
     };
-    let watcher = replicated.then(|| {
-        tokio::spawn(attest::reload::watch(
+    let reload_every = Duration::from_secs(a.config_reload_interval);
+    let watcher =
+        replicated.then(|| tokio::spawn(attest::reload::watch(service.clone(), reload_every)));
+    let tls_watcher = tls.as_ref().map(|t| {
+        tokio::spawn(attest::reload::watch_tls(
             service.clone(),
-            Duration::from_secs(a.config_reload_interval),
+            Arc::clone(t),
+            reload_every,
         ))
     });
     let active_kid = service.keys().active_kid().unwrap_or_default();
@@ -489,7 +496,7 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
         shutdown,
     )
     .await?;
-    if let Some(w) = watcher {
+    for w in [watcher, tls_watcher].into_iter().flatten() {
         w.abort();
     }
     Ok(ExitCode::SUCCESS)
