@@ -107,7 +107,16 @@ fn parse_pair(
     }
     let key =
         PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| tls_error(&files.key, e.to_string()))?;
-    CertifiedKey::from_der(certs, key, provider).map_err(|e| tls_error(&files.key, e.to_string()))
+    CertifiedKey::from_der(certs, key, provider).map_err(|e| {
+        let why = match e {
+            rustls::Error::InconsistentKeys(_) => format!(
+                "the private key does not belong to the certificate in {}",
+                files.cert.display()
+            ),
+            other => other.to_string(),
+        };
+        tls_error(&files.key, why)
+    })
 }
 
 /// The leaf certificate's notAfter (RFC 3339), for logs.
@@ -348,8 +357,9 @@ mod tests {
         assert_eq!(
             r.reload(),
             ReloadOutcome::Rejected(format!(
-                "TLS {}: keys may not be consistent: KeyMismatch",
-                files.key.display()
+                "TLS {}: the private key does not belong to the certificate in {}",
+                files.key.display(),
+                files.cert.display()
             ))
         );
         assert_eq!(served_der(&r), der_b);
@@ -414,8 +424,9 @@ mod tests {
         assert_eq!(
             msg(&files),
             format!(
-                "TLS {}: keys may not be consistent: KeyMismatch",
-                files.key.display()
+                "TLS {}: the private key does not belong to the certificate in {}",
+                files.key.display(),
+                files.cert.display()
             )
         );
         write(&files, &key_a, &key_a);

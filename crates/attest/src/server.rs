@@ -681,6 +681,8 @@ pub fn router(s: Arc<Service>) -> Router {
     Router::new()
         .route("/attest/SgxEnclave", post(attest))
         .route("/certs", get(certs))
+        // Gramine's MAA client (ra_tls_verify_maa) asks for "<provider>/certs/".
+        .route("/certs/", get(certs))
         .route(
             "/.well-known/openid-configuration",
             get(openid_configuration),

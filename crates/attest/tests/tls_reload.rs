@@ -261,8 +261,9 @@ async fn reload_tls_counts_and_reports_the_file_and_reason() {
     assert_eq!(
         svc.reload_tls(&resolver),
         ReloadOutcome::Rejected(format!(
-            "TLS {}: keys may not be consistent: KeyMismatch",
-            files.key.display()
+            "TLS {}: the private key does not belong to the certificate in {}",
+            files.key.display(),
+            files.cert.display()
         ))
     );
     assert_eq!(svc.reload_tls(&resolver), ReloadOutcome::Unchanged);

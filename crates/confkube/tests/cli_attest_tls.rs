@@ -163,8 +163,9 @@ fn renewed_certificate_is_reloaded_and_a_broken_one_is_logged() {
     assert_eq!(
         v["fields"]["error"],
         format!(
-            "TLS {}: keys may not be consistent: KeyMismatch",
-            tls.join("tls.key").display()
+            "TLS {}: the private key does not belong to the certificate in {}",
+            tls.join("tls.key").display(),
+            tls.join("tls.crt").display()
         )
     );
 }
@@ -196,8 +197,9 @@ fn a_bad_pair_at_start_up_exits_2_naming_the_file() {
     assert_eq!(code, Some(2));
     assert!(
         err.ends_with(&format!(
-            "error: TLS {}: keys may not be consistent: KeyMismatch\n",
-            tls.join("tls.key").display()
+            "error: TLS {}: the private key does not belong to the certificate in {}\n",
+            tls.join("tls.key").display(),
+            tls.join("tls.crt").display()
         )),
         "{err}"
     );
