@@ -19,7 +19,8 @@
 5. Render each file in deploy/tests/bad-values/ and expect the error its first line names.
 6. The Dockerfile (no Docker engine runs here): every COPY source exists and passes
    .dockerignore, the build stage's Rust matches the workspace's rust-version, and the image's
-   user is the non-root uid the chart runs as.
+   user is the non-root uid the chart runs as; the binary links only libraries the distroless
+   "cc" base has (glibc, libm, libgcc_s).
 7. The webhooks' CEL matchConditions, evaluated (cel-python) on pods that must and must not
    reach the webhook: every EPC spelling in limits, requests or init containers; ordinary pods,
    pods without resources, pods with only sgx.intel.com/enclave.
@@ -590,6 +591,22 @@ def check_monitoring(promtool: str | None) -> None:
     print(f"   {len(exprs)} dashboard/adapter expressions parse; rules checked and unit-tested (promtool)")
 
 
+# What gcr.io/distroless/cc-debian12 provides: glibc (libc, libm, libpthread, libdl, librt,
+# the loader) and libgcc_s. Anything else the binary links would be missing at run time.
+DISTROLESS_CC_LIBS = {"linux-vdso.so.1", "libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2",
+                      "librt.so.1", "libgcc_s.so.1", "ld-linux-x86-64.so.2"}
+
+
+def check_linked_libraries(binary: Path) -> None:
+    r = subprocess.run(["ldd", str(binary)], capture_output=True, text=True)
+    if r.returncode != 0:
+        fail(f"ldd {binary}: {r.stderr.strip()}")
+        return
+    libs = {Path(ln.split()[0]).name for ln in r.stdout.splitlines() if ln.strip()}
+    extra = sorted(libs - DISTROLESS_CC_LIBS)
+    need(not extra, f"the binary links {extra}, which the distroless cc image does not have")
+
+
 def check_dockerfile() -> None:
     import fnmatch
 
@@ -670,7 +687,9 @@ def main() -> int:
     print("== Dockerfile")
     before = len(failures)
     check_dockerfile()
-    print(f"   COPY sources, .dockerignore, toolchain, user: {'ok' if len(failures) == before else 'FAILED'}")
+    check_linked_libraries(a.binary)
+    print(f"   COPY sources, .dockerignore, toolchain, user, linked libraries: "
+          f"{'ok' if len(failures) == before else 'FAILED'}")
     print("== autoscaling example")
     hpa = load_yaml_docs((AUTOSCALING / "hpa-example.yaml").read_text())
     validate([("deploy/autoscaling/hpa-example.yaml", d) for d in hpa])
