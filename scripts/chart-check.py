@@ -212,6 +212,7 @@ def expect_default(docs) -> None:
     need(ps.get("nodeSelector") == {"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"},
          "node agent must stay on x86-64 Linux nodes")
     need(not any(d["metadata"]["name"].endswith("aesmd") for _, d in docs), "aesmd is opt-in")
+    need(not by_kind(docs, "NetworkPolicy"), "NetworkPolicies are opt-in")
     c = ps["containers"][0]
     need(c["securityContext"]["capabilities"].get("add") == ["SYS_PTRACE"], "committed EPC needs exactly SYS_PTRACE")
     need(any(t.get("key") == "kubernetes.azure.com/scalesetpriority" for t in ps["tolerations"]), "spot pools not tolerated")
@@ -291,6 +292,20 @@ def expect_ha(docs) -> None:
              and r.get("sgx.intel.com/provision") == "1", f"aesmd {k} not normalized: {r}")
     need({"name": "aesmd-socket", "mountPath": "/var/run/aesmd"} in c["volumeMounts"], "aesmd socket mount")
     need(ae["metadata"]["annotations"]["sgx.intel.com/quote-provider"] == "aesmd", "aesmd annotation")
+    need(one(docs, "Deployment", "confkube-webhook")["spec"]["template"]["spec"].get("priorityClassName")
+         == "system-cluster-critical", "webhook priorityClassName")
+    pols = {d["metadata"]["name"]: d["spec"] for d in by_kind(docs, "NetworkPolicy")}
+    need(set(pols) == {"confkube-webhook", "confkube-attest", "confkube-node-agent", "confkube-aesmd"},
+         f"network policies: {sorted(pols)}")
+    if "confkube-webhook" in pols:
+        w = pols["confkube-webhook"]
+        need("Egress" in w["policyTypes"] and w["egress"] == [], "the webhook must have no egress at all")
+    if "confkube-attest" in pols:
+        at = pols["confkube-attest"]
+        ports = {p["port"] for rule in at["egress"] for p in rule["ports"]}
+        need(ports == {53, 443, 8081}, f"attestation egress ports {sorted(ports)}: DNS, 443 and the PCCS port")
+        need(at["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {"attestation-client": "true"},
+             "attestationFrom not applied")
     qcnl = one(docs, "ConfigMap", "confkube-aesmd")["data"]["sgx_default_qcnl.conf"]
     need("pccs.confkube.svc" in qcnl, f"aesmd qcnl configuration: {qcnl}")
     need("--max-epc-per-pod=256Mi" in args_of(docs, "Deployment", "confkube-webhook"), "max EPC flag")
@@ -335,6 +350,14 @@ def expect_existing(docs) -> None:
     need(vols["tls"]["secret"]["secretName"] == "attest-tls", "existing TLS Secret")
     need(vols["policy"]["configMap"]["name"] == "attest-policy", "existing policy ConfigMap")
     need(not by_kind(docs, "ConfigMap"), "policy ConfigMap created although an existing one is named")
+    pols = {d["metadata"]["name"]: d["spec"] for d in by_kind(docs, "NetworkPolicy")}
+    need(set(pols) == {"confkube-webhook", "confkube-attest", "confkube-node-agent", "confkube-certgen"},
+         f"network policies: {sorted(pols)}")
+    for name, want in (("confkube-attest", {53, 443}), ("confkube-certgen", {53, 6443}),
+                       ("confkube-node-agent", {53, 6443})):
+        if name in pols:
+            ports = {p["port"] for rule in pols[name]["egress"] for p in rule["ports"]}
+            need(ports == want, f"{name} egress ports {sorted(ports)}, expected {sorted(want)}")
     pre = one(docs, "Job", "confkube-certgen-pre")
     need([c["name"] for c in pre["spec"]["template"]["spec"]["containers"]] == ["webhook"],
          "certgen must not generate a certificate for the attestation service when tls.existingSecret is set")
