@@ -7,7 +7,8 @@
 //! OIDC discovery ([`keys`], [`claims`]), an embedded crash-safe store ([`store`]), collateral from
 //! offline bundles or a PCCS/PCS with caching ([`collateral`]), Prometheus metrics ([`metrics`]).
 //! For several stateless replicas, signing keys ([`keyfile`]) and the policy can come from mounted
-//! files (a Kubernetes Secret and ConfigMap) that are polled and swapped atomically ([`reload`]).
+//! files (a Kubernetes Secret and ConfigMap) that are polled and swapped atomically ([`reload`]),
+//! as is the HTTPS certificate ([`tls_reload`], [`serve`]).
 //!
 //! **Not here:** quote verification itself (the `dcap` crate), CLI parsing (the `confkube`
 //! binary). Handlers are thin: decode → pure function → encode → metrics.
@@ -26,3 +27,5 @@ pub mod reload;
 pub mod serve;
 pub mod server;
 pub mod store;
+
+pub use tls_reload;

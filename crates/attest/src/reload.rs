@@ -1,7 +1,7 @@
 //! Hot reload of the mounted configuration: the signing key directory (`--signing-key-dir`, a
 //! Kubernetes Secret), the policy file (`--policy-file`, a ConfigMap) and the HTTPS certificate
-//! and key (`--tls-cert`/`--tls-key`, a Secret that cert-manager renews; see
-//! [`crate::serve::TlsCertResolver`] and [`watch_tls`]).
+//! and key (`--tls-cert`/`--tls-key`, a Secret that cert-manager renews; a
+//! [`tls_reload::ReloadingCert`] polled by [`watch_tls`]).
 //!
 //! Kubernetes updates such a volume by pointing its `..data` symlink at a new directory, which
 //! leaves file mtimes meaningless; so each poll reads the contents and compares a SHA-256
@@ -17,12 +17,12 @@
 use crate::keyfile::{KeyDirError, KeyFile, read_key_dir};
 use crate::keys::KeyError;
 use crate::policy::Policy;
-use crate::serve::{TlsCertResolver, leaf_not_after};
 use crate::server::Service;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tls_reload::{Reload, ReloadingCert};
 
 /// The `source` label of the signing key directory.
 pub const SOURCE_SIGNING_KEYS: &str = "signing-keys";
@@ -229,32 +229,34 @@ impl Service {
 
 impl Service {
     /// Polls the TLS certificate and key files of `tls` once (blocking file IO), swaps a changed
-    /// valid pair in, and counts and logs the outcome under `source="tls"`.
-    pub fn reload_tls(&self, tls: &TlsCertResolver) -> ReloadOutcome {
-        let outcome = tls.reload();
-        match &outcome {
-            ReloadOutcome::Applied => {
+    /// valid pair in, and counts and logs the outcome under `source="tls"`. A rejected pair is
+    /// [`ReloadOutcome::Rejected`] with the [`tls_reload::TlsFileError`] message, once per content
+    /// change.
+    pub fn reload_tls(&self, tls: &ReloadingCert) -> ReloadOutcome {
+        match tls.reload_if_changed() {
+            Ok(Reload::Unchanged) => ReloadOutcome::Unchanged,
+            Ok(Reload::Swapped { not_after }) => {
                 self.metrics.config_reload(SOURCE_TLS, true);
                 tracing::info!(
                     source = SOURCE_TLS,
                     cert = %tls.files().cert.display(),
                     key = %tls.files().key.display(),
-                    not_after = leaf_not_after(&tls.current()).unwrap_or_default(),
+                    not_after = not_after.unwrap_or_default(),
                     "reloaded the TLS certificate"
                 );
+                ReloadOutcome::Applied
             }
-            ReloadOutcome::Rejected(e) => {
+            Err(e) => {
                 self.metrics.config_reload(SOURCE_TLS, false);
                 tracing::error!(
                     source = SOURCE_TLS,
                     error = %e,
-                    not_after = leaf_not_after(&tls.current()).unwrap_or_default(),
+                    not_after = tls.not_after().unwrap_or_default(),
                     "rejected the new TLS certificate; still serving the last good one"
                 );
+                ReloadOutcome::Rejected(e.to_string())
             }
-            ReloadOutcome::NotConfigured | ReloadOutcome::Unchanged => {}
         }
-        outcome
     }
 }
 
@@ -262,7 +264,7 @@ impl Service {
 /// poll one interval after the start). Calling it creates the `source="tls"` metric series.
 pub fn watch_tls(
     service: Arc<Service>,
-    tls: Arc<TlsCertResolver>,
+    tls: Arc<ReloadingCert>,
     every: Duration,
 ) -> impl Future<Output = ()> + Send + 'static {
     service.metrics.config_source(SOURCE_TLS);

@@ -14,8 +14,9 @@ use attest::collateral::{CacheConfig, CollateralCache, OfflineDir};
 use attest::keys::SigningAlg;
 use attest::provider::ServiceClock;
 use attest::reload::watch_tls;
-use attest::serve::{TlsCertResolver, TlsFiles, serve};
+use attest::serve::serve;
 use attest::server::{Service, ServiceConfig, router};
+use attest::tls_reload::{CertFiles, ReloadingCert, default_provider};
 use dcap::TrustAnchor;
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::net::SocketAddr;
@@ -175,13 +176,13 @@ async fn renewed_certificate_in_a_secret_volume_is_served_without_a_restart() {
     let (a, b) = (pki("A"), pki("B"));
     assert_ne!(a.leaf_der, b.leaf_der);
     k8s_publish(&secret, 1, &a.leaf_pem, &a.key_pem);
-    let files = TlsFiles {
+    let files = CertFiles {
         cert: secret.join("tls.crt"),
         key: secret.join("tls.key"),
     };
 
     let svc = service(&dir);
-    let resolver = Arc::new(TlsCertResolver::load(files.clone()).unwrap());
+    let resolver = Arc::new(ReloadingCert::load(files.clone(), default_provider()).unwrap());
     let watcher = tokio::spawn(watch_tls(svc.clone(), resolver.clone(), INTERVAL));
     let m = svc.metrics().encode();
     for line in [reloads("ok", 0), reloads("error", 0), stale(0)] {
@@ -248,12 +249,12 @@ async fn reload_tls_counts_and_reports_the_file_and_reason() {
     std::fs::create_dir_all(&secret).unwrap();
     let (a, b) = (pki("A"), pki("B"));
     k8s_publish(&secret, 1, &a.leaf_pem, &a.key_pem);
-    let files = TlsFiles {
+    let files = CertFiles {
         cert: secret.join("tls.crt"),
         key: secret.join("tls.key"),
     };
     let svc = service(&dir);
-    let resolver = TlsCertResolver::load(files.clone()).unwrap();
+    let resolver = ReloadingCert::load(files.clone(), default_provider()).unwrap();
     use attest::reload::ReloadOutcome;
     assert_eq!(svc.reload_tls(&resolver), ReloadOutcome::Unchanged);
 
@@ -261,7 +262,8 @@ async fn reload_tls_counts_and_reports_the_file_and_reason() {
     assert_eq!(
         svc.reload_tls(&resolver),
         ReloadOutcome::Rejected(format!(
-            "TLS {}: the private key does not belong to the certificate in {}",
+            "the private key in {} does not belong to the certificate in {}; --tls-key must be \
+             the key of the first (leaf) certificate in --tls-cert",
             files.key.display(),
             files.cert.display()
         ))

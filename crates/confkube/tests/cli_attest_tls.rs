@@ -163,7 +163,8 @@ fn renewed_certificate_is_reloaded_and_a_broken_one_is_logged() {
     assert_eq!(
         v["fields"]["error"],
         format!(
-            "TLS {}: the private key does not belong to the certificate in {}",
+            "the private key in {} does not belong to the certificate in {}; --tls-key must be \
+             the key of the first (leaf) certificate in --tls-cert",
             tls.join("tls.key").display(),
             tls.join("tls.crt").display()
         )
@@ -197,7 +198,9 @@ fn a_bad_pair_at_start_up_exits_2_naming_the_file() {
     assert_eq!(code, Some(2));
     assert!(
         err.ends_with(&format!(
-            "error: TLS {}: the private key does not belong to the certificate in {}\n",
+            "error: loading the TLS certificate: the private key in {} does not belong to the \
+             certificate in {}; --tls-key must be the key of the first (leaf) certificate in \
+             --tls-cert\n",
             tls.join("tls.key").display(),
             tls.join("tls.crt").display()
         )),
@@ -208,7 +211,8 @@ fn a_bad_pair_at_start_up_exits_2_naming_the_file() {
     assert_eq!(code, Some(2));
     assert!(
         err.ends_with(&format!(
-            "error: TLS {}: I/O error: No such file or directory (os error 2)\n",
+            "error: loading the TLS certificate: cannot read {}: No such file or directory (os \
+             error 2); check the --tls-cert/--tls-key path\n",
             tls.join("tls.crt").display()
         )),
         "{err}"

@@ -350,7 +350,7 @@ fn pem_certs(key: &'static str, pem: &[u8]) -> Result<Vec<Cert>, Reason> {
     let bad = |message: String| Reason::BadCertificate { key, message };
     let certs = CertificateDer::pem_slice_iter(pem)
         .map(|der| {
-            let der = der.map_err(|e| bad(crate::tls::pem_message(&e)))?;
+            let der = der.map_err(|e| bad(tls_reload::pem_message(&e)))?;
             Cert::from_der(der.to_vec()).map_err(bad)
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -443,7 +443,7 @@ fn check_key(leaf: &Cert, key_pem: &[u8]) -> Result<(), Reason> {
             rustls::pki_types::pem::Error::NoItemsFound => {
                 "no PEM private key (PKCS#8, PKCS#1 or SEC1)".to_owned()
             }
-            other => crate::tls::pem_message(&other),
+            other => tls_reload::pem_message(&other),
         },
     })?;
     let provider = rustls::crypto::aws_lc_rs::default_provider();

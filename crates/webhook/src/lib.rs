@@ -4,7 +4,9 @@
 //! Endpoints: `POST /mutate-pods` and `POST /validate-pods` (AdmissionReview v1 in and out),
 //! `GET /healthz`, `GET /readyz` (503 once shutdown starts), `GET /metrics` (OpenMetrics text
 //! from the registry the caller passes in). TLS is rustls with the aws-lc-rs provider; the
-//! certificate and key are PEM files re-read periodically and swapped without a restart.
+//! certificate and key are PEM files ([`ReloadingCert`], from the `tls-reload` crate) that the
+//! server re-reads every [`Options::reload_interval`] and swaps without a restart, counting and
+//! logging each outcome.
 //! Malformed, oversized or slow bodies get a 400 with a message, never a 500 or a panic.
 //!
 //! [`certgen`] is the bootstrap for clusters without cert-manager: it keeps a self-signed CA and
@@ -24,10 +26,9 @@
 pub mod certgen;
 mod metrics;
 mod server;
-mod tls;
 
 pub use server::{DEFAULT_MAX_BODY_BYTES, Options, ServeError, Server};
-pub use tls::{CertStore, TlsError};
+pub use tls_reload::{self, CertFiles, Reload, ReloadingCert, TlsFileError};
 
 pub use kube_sgx;
 pub use prometheus_client::registry::Registry;

@@ -18,11 +18,11 @@ use hyper_util::server::graceful::GracefulShutdown;
 use kube_sgx::Config;
 use kube_sgx::admission::{self, Endpoint, Outcome};
 use prometheus_client::registry::Registry;
+use tls_reload::{Reload, ReloadingCert, TlsFileError};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::metrics::{DenialLabels, EndpointLabels, Metrics, ReloadLabels, RequestLabels};
-use crate::tls::{CertStore, TlsError};
 
 /// Admission bodies larger than this are refused by default (the API server's own request
 /// limit is 3 MiB).
@@ -91,9 +91,9 @@ pub enum ServeError {
         /// The I/O error.
         error: std::io::Error,
     },
-    /// The TLS configuration cannot be built.
-    #[error(transparent)]
-    Tls(#[from] TlsError),
+    /// rustls refused the server configuration (the crypto provider supports no TLS version).
+    #[error("TLS configuration failed: {0}")]
+    TlsConfig(rustls::Error),
 }
 
 struct State {
@@ -107,7 +107,7 @@ struct State {
 pub struct Server {
     listener: TcpListener,
     acceptor: TlsAcceptor,
-    store: Arc<CertStore>,
+    store: Arc<ReloadingCert>,
     state: Arc<State>,
 }
 
@@ -123,18 +123,20 @@ impl Server {
     /// Binds `addr` and registers the server's metrics in `registry`, which `/metrics` serves.
     pub async fn bind(
         addr: SocketAddr,
-        store: Arc<CertStore>,
+        store: Arc<ReloadingCert>,
         options: Options,
         mut registry: Registry,
     ) -> Result<Self, ServeError> {
-        let tls = store.server_config()?;
+        let tls = store
+            .server_config(&[b"h2", b"http/1.1"])
+            .map_err(ServeError::TlsConfig)?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|error| ServeError::Bind { addr, error })?;
         let metrics = Metrics::register(&mut registry);
         Ok(Self {
             listener,
-            acceptor: TlsAcceptor::from(tls),
+            acceptor: TlsAcceptor::from(Arc::new(tls)),
             store,
             state: Arc::new(State {
                 options,
@@ -243,34 +245,56 @@ fn connection(
     }
 }
 
-async fn reload_loop(store: Arc<CertStore>, metrics: Metrics, interval: Duration) {
+async fn reload_loop(store: Arc<ReloadingCert>, metrics: Metrics, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
+    let mut rejected = None;
     loop {
         ticker.tick().await;
         let store = Arc::clone(&store);
         // File reads block; keep them off the reactor threads.
-        let result = tokio::task::spawn_blocking(move || store.reload_if_changed()).await;
-        match result {
-            Ok(Ok(true)) => {
-                tracing::info!("serving certificate reloaded");
-                metrics
-                    .reloads
-                    .get_or_create(&ReloadLabels { result: "reloaded" })
-                    .inc();
-            }
-            Ok(Ok(false)) => {}
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "serving certificate not reloaded; keeping the old one");
-                metrics
-                    .reloads
-                    .get_or_create(&ReloadLabels { result: "error" })
-                    .inc();
-            }
+        match tokio::task::spawn_blocking(move || store.reload_if_changed()).await {
+            Ok(result) => record_reload(result, &mut rejected, &metrics),
             Err(e) => tracing::error!(error = %e, "certificate reload task failed"),
         }
     }
+}
+
+/// Logs and counts one poll of the certificate files. `rejected` is the error of the files'
+/// current contents, if they were rejected: `tls-reload` reports that once per change, but the
+/// webhook logs and counts it at every poll until good files arrive, so that
+/// `increase(confkube_webhook_certificate_reloads_total{result="error"}[15m]) > 0` keeps
+/// alerting while the old certificate is still served.
+fn record_reload(
+    result: Result<Reload, TlsFileError>,
+    rejected: &mut Option<String>,
+    metrics: &Metrics,
+) {
+    let error = match result {
+        Ok(Reload::Swapped { not_after }) => {
+            *rejected = None;
+            tracing::info!(
+                not_after = not_after.unwrap_or_default(),
+                "serving certificate reloaded"
+            );
+            metrics
+                .reloads
+                .get_or_create(&ReloadLabels { result: "reloaded" })
+                .inc();
+            return;
+        }
+        Ok(Reload::Unchanged) => match rejected {
+            Some(error) => error.as_str(),
+            None => return,
+        },
+        Err(e) => rejected.insert(e.to_string()).as_str(),
+    };
+    tracing::error!(error = %error, "serving certificate not reloaded; keeping the old one");
+    metrics
+        .reloads
+        .get_or_create(&ReloadLabels { result: "error" })
+        .inc();
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -422,5 +446,58 @@ async fn admit(
             resp
         }
         Err(e) => bad(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejected_certificate_is_counted_at_every_poll_until_good_files_arrive() {
+        let dir = std::env::temp_dir().join(format!(
+            "confkube-webhook-reload-count-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let files = tls_reload::CertFiles {
+            cert: dir.join("tls.crt"),
+            key: dir.join("tls.key"),
+        };
+        let write = |cert: &str, key: &str| {
+            std::fs::write(&files.cert, cert).unwrap();
+            std::fs::write(&files.key, key).unwrap();
+        };
+        let pair = || {
+            let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+            (ck.cert.pem(), ck.signing_key.serialize_pem())
+        };
+        let (cert_a, key_a) = pair();
+        write(&cert_a, &key_a);
+        let store = ReloadingCert::load(files.clone(), tls_reload::default_provider()).unwrap();
+        let metrics = Metrics::register(&mut Registry::default());
+        let count = |result| {
+            metrics
+                .reloads
+                .get_or_create(&ReloadLabels { result })
+                .get()
+        };
+        let mut rejected = None;
+        let mut poll = || record_reload(store.reload_if_changed(), &mut rejected, &metrics);
+
+        poll();
+        assert_eq!((count("reloaded"), count("error")), (0, 0));
+        write(&cert_a, "garbage\n");
+        for _ in 0..3 {
+            poll();
+        }
+        assert_eq!((count("reloaded"), count("error")), (0, 3));
+        let (cert_b, key_b) = pair();
+        write(&cert_b, &key_b);
+        poll();
+        poll();
+        assert_eq!((count("reloaded"), count("error")), (1, 3));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

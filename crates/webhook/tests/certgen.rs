@@ -406,7 +406,11 @@ async fn first_run_creates_the_secret_and_patches_both_configurations() {
     // The webhook server serves the pair.
     std::fs::write(api.dir.join("tls.crt"), decoded(&secret, "tls.crt")).unwrap();
     std::fs::write(api.dir.join("tls.key"), decoded(&secret, "tls.key")).unwrap();
-    webhook::CertStore::load(&api.dir.join("tls.crt"), &api.dir.join("tls.key")).unwrap();
+    let files = webhook::CertFiles {
+        cert: api.dir.join("tls.crt"),
+        key: api.dir.join("tls.key"),
+    };
+    webhook::ReloadingCert::load(files, webhook::tls_reload::default_provider()).unwrap();
 }
 
 #[tokio::test]

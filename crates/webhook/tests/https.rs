@@ -8,7 +8,7 @@
 //! HTTP/2, 400s for bad bodies, health and metrics endpoints, certificate hot reload.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -24,7 +24,9 @@ use tokio::sync::oneshot;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use webhook::kube_sgx::{Config, parse_toleration};
-use webhook::{CertStore, Options, Registry, Server, TlsError};
+use webhook::{
+    CertFiles, Options, Registry, Reload, ReloadingCert, Server, TlsFileError, tls_reload,
+};
 
 struct Pki {
     ca_der: CertificateDer<'static>,
@@ -55,6 +57,14 @@ impl Pki {
     }
 }
 
+fn load(cert: &Path, key: &Path) -> Result<ReloadingCert, TlsFileError> {
+    let files = CertFiles {
+        cert: cert.to_owned(),
+        key: key.to_owned(),
+    };
+    ReloadingCert::load(files, tls_reload::default_provider())
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("confkube-webhook-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -64,7 +74,7 @@ fn temp_dir(name: &str) -> PathBuf {
 
 struct Running {
     addr: SocketAddr,
-    store: Arc<CertStore>,
+    store: Arc<ReloadingCert>,
     connector: TlsConnector,
     h2_connector: TlsConnector,
     stop: Option<oneshot::Sender<()>>,
@@ -77,7 +87,7 @@ async fn start(name: &str, pki: &Pki, options: Options) -> Running {
     let (cert, key, _) = pki.leaf();
     std::fs::write(dir.join("tls.crt"), cert).unwrap();
     std::fs::write(dir.join("tls.key"), key).unwrap();
-    let store = Arc::new(CertStore::load(&dir.join("tls.crt"), &dir.join("tls.key")).unwrap());
+    let store = Arc::new(load(&dir.join("tls.crt"), &dir.join("tls.key")).unwrap());
     let server = Server::bind(
         "127.0.0.1:0".parse().unwrap(),
         Arc::clone(&store),
@@ -413,12 +423,22 @@ async fn certificate_hot_reload() {
     let pki = Pki::new();
     let srv = start("reload", &pki, options()).await;
     let first = srv.peer_cert().await;
-    assert!(!srv.store.reload_if_changed().unwrap(), "unchanged files");
+    assert_eq!(
+        srv.store.reload_if_changed().unwrap(),
+        Reload::Unchanged,
+        "unchanged files"
+    );
 
     let (cert, key, der) = pki.leaf();
     std::fs::write(srv.dir.join("tls.crt"), cert).unwrap();
     std::fs::write(srv.dir.join("tls.key"), key).unwrap();
-    assert!(srv.store.reload_if_changed().unwrap());
+    assert_eq!(
+        srv.store.reload_if_changed().unwrap(),
+        Reload::Swapped {
+            // rcgen's default validity.
+            not_after: Some("4096-01-01T00:00:00Z".to_owned())
+        }
+    );
     let second = srv.peer_cert().await;
     assert_ne!(first, second);
     assert_eq!(second, der);
@@ -453,7 +473,7 @@ fn certificate_load_errors() {
     std::fs::write(path("empty.pem"), "").unwrap();
     std::fs::write(path("broken.pem"), "-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap();
     let d = |n: &str| path(n).display().to_string();
-    let msg = |c: &str, k: &str| CertStore::load(&path(c), &path(k)).unwrap_err().to_string();
+    let msg = |c: &str, k: &str| load(&path(c), &path(k)).unwrap_err().to_string();
 
     assert_eq!(
         msg("missing.pem", "key.pem"),
@@ -472,8 +492,8 @@ fn certificate_load_errors() {
         )
     );
     assert!(matches!(
-        CertStore::load(&path("broken.pem"), &path("key.pem")),
-        Err(TlsError::Pem { .. })
+        load(&path("broken.pem"), &path("key.pem")),
+        Err(TlsFileError::Pem { .. })
     ));
     assert_eq!(
         msg("broken.pem", "key.pem"),
@@ -493,10 +513,10 @@ fn certificate_load_errors() {
     assert_eq!(
         msg("cert.pem", "other.pem"),
         format!(
-            "certificate {} and key {} cannot be used together: the private key does not match \
-             the certificate's public key; give the key that belongs to the certificate",
-            d("cert.pem"),
-            d("other.pem")
+            "the private key in {} does not belong to the certificate in {}; --tls-key must be \
+             the key of the first (leaf) certificate in --tls-cert",
+            d("other.pem"),
+            d("cert.pem")
         )
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -12,9 +12,9 @@ use attest::collateral::{
 use attest::keyfile::KeyDirConfig;
 use attest::keys::SigningAlg;
 use attest::provider::{ServiceClock, StorePersistence};
-use attest::serve::{TlsCertResolver, TlsFiles};
 use attest::server::{Service, ServiceConfig};
 use attest::store::Store;
+use attest::tls_reload::{CertFiles, ReloadingCert, default_provider};
 use clap::{Args, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -416,10 +416,15 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
             .context("starting the attestation service")?,
     );
     let tls = match (&a.tls_cert, &a.tls_key) {
-        (Some(cert), Some(key)) => Some(Arc::new(TlsCertResolver::load(TlsFiles {
-            cert: cert.clone(),
-            key: key.clone(),
-        })?)),
+        (Some(cert), Some(key)) => {
+            let files = CertFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            };
+            let cert = ReloadingCert::load(files, default_provider())
+                .context("loading the TLS certificate")?;
+            Some(Arc::new(cert))
+        }
         _ => None,
     };
     let reload_every = Duration::from_secs(a.config_reload_interval);

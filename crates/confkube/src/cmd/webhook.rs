@@ -19,7 +19,7 @@ use webhook::certgen::ServiceName;
 use webhook::certgen::cluster::{self, CertgenOptions};
 use webhook::kube_sgx::k8s_openapi::api::core::v1::{NodeSelectorRequirement, Toleration};
 use webhook::kube_sgx::{self, Config};
-use webhook::{CertStore, Options, Registry, Server};
+use webhook::{CertFiles, Options, Registry, ReloadingCert, Server, tls_reload};
 
 /// Serve the SGX admission webhook: /mutate-pods normalizes EPC requests (aliases → sgx.intel.com/epc),
 /// adds the enclave/provision devices, aesmd socket, tolerations and affinity; /validate-pods
@@ -202,8 +202,12 @@ fn serve(args: ServeArgs) -> Result<()> {
     let (Some(tls_cert), Some(tls_key)) = (args.tls_cert, args.tls_key) else {
         anyhow::bail!("--tls-cert and --tls-key are required");
     };
-    let store =
-        CertStore::load(&tls_cert, &tls_key).context("cannot load the serving certificate")?;
+    let files = CertFiles {
+        cert: tls_cert,
+        key: tls_key,
+    };
+    let store = ReloadingCert::load(files, tls_reload::default_provider())
+        .context("cannot load the serving certificate")?;
     let config = Config::new()
         .with_tolerations(args.tolerate)
         .with_node_affinity(args.node_label)
