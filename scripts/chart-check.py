@@ -128,6 +128,8 @@ def pod_specs(docs):
         spec = d.get("spec", {})
         if d["kind"] in ("Deployment", "DaemonSet", "StatefulSet", "Job"):
             yield d, spec["template"]["spec"]
+        elif d["kind"] == "Pod":
+            yield d, spec
 
 
 def containers(docs):
@@ -176,6 +178,9 @@ def common_expectations(docs) -> None:
     # Every ServiceAccount the pods use exists; only the node agent and certgen talk to the API.
     sas = {d["metadata"]["name"] for d in by_kind(docs, "ServiceAccount")}
     for d, ps in pod_specs(docs):
+        if d["kind"] == "Pod":  # the helm-test pod: the namespace's default account, no token
+            need(ps.get("automountServiceAccountToken") is False, f"{d['metadata']['name']}: mounts a token")
+            continue
         need(ps.get("serviceAccountName") in sas, f"{d['metadata']['name']}: unknown service account")
     # No wildcard in RBAC.
     for role in by_kind(docs, "ClusterRole") + by_kind(docs, "Role"):
@@ -193,7 +198,8 @@ def common_expectations(docs) -> None:
     for svc in by_kind(docs, "Service"):
         sel = svc["spec"]["selector"]
         need(any(all(d["spec"]["template"]["metadata"]["labels"].get(k) == v for k, v in sel.items())
-                 for d, _ in pod_specs(docs)), f"Service {svc['metadata']['name']} selects no pod template")
+                 for d, _ in pod_specs(docs) if d["kind"] != "Pod"),
+             f"Service {svc['metadata']['name']} selects no pod template")
 
 
 def expect_default(docs) -> None:
@@ -213,6 +219,14 @@ def expect_default(docs) -> None:
          "node agent must stay on x86-64 Linux nodes")
     need(not any(d["metadata"]["name"].endswith("aesmd") for _, d in docs), "aesmd is opt-in")
     need(not by_kind(docs, "NetworkPolicy"), "NetworkPolicies are opt-in")
+    smoke = one(docs, "Pod", "confkube-smoke")
+    need(smoke.get("metadata", {}).get("annotations", {}).get("helm.sh/hook") == "test", "smoke pod is a helm test")
+    services = {s["metadata"]["name"]: {p["port"] for p in s["spec"]["ports"]} for s in by_kind(docs, "Service")}
+    for c in smoke.get("spec", {}).get("containers", []):
+        for url in [a for a in c["args"] if a.startswith("https://")]:
+            m = re.match(r"https://([^.]+)\.confkube\.svc(?::(\d+))?/", url)
+            need(bool(m) and m.group(1) in services and int(m.group(2) or 443) in services[m.group(1)],
+                 f"helm test URL {url} does not match a Service port")
     c = ps["containers"][0]
     need(c["securityContext"]["capabilities"].get("add") == ["SYS_PTRACE"], "committed EPC needs exactly SYS_PTRACE")
     need(any(t.get("key") == "kubernetes.azure.com/scalesetpriority" for t in ps["tolerations"]), "spot pools not tolerated")
@@ -306,6 +320,10 @@ def expect_ha(docs) -> None:
         need(ports == {53, 443, 8081}, f"attestation egress ports {sorted(ports)}: DNS, 443 and the PCCS port")
         need(at["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {"attestation-client": "true"},
              "attestationFrom not applied")
+        test_pod = one(docs, "Pod", "confkube-smoke")["metadata"]["labels"]
+        need(any(all(test_pod.get(k) == v for k, v in peer.get("podSelector", {}).get("matchLabels", {}).items())
+                 and "podSelector" in peer for peer in at["ingress"][0]["from"]),
+             "the helm test pod cannot reach the attestation service through its NetworkPolicy")
     qcnl = one(docs, "ConfigMap", "confkube-aesmd")["data"]["sgx_default_qcnl.conf"]
     need("pccs.confkube.svc" in qcnl, f"aesmd qcnl configuration: {qcnl}")
     need("--max-epc-per-pod=256Mi" in args_of(docs, "Deployment", "confkube-webhook"), "max EPC flag")
@@ -340,8 +358,9 @@ def expect_all_nodes(docs) -> None:
 
 
 def expect_existing(docs) -> None:
-    for _, ps, c in containers(docs):
-        need(c["image"].startswith("registry.example.com/confkube@sha256:"), f"image by digest: {c['image']}")
+    for d, ps, c in containers(docs):
+        if d["kind"] != "Pod":  # the helm-test pod runs tests.image
+            need(c["image"].startswith("registry.example.com/confkube@sha256:"), f"image by digest: {c['image']}")
         need(ps.get("imagePullSecrets") == [{"name": "registry-example-com"}], "imagePullSecrets")
     names = {d["metadata"]["name"] for d in by_kind(docs, "Secret")}
     need("confkube-attest-admin" not in names, "admin Secret created although an existing one is named")
