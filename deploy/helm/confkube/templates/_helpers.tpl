@@ -112,7 +112,7 @@ seccompProfile:
 {{- else if .Values.attestation.ingress.enabled -}}
 https://{{ .Values.attestation.ingress.host }}
 {{- else -}}
-https://{{ include "confkube.attest.name" . }}.{{ .Release.Namespace }}.svc
+https://{{ include "confkube.attest.name" . }}.{{ .Release.Namespace }}.svc{{ if ne (int .Values.attestation.service.port) 443 }}:{{ .Values.attestation.service.port }}{{ end }}
 {{- end -}}
 {{- end -}}
 
