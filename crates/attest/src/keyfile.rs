@@ -270,14 +270,10 @@ pub fn parse_key_pem(text: &[u8]) -> Result<ParsedKey, KeyParseError> {
 
 /// A PKCS#8 `PRIVATE KEY` PEM document.
 pub fn pkcs8_pem(der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN PRIVATE KEY-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str("-----END PRIVATE KEY-----\n");
-    out
+    pem::encode_config(
+        &pem::Pem::new("PRIVATE KEY", der),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
 }
 
 /// A new key as a PKCS#8 PEM document, and its kid (`confkube attest keygen`).

@@ -505,17 +505,6 @@ impl fmt::Debug for Issued {
 #[error("cannot generate the certificate: {0}")]
 pub struct IssueError(String);
 
-fn pem_encode(der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
-}
-
 /// Makes a CA and a serving certificate for `name`, valid from `now` (less five minutes) for
 /// `validity`. `previous_ca` is the old `ca.crt`: its first certificate is kept after the new
 /// CA when it is a CA still valid at `now`.
@@ -568,7 +557,10 @@ pub fn issue(
         .and_then(|certs| certs.into_iter().next())
         .filter(|c| c.is_ca && c.not_after > now.unix_timestamp());
     if let Some(old) = kept {
-        ca_pem.push_str(&pem_encode(&old.der));
+        ca_pem.push_str(&pem::encode_config(
+            &pem::Pem::new("CERTIFICATE", old.der),
+            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        ));
     }
     Ok(Issued {
         ca_pem,
