@@ -329,6 +329,58 @@ fn testkit_quotes_verify_only_under_their_explicit_root() {
     assert_eq!(out.status.code(), Some(0));
 }
 
+/// Intel QVL's name rule through the CLI: a private PKI whose TCB signer is named
+/// `Synthetic SGX TCB Signing` verifies under `--root-ca`; one named `Foo` fails with
+/// `untrusted-root` (a name problem, not a signature problem).
+#[test]
+fn private_pki_names_follow_qvl_phrase_rules() {
+    let verify = |t: &Path| {
+        let f = |n: &str| t.join(n).display().to_string();
+        let (q, c, r) = (f("quote.bin"), f("collateral.json"), f("root-ca.pem"));
+        confkube(&[
+            "quote",
+            "verify",
+            &q,
+            "--collateral",
+            &c,
+            "--root-ca",
+            &r,
+            "--format",
+            "json",
+        ])
+    };
+    let t = tmpdir("testkit-names-ok");
+    testkit(
+        &t,
+        &[
+            "--root-cn",
+            "Synthetic SGX Root CA",
+            "--pck-ca-cn",
+            "Synthetic SGX PCK Processor CA",
+            "--pck-cn",
+            "Synthetic SGX PCK Certificate",
+            "--tcb-signer-cn",
+            "Synthetic SGX TCB Signing",
+        ],
+    );
+    let out = verify(&t);
+    let j = stdout_json(&out);
+    assert_eq!(out.status.code(), Some(0), "{j}");
+    assert_eq!(j["verified"], true);
+
+    let t = tmpdir("testkit-names-bad");
+    testkit(&t, &["--tcb-signer-cn", "Foo"]);
+    let out = verify(&t);
+    assert_eq!(out.status.code(), Some(1));
+    let j = stdout_json(&out);
+    assert_eq!(j["error"], "untrusted-root");
+    assert_eq!(
+        j["message"],
+        "untrusted root: in the TCB info issuer chain, the TCB Signing certificate's common name \
+         \"Foo\" does not contain \"SGX TCB Signing\" (Intel QVL's name rule)"
+    );
+}
+
 #[test]
 fn testkit_rejects_bad_arguments() {
     let t = tmpdir("testkit-bad");
