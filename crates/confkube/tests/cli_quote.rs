@@ -187,6 +187,25 @@ fn batch_mode_one_result_per_line() {
             .contains("batch.jsonl:2: expected {\"quote\""),
         "{second}"
     );
+
+    // A line whose quote file is JSON (an attestation request) is an input error too.
+    let request = t.join("request.json");
+    std::fs::write(&request, r#"{"quote": "AwACAA"}"#).unwrap();
+    let line = serde_json::json!({"quote": request, "collateral": c});
+    std::fs::write(&batch, format!("{line}\n")).unwrap();
+    let out = confkube(&["quote", "verify", "--batch", batch.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let first: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let msg = first["input_error"].as_str().unwrap();
+    assert!(
+        msg.ends_with(&format!(
+            "batch.jsonl:1: quote {}: QUOTE looks like JSON (an attestation request?) — pass the \
+             quote bytes, or use the base64 text of its \"quote\" field (jq -r .quote FILE | \
+             confkube quote verify - …)",
+            request.display()
+        )),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -196,7 +215,53 @@ fn usage_and_input_errors_exit_2_and_name_the_input() {
     std::fs::write(&bad, "{}").unwrap();
     let q = t.join("q.bin");
     std::fs::write(&q, [3u8, 0, 2, 0]).unwrap();
+    let request = t.join("request.json");
+    std::fs::write(
+        &request,
+        r#"{"quote": "AwACAAAAAAA", "runtimeData": {"data": "aGk", "dataType": "Binary"}}"#,
+    )
+    .unwrap();
+    let pem = t.join("chain.pem");
+    std::fs::write(
+        &pem,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let text = t.join("notes.txt");
+    std::fs::write(&text, "my quote is attached\n").unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "quote",
+                "verify",
+                request.to_str().unwrap(),
+                "--collateral",
+                bad.to_str().unwrap(),
+            ],
+            "QUOTE looks like JSON (an attestation request?) — pass the quote bytes, or use the \
+             base64 text of its \"quote\" field (jq -r .quote FILE | confkube quote verify - …)",
+        ),
+        (
+            vec![
+                "quote",
+                "verify",
+                pem.to_str().unwrap(),
+                "--collateral",
+                bad.to_str().unwrap(),
+            ],
+            "QUOTE looks like PEM (CERTIFICATE) — pass the quote bytes, or hex or base64 text of \
+             them; certificates belong in --collateral or --root-ca",
+        ),
+        (
+            vec![
+                "quote",
+                "verify",
+                text.to_str().unwrap(),
+                "--collateral",
+                bad.to_str().unwrap(),
+            ],
+            "QUOTE is text but neither hex nor base64 (it starts with \"my quote is attached\")",
+        ),
         (
             vec![
                 "quote",

@@ -4,7 +4,6 @@
 //! Exit codes: 0 verified, 1 verification failed, 2 usage or I/O error.
 
 use anyhow::{Context, Result, anyhow, bail};
-use base64::Engine as _;
 use clap::{Args, Subcommand, ValueEnum};
 use dcap::{Collateral, TrustAnchor, VerifiedQuote, Verifier, VerifyOptions};
 use serde::Deserialize;
@@ -78,32 +77,11 @@ fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// Decodes a quote given as raw bytes, or as hex or base64 (standard or URL-safe) text.
-pub(crate) fn decode_quote_input(bytes: &[u8]) -> Vec<u8> {
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return bytes.to_vec();
-    };
-    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    if compact.is_empty() {
-        return bytes.to_vec();
-    }
-    let hex_body = compact.strip_prefix("0x").unwrap_or(&compact);
-    if hex_body.len().is_multiple_of(2)
-        && hex_body.bytes().all(|b| b.is_ascii_hexdigit())
-        && let Ok(b) = hex::decode(hex_body)
-    {
-        return b;
-    }
-    let engines = [
-        &base64::engine::general_purpose::STANDARD,
-        &base64::engine::general_purpose::URL_SAFE,
-        &base64::engine::general_purpose::STANDARD_NO_PAD,
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-    ];
-    engines
-        .iter()
-        .find_map(|e| e.decode(&compact).ok())
-        .unwrap_or_else(|| bytes.to_vec())
+/// Reads and decodes a quote file (raw, hex or base64); JSON, PEM or other text is a usage
+/// error naming the file.
+fn read_quote(path: &Path) -> Result<Vec<u8>> {
+    let bytes = read_input(path, "quote")?;
+    dcap::decode_quote_input(&bytes).with_context(|| format!("quote {}", path.display()))
 }
 
 fn read_input(path: &Path, what: &str) -> Result<Vec<u8>> {
@@ -224,7 +202,7 @@ fn run_verify(a: VerifyArgs) -> Result<ExitCode> {
     };
     let job = Job {
         label: quote_path.display().to_string(),
-        quote: decode_quote_input(&read_input(quote_path, "quote")?),
+        quote: read_quote(quote_path)?,
         collateral: load_collateral(coll_path)?,
         anchor: load_anchor(a.root_ca.as_deref())?,
         at: a.at.unwrap_or_else(now_unix),
@@ -271,7 +249,7 @@ fn batch_job(line: &str, base: &Path, default_at: Option<i64>) -> Result<Job> {
     let quote_path = base.join(&l.quote);
     Ok(Job {
         label: quote_path.display().to_string(),
-        quote: decode_quote_input(&read_input(&quote_path, "quote")?),
+        quote: read_quote(&quote_path)?,
         collateral: load_collateral(&base.join(&l.collateral))?,
         anchor: load_anchor(l.root_ca.map(|p| base.join(p)).as_deref())?,
         at,
@@ -336,19 +314,6 @@ pub(crate) fn run(args: QuoteArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quote_input_detection() {
-        let raw = vec![3u8, 0, 2, 0, 0xff, 0x10];
-        assert_eq!(decode_quote_input(&raw), raw);
-        assert_eq!(decode_quote_input(b"03000200ff10\n"), raw);
-        assert_eq!(decode_quote_input(b"0x03000200FF10"), raw);
-        assert_eq!(decode_quote_input(b"AwACAP8Q"), raw);
-        assert_eq!(decode_quote_input(b"AwACAP8Q\n"), raw);
-        assert_eq!(decode_quote_input(b"AwACAP8Q"), raw);
-        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0xfb, 0xff, 0xfe]);
-        assert_eq!(decode_quote_input(url.as_bytes()), vec![0xfb, 0xff, 0xfe]);
-    }
 
     #[test]
     fn times() {
