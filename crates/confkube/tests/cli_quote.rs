@@ -208,6 +208,61 @@ fn batch_mode_one_result_per_line() {
     );
 }
 
+/// A batch longer than one unit of work (64 lines) and than the read-ahead window: results
+/// come out in input order, one per line, whatever thread verified them.
+#[test]
+fn batch_results_keep_input_order_across_threads() {
+    let Some(root) = testdata::path("dcap") else {
+        return;
+    };
+    let t = tmpdir("batch-order");
+    let d = root.join("dcap-qvl-sgx");
+    let q = d.join("sgx_quote");
+    let c = d.join("sgx_quote_collateral.json");
+    let kinds = [
+        serde_json::json!({"quote": q, "collateral": c, "at": "2025-07-01T00:00:00Z"}).to_string(),
+        serde_json::json!({"quote": q, "collateral": c, "at": 1754006400}).to_string(),
+        r#"{"quote": 1}"#.to_string(),
+        serde_json::json!({"quote": q, "collateral": t.join("missing.json")}).to_string(),
+    ];
+    let n = 1000;
+    let text: String = (0..n).map(|i| format!("{}\n", kinds[i % 4])).collect();
+    let batch = t.join("batch.jsonl");
+    std::fs::write(&batch, text).unwrap();
+    let out = confkube(&["quote", "verify", "--batch", batch.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), n);
+    for (i, r) in lines.iter().enumerate() {
+        match i % 4 {
+            0 => assert_eq!(
+                r["tcb_status"], "ConfigurationAndSWHardeningNeeded",
+                "line {i}"
+            ),
+            1 => assert_eq!(r["error"], "collateral-expired", "line {i}"),
+            2 => assert!(
+                r["input_error"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("batch.jsonl:{}: expected {{\"quote\"", i + 1)),
+                "line {i}: {r}"
+            ),
+            _ => assert!(
+                r["input_error"].as_str().unwrap().contains(&format!(
+                    "batch.jsonl:{}: reading the collateral file {}",
+                    i + 1,
+                    t.join("missing.json").display()
+                )),
+                "line {i}: {r}"
+            ),
+        }
+    }
+}
+
 #[test]
 fn usage_and_input_errors_exit_2_and_name_the_input() {
     let t = tmpdir("usage");
