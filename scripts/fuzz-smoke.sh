@@ -35,6 +35,7 @@ if [ -z "$list" ]; then
 fi
 echo "fuzz-smoke: targets: ${targets[*]} (${secs}s each, ${jobs} at a time, sanitizer ${sanitizer})"
 start=$(date +%s)
+cargo +nightly fetch >/dev/null
 cargo +nightly fuzz build --sanitizer "$sanitizer"
 echo "fuzz-smoke: build took $(($(date +%s) - start))s"
 
