@@ -29,14 +29,6 @@ pub enum PatchError {
         /// The cause.
         source: kube::Error,
     },
-    /// A patch the builders produced is not a JSON patch (a bug).
-    #[error("node {node}: invalid JSON patch: {source}")]
-    Patch {
-        /// The node name.
-        node: String,
-        /// The cause.
-        source: serde_json::Error,
-    },
 }
 
 /// A kube client from `kubeconfig`, or the in-cluster service account when `None`.
@@ -67,13 +59,6 @@ pub struct Reconciled {
     pub capacity: bool,
 }
 
-fn json_patch(node: &str, ops: serde_json::Value) -> Result<json_patch::Patch, PatchError> {
-    serde_json::from_value(ops).map_err(|source| PatchError::Patch {
-        node: node.to_owned(),
-        source,
-    })
-}
-
 /// Reads the node and sends the patches that bring it to `want` (nothing when in sync).
 pub async fn reconcile(
     client: &kube::Client,
@@ -89,21 +74,17 @@ pub async fn reconcile(
         }
     };
     let node = api.get(node_name).await.map_err(api_err("get"))?;
-    let current = serde_json::to_value(&node).map_err(|source| PatchError::Patch {
-        node: node_name.to_owned(),
-        source,
-    })?;
     let mut done = Reconciled::default();
     let params = PatchParams::default();
-    if let Some(ops) = label_patch(&current, want) {
-        let patch: Patch<()> = Patch::Json(json_patch(node_name, ops)?);
+    if let Some(ops) = label_patch(&node, want) {
+        let patch: Patch<()> = Patch::Json(ops);
         api.patch(node_name, &params, &patch)
             .await
             .map_err(api_err("patch labels"))?;
         done.labels = true;
     }
-    if let Some(ops) = capacity_patch(&current, want) {
-        let patch: Patch<()> = Patch::Json(json_patch(node_name, ops)?);
+    if let Some(ops) = capacity_patch(&node, want) {
+        let patch: Patch<()> = Patch::Json(ops);
         api.patch_status(node_name, &params, &patch)
             .await
             .map_err(api_err("patch status capacity"))?;
