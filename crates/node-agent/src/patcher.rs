@@ -8,7 +8,7 @@ use crate::patch::{NodeFacts, capacity_patch, desired, label_patch};
 use crate::probe::DeviceNodes;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -16,11 +16,28 @@ use tokio::sync::watch;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PatchError {
-    /// No usable cluster configuration.
-    #[error("Kubernetes client configuration: {0}")]
-    Config(String),
+    /// `--kubeconfig` cannot be read or used.
+    #[error("Kubernetes client configuration: {path}")]
+    Kubeconfig {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: kube::config::KubeconfigError,
+    },
+    /// No `--kubeconfig` and no in-cluster service account.
+    #[error("not running in a cluster; pass --kubeconfig or run as a DaemonSet")]
+    InCluster {
+        /// The cause.
+        source: kube::config::InClusterError,
+    },
+    /// The client could not be built from the configuration.
+    #[error("Kubernetes client")]
+    Client {
+        /// The cause.
+        source: kube::Error,
+    },
     /// The API server refused or failed a request.
-    #[error("node {node}: {action}: {source}")]
+    #[error("node {node}: {action}")]
     Api {
         /// The node name.
         node: String,
@@ -35,19 +52,18 @@ pub enum PatchError {
 pub async fn client(kubeconfig: Option<&Path>) -> Result<kube::Client, PatchError> {
     let config = match kubeconfig {
         Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| PatchError::Config(format!("{}: {e}", path.display())))?;
+            let err = |source| PatchError::Kubeconfig {
+                path: path.to_owned(),
+                source,
+            };
+            let kc = kube::config::Kubeconfig::read_from(path).map_err(err)?;
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
-                .map_err(|e| PatchError::Config(format!("{}: {e}", path.display())))?
+                .map_err(err)?
         }
-        None => kube::Config::incluster().map_err(|e| {
-            PatchError::Config(format!(
-                "not running in a cluster ({e}); pass --kubeconfig or run as a DaemonSet"
-            ))
-        })?,
+        None => kube::Config::incluster().map_err(|source| PatchError::InCluster { source })?,
     };
-    kube::Client::try_from(config).map_err(|e| PatchError::Config(e.to_string()))
+    kube::Client::try_from(config).map_err(|source| PatchError::Client { source })
 }
 
 /// What one reconcile did.
@@ -114,7 +130,9 @@ pub async fn run_patcher(
                 "node patched"
             ),
             Ok(_) => tracing::debug!(node = %node_name, "node in sync"),
-            Err(e) => tracing::warn!(error = %e, "node patch failed; retrying at the next resync"),
+            Err(e) => {
+                tracing::warn!(error = %crate::Chain(&e), "node patch failed; retrying at the next resync")
+            }
         }
         tokio::select! {
             changed = health.changed() => if changed.is_err() { return },
