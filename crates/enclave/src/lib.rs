@@ -30,6 +30,7 @@
 //! The ELF reader is hand-written because only a few ELF64 fields are needed, must be read
 //! from a seekable stream without loading the image, and every error must carry its offset.
 
+pub mod config;
 pub mod key;
 pub mod measure;
 pub mod sdk;

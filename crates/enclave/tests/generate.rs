@@ -8,18 +8,33 @@
 //! generated metadata equals the one in `enclave.signed.so` (outside the SIGSTRUCT) and the
 //! MRENCLAVE matches.
 
+use enclave::config::EnclaveConfig;
 use enclave::sdk::SdkEnclave;
 use enclave::sdk_gen::{GenError, SdkConfig, generate};
 use std::io::Cursor;
 
+/// The layout settings of a vector's real `Enclave.config.xml`, read by `enclave::config`.
+fn vector_config(dir: &str) -> SdkConfig {
+    let xml = testdata::read(&format!("enclaves/{dir}/Enclave.config.xml")).unwrap();
+    EnclaveConfig::parse(std::str::from_utf8(&xml).unwrap())
+        .unwrap()
+        .sdk_config()
+        .unwrap()
+}
+
 fn enchecap_config() -> SdkConfig {
-    // Enclave.config.xml of the vector: TCSNum 10, TCSPolicy 1, StackMaxSize 0x40000,
-    // HeapMaxSize 0x100000; the rest are SDK defaults.
-    SdkConfig {
-        tcs_num: 10,
-        tcs_max_num: 10,
-        ..SdkConfig::default()
-    }
+    // TCSNum 10, TCSPolicy 1, StackMaxSize 0x40000, HeapMaxSize 0x100000; the rest are SDK
+    // defaults.
+    let c = vector_config("enchecap-sample-enclave");
+    assert_eq!(
+        c,
+        SdkConfig {
+            tcs_num: 10,
+            tcs_max_num: 10,
+            ..SdkConfig::default()
+        }
+    );
+    c
 }
 
 #[test]
@@ -63,6 +78,7 @@ fn enchecap_unsigned_matches_sgx_sign() {
         .unwrap();
     assert_eq!(
         d.to_hex(),
+        // = the ENCLAVEHASH sgx_sign wrote into enclave.signed.so (expected.json).
         "d0c4f2da0b8aba01b5f0a588f0aa45c910f2c9d53806777620f188f3ad4a5290"
     );
     assert_eq!((stats.pages_added, stats.pages_extended), (1004, 748));
@@ -151,7 +167,9 @@ fn swisstronik_2023_sdk_metadata_regenerated() {
     let mut cur = Cursor::new(&signed);
     let mut encl = SdkEnclave::read(&mut cur).unwrap();
     encl.blocks.clear();
-    let g = generate(&mut cur, &encl, &SdkConfig::default()).unwrap();
+    let cfg = vector_config("swisstronik-enclave");
+    assert_eq!(cfg, SdkConfig::default());
+    let g = generate(&mut cur, &encl, &cfg).unwrap();
     let m = 0xe0149usize;
     assert_eq!(g.block_offsets, vec![0, 0x1028, 0x2050]);
     for &o in &g.block_offsets {
@@ -171,6 +189,7 @@ fn swisstronik_2023_sdk_metadata_regenerated() {
         .unwrap();
     assert_eq!(
         d.to_hex(),
+        // = the ENCLAVEHASH sgx_sign wrote into the signed file (expected.json).
         "fb0c0ced20346be2772af710c55d2e1363d7c04fcced26d1dca9bb7ac57b5118"
     );
     assert_eq!((stats.pages_added, stats.pages_extended), (561, 305));
