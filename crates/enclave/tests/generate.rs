@@ -132,7 +132,7 @@ fn signing_unsigned_reproduces_sgx_sign_file_byte_for_byte() {
     let mut s = enclave::sigstruct::Sigstruct::new(d);
     s.date = 0x2021_0312;
     s.sign(&signer).unwrap();
-    g.set_sigstruct(&s);
+    g.set_sigstruct(&s).unwrap();
     let mut out = Vec::new();
     encl.write_with_metadata(&mut cur, &mut out, &g.bytes)
         .unwrap();
@@ -225,5 +225,74 @@ fn unknown_sdk_layout_is_refused() {
     assert_eq!(
         e.to_string(),
         "g_global_data is 1792 bytes: this SDK version's global_data_t layout is not supported (supported: 1656 and 1688 bytes, SDKs of 2021 and 2023); sign with that SDK's sgx_sign"
+    );
+}
+
+/// Issue 12 item 5: every size/offset computed from ELF fields is checked — a value out of
+/// range is an error naming the computation, never a debug panic or a wrapped MRENCLAVE.
+#[test]
+fn elf_values_out_of_range_are_errors() {
+    let Some(unsigned) = testdata::read("enclaves/enchecap-sample-enclave/enclave.so") else {
+        return;
+    };
+    let cfg = enchecap_config();
+    let mut cur = Cursor::new(&unsigned);
+    let encl = SdkEnclave::read(&mut cur).unwrap();
+    let gen_err = |e: &SdkEnclave, c: &SdkConfig| {
+        generate(&mut Cursor::new(&unsigned), e, c)
+            .unwrap_err()
+            .to_string()
+    };
+    // The highest PT_LOAD ends past 2^64.
+    let mut e = encl.clone();
+    let last = e.segments.iter_mut().max_by_key(|s| s.vaddr).unwrap();
+    last.memsz = u64::MAX - last.vaddr;
+    assert_eq!(
+        gen_err(&e, &cfg),
+        "end of the highest PT_LOAD (p_vaddr + p_memsz) overflows its field (ELF or configuration values out of range)"
+    );
+    // A PT_TLS whose size does not round to pages, and one whose page count exceeds u32.
+    let mut e = encl.clone();
+    e.tls = Some(enclave::sdk::LoadSegment {
+        offset: 0,
+        vaddr: 0,
+        filesz: 0,
+        memsz: u64::MAX,
+        flags: 4,
+    });
+    assert_eq!(
+        gen_err(&e, &cfg),
+        "PT_TLS p_memsz rounded to pages overflows its field (ELF or configuration values out of range)"
+    );
+    if let Some(t) = e.tls.as_mut() {
+        t.memsz = 1 << 50;
+    }
+    assert_eq!(
+        gen_err(&e, &cfg),
+        "PT_TLS pages overflows its field (ELF or configuration values out of range)"
+    );
+    // So many threads that the final guard's page count no longer fits layout_entry_t.
+    let many = SdkConfig {
+        tcs_num: 1,
+        tcs_max_num: u32::MAX,
+        ..cfg.clone()
+    };
+    assert_eq!(
+        gen_err(&encl, &many),
+        "final guard page count overflows its field (ELF or configuration values out of range)"
+    );
+    // The reader refuses such a segment in a file before anything is computed from it.
+    let phoff = u64::from_le_bytes(unsigned[0x20..0x28].try_into().unwrap()) as usize;
+    let rw = (0..8)
+        .map(|i| phoff + 56 * i)
+        .find(|&p| unsigned[p] == 1 && unsigned[p + 4] == 6)
+        .unwrap();
+    let mut b = unsigned.clone();
+    b[rw + 16..rw + 24].copy_from_slice(&(u64::MAX - 0x1000).to_le_bytes());
+    b[rw + 24..rw + 32].copy_from_slice(&(u64::MAX - 0x1000).to_le_bytes());
+    let err = SdkEnclave::read(&mut Cursor::new(&b)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "malformed ELF at offset 0x32668: p_vaddr + p_memsz overflows the address space"
     );
 }

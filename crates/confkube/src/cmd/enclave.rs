@@ -848,7 +848,7 @@ fn write_output(input: &Path, out: &Path, p: &Prepared, signed: &[Sigstruct]) ->
             match &p.generated {
                 Some(g) => {
                     let mut g = g.clone();
-                    g.set_sigstruct(signed.first().context("no SIGSTRUCT")?);
+                    g.set_sigstruct(signed.first().context("no SIGSTRUCT")?)?;
                     e.write_with_metadata(&mut r, &mut w, &g.bytes)
                 }
                 None => e.write_with_sigstructs(&mut r, &mut w, signed),
