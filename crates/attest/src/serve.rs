@@ -63,7 +63,10 @@ pub struct Server {
 
 impl Server {
     /// Checks the address rule (plain HTTP only on loopback) and binds `addr`.
-    pub async fn bind(addr: SocketAddr, tls: Option<Arc<ReloadingCert>>) -> Result<Self, ServeError> {
+    pub async fn bind(
+        addr: SocketAddr,
+        tls: Option<Arc<ReloadingCert>>,
+    ) -> Result<Self, ServeError> {
         check_plain_http(addr, tls.is_some())?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -71,7 +74,11 @@ impl Server {
                 addr,
                 message: e.to_string(),
             })?;
-        Ok(Self { listener, tls, addr })
+        Ok(Self {
+            listener,
+            tls,
+            addr,
+        })
     }
 
     /// The bound address (useful with port 0).
@@ -141,8 +148,11 @@ async fn read_body(
     let (parts, body) = req.into_parts();
     match http_guard::read_body(body, &limits).await {
         Ok(bytes) => {
-            next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)))
-                .await
+            next.run(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(bytes),
+            ))
+            .await
         }
         Err(e) => {
             let (status, code) = match &e {
@@ -169,7 +179,12 @@ pub async fn serve(
     let server = Server::bind(addr, tls).await?;
     on_bound(server.local_addr());
     server
-        .serve(router, Limits::default(), Arc::new(http_guard::Counts::default()), shutdown)
+        .serve(
+            router,
+            Limits::default(),
+            Arc::new(http_guard::Counts::default()),
+            shutdown,
+        )
         .await
 }
 

@@ -326,8 +326,7 @@ impl Conn {
         if self.first_read.swap(false, Ordering::Relaxed) && bytes.starts_with(b"PRI * HTTP/2") {
             self.h2.store(true, Ordering::Relaxed);
         }
-        if self.awaiting_bytes.swap(false, Ordering::Relaxed) && !self.h2.load(Ordering::Relaxed)
-        {
+        if self.awaiting_bytes.swap(false, Ordering::Relaxed) && !self.h2.load(Ordering::Relaxed) {
             self.activity.send_modify(|a| {
                 if a.busy == 0 {
                     a.phase = Phase::Header;
@@ -339,7 +338,8 @@ impl Conn {
 
     fn request_started(&self) {
         self.busy.fetch_add(1, Ordering::Relaxed);
-        self.activity.send_modify(|a| a.busy = a.busy.saturating_add(1));
+        self.activity
+            .send_modify(|a| a.busy = a.busy.saturating_add(1));
     }
 
     fn request_done(&self) {
@@ -703,10 +703,18 @@ where
             () = &mut evicted => return,
             why = dog => {
                 self.registered.events.closed(why);
+                if why == Closed::HeaderTimeout {
+                    // Half a request is buffered: hyper would wait for the rest.
+                    return;
+                }
+                // Idle: HTTP/1.1 closes at once, HTTP/2 sends GOAWAY first.
                 served.as_mut().graceful_shutdown();
                 None
             }
             () = drained(&mut self.drain) => {
+                if conn.busy.load(Ordering::Relaxed) == 0 {
+                    return;
+                }
                 served.as_mut().graceful_shutdown();
                 tokio::select! {
                     r = &mut served => Some(r),

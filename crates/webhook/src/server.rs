@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
+pub use http_guard::Limits;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, header};
-pub use http_guard::Limits;
 use kube_sgx::Config;
 use kube_sgx::admission::{self, Endpoint, Outcome};
 use prometheus_client::registry::Registry;
@@ -353,8 +353,10 @@ async fn admit(
             format!("request body is larger than the {max}-byte limit (--body-limit)"),
         );
         if req.version() <= hyper::Version::HTTP_11 {
-            resp.headers_mut()
-                .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            resp.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
         }
         return resp;
     }

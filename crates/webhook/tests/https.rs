@@ -368,7 +368,10 @@ async fn bad_requests_get_400_with_a_message() {
     let mut resp = Vec::new();
     let _ = tls.read_to_end(&mut resp).await;
     let resp = String::from_utf8(resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 413 Payload Too Large\r\n"), "{resp}");
+    assert!(
+        resp.starts_with("HTTP/1.1 413 Payload Too Large\r\n"),
+        "{resp}"
+    );
     assert!(
         resp.ends_with("\r\n\r\nrequest body is larger than the 4096-byte limit (--body-limit)\n"),
         "{resp}"
