@@ -27,6 +27,7 @@ mod anchor;
 mod cache;
 mod collateral;
 mod error;
+mod input;
 mod report;
 mod tcb;
 mod tdx;
@@ -37,6 +38,7 @@ pub use anchor::{AnchorError, INTEL_SGX_ROOT_CA_PUBLIC_KEY, TrustAnchor};
 pub use cache::{CacheLimits, CacheStats, Verifier, verify};
 pub use collateral::{Collateral, CollateralError, QuoteCollateralV3};
 pub use error::VerifyError;
+pub use input::{QuoteInputError, decode_quote_input};
 pub use report::{dcap_success_json, failure_json, success_json, tdx_success_json};
 pub use tcb::{QeIdentity, QeTcbLevel, TcbInfo, TcbJsonError, TcbLevel, TcbStatus};
 pub use tdx::{
