@@ -504,8 +504,8 @@ impl fmt::Debug for Issued {
 
 /// rcgen could not build a certificate.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot generate the certificate: {0}")]
-pub struct IssueError(String);
+#[error("cannot generate the certificate")]
+pub struct IssueError(#[source] rcgen::Error);
 
 /// Makes a CA and a serving certificate for `name`, valid from `now` (less five minutes) for
 /// `validity`. `previous_ca` is the old `ca.crt`: its first certificate is kept after the new
@@ -516,7 +516,7 @@ pub fn issue(
     now: OffsetDateTime,
     previous_ca: Option<&[u8]>,
 ) -> Result<Issued, IssueError> {
-    let err = |e: rcgen::Error| IssueError(e.to_string());
+    let err = IssueError;
     let now = now.replace_nanosecond(0).unwrap_or(now);
     let not_before = now.saturating_sub(BACKDATE);
     let not_after = now.saturating_add(validity);

@@ -860,8 +860,16 @@ async fn unreadable_kubeconfig_is_a_usage_error() {
         .err()
         .unwrap();
     assert!(err.is_usage());
+    // The message names what failed and exposes the cause as its source, never both.
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        assert!(!text.contains(&s.to_string()), "{text} repeats {s}");
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
     assert_eq!(
-        err.to_string(),
+        text,
         "Kubernetes client configuration: cannot read --kubeconfig /nonexistent/kubeconfig: No \
          such file or directory (os error 2)"
     );

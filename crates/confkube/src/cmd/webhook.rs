@@ -192,8 +192,9 @@ fn certgen(args: CertgenArgs) -> ExitCode {
     match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("confkube webhook certgen: {e}");
-            ExitCode::from(if e.is_usage() { 2 } else { 1 })
+            let code = if e.is_usage() { 2 } else { 1 };
+            eprintln!("confkube webhook certgen: {:#}", anyhow::Error::from(e));
+            ExitCode::from(code)
         }
     }
 }

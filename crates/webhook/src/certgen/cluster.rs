@@ -6,7 +6,7 @@
 //! GET requests.
 
 use std::fmt::{self, Debug};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
@@ -174,9 +174,37 @@ pub struct Outcome {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CertgenError {
-    /// No usable cluster configuration (a usage error).
-    #[error("Kubernetes client configuration: {0}")]
-    Config(String),
+    /// `--kubeconfig` cannot be read (a usage error).
+    #[error("Kubernetes client configuration: cannot read --kubeconfig {}", path.display())]
+    KubeconfigRead {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// `--kubeconfig` cannot be used (a usage error).
+    #[error("Kubernetes client configuration: {}", path.display())]
+    Kubeconfig {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: kube::config::KubeconfigError,
+    },
+    /// No `--kubeconfig`, none in the environment and no pod service account (a usage error).
+    #[error(
+        "Kubernetes client configuration: no kubeconfig and not running in a pod; pass \
+         --kubeconfig"
+    )]
+    Infer {
+        /// The cause.
+        source: kube::config::InferConfigError,
+    },
+    /// The client could not be built from the configuration (a usage error).
+    #[error("Kubernetes client configuration")]
+    Client {
+        /// The cause.
+        source: kube::Error,
+    },
     /// The API server refused or failed a request.
     #[error("{object}: {verb}: {}{}", api_cause(.error), hint_suffix(.error, .hint))]
     Api {
@@ -232,11 +260,12 @@ pub enum CertgenError {
         found: String,
     },
     /// The certificate could not be generated.
-    #[error("{object}: {error}")]
+    #[error("{object}")]
     Issue {
         /// The object.
         object: String,
         /// The cause.
+        #[source]
         error: IssueError,
     },
 }
@@ -244,7 +273,13 @@ pub enum CertgenError {
 impl CertgenError {
     /// Whether this is a usage error (bad `--kubeconfig`, no cluster to talk to).
     pub fn is_usage(&self) -> bool {
-        matches!(self, Self::Config(_))
+        matches!(
+            self,
+            Self::KubeconfigRead { .. }
+                | Self::Kubeconfig { .. }
+                | Self::Infer { .. }
+                | Self::Client { .. }
+        )
     }
 }
 
@@ -306,25 +341,28 @@ fn hint_suffix(error: &kube::Error, hint: &str) -> String {
 pub async fn client(kubeconfig: Option<&Path>) -> Result<kube::Client, CertgenError> {
     let config = match kubeconfig {
         Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| {
-                CertgenError::Config(match e {
-                    kube::config::KubeconfigError::ReadConfig(io, _) => {
-                        format!("cannot read --kubeconfig {}: {io}", path.display())
+            let unusable = |source| CertgenError::Kubeconfig {
+                path: path.to_owned(),
+                source,
+            };
+            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| match e {
+                kube::config::KubeconfigError::ReadConfig(source, _) => {
+                    CertgenError::KubeconfigRead {
+                        path: path.to_owned(),
+                        source,
                     }
-                    other => format!("{}: {other}", path.display()),
-                })
+                }
+                other => unusable(other),
             })?;
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
-                .map_err(|e| CertgenError::Config(format!("{}: {e}", path.display())))?
+                .map_err(unusable)?
         }
-        None => kube::Config::infer().await.map_err(|e| {
-            CertgenError::Config(format!(
-                "no kubeconfig and not running in a pod ({e}); pass --kubeconfig"
-            ))
-        })?,
+        None => kube::Config::infer()
+            .await
+            .map_err(|source| CertgenError::Infer { source })?,
     };
-    kube::Client::try_from(config).map_err(|e| CertgenError::Config(e.to_string()))
+    kube::Client::try_from(config).map_err(|source| CertgenError::Client { source })
 }
 
 /// Makes sure the Secret holds a certificate valid for the Service and that the named webhook
