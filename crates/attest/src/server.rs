@@ -431,7 +431,7 @@ pub(crate) async fn attest_claims(
     let now = s.now();
     let verify_failed = |e: dcap::VerifyError| {
         s.outcome(e.code(), "");
-        problem(StatusCode::BAD_REQUEST, e.code(), e.to_string(), None)
+        problem(StatusCode::BAD_REQUEST, e.code(), e.full_message(), None)
     };
     let platform = s.platform_of(&quote).map_err(verify_failed)?;
     let collateral = s.collateral.collateral(&platform, now).await.map_err(|e| {

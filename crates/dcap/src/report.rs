@@ -38,9 +38,10 @@ pub fn success_json(v: &VerifiedQuote) -> Value {
     out
 }
 
-/// `{"verified": false, "error": CODE, "message": "..."}`.
+/// `{"verified": false, "error": CODE, "message": "..."}`; the message includes the error's
+/// sources ([`VerifyError::full_message`]).
 pub fn failure_json(e: &VerifyError) -> Value {
-    json!({"verified": false, "error": e.code(), "message": e.to_string()})
+    json!({"verified": false, "error": e.code(), "message": e.full_message()})
 }
 
 /// The JSON result of a verified TDX quote: `{"verified": true, "tee": "tdx", "tcb_status",

@@ -187,7 +187,7 @@ fn print_result(
             Err(e) => {
                 writeln!(out, "NOT VERIFIED  {label}")?;
                 writeln!(out, "  error           {}", e.code())?;
-                writeln!(out, "  message         {e}")
+                writeln!(out, "  message         {}", e.full_message())
             }
         },
     }
