@@ -195,10 +195,10 @@ pub fn review(endpoint: Endpoint, body: &[u8], config: &Config) -> Result<Review
 
 /// `patch` preceded by the creation of an empty `/metadata`.
 fn with_metadata(patch: Patch) -> Patch {
-    let mut ops = vec![crate::PatchOp::Add {
-        path: "/metadata".to_owned(),
+    let mut ops = vec![json_patch::PatchOperation::Add(json_patch::AddOperation {
+        path: jsonptr::PointerBuf::from_tokens(["metadata"]),
         value: serde_json::Value::Object(serde_json::Map::new()),
-    }];
+    })];
     ops.extend(patch.0);
     Patch(ops)
 }
@@ -311,7 +311,7 @@ fn allowed_body(uid: &str, patch: Option<&Patch>) -> Vec<u8> {
     out.extend_from_slice(br#","allowed":true"#);
     if let Some(patch) = patch {
         out.extend_from_slice(br#","patchType":"JSONPatch","patch":""#);
-        let json = serde_json::to_vec(patch.ops()).unwrap_or_default();
+        let json = serde_json::to_vec(patch).unwrap_or_default();
         let start = out.len();
         out.resize(
             start + base64::encoded_len(json.len(), true).unwrap_or(0),

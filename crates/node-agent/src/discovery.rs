@@ -339,7 +339,7 @@ mod tests {
         );
         assert!(
             err.to_string()
-                .starts_with(&format!("cannot read {}: ", p.display()))
+                .starts_with(&format!("cannot read {}", p.display()))
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
