@@ -137,6 +137,8 @@ pub struct Service {
     /// TCB evaluation data numbers of the collateral served (`/tcbbaselines`), with the newest
     /// TCB date of each, and the digests of the collateral already looked at.
     tcb_numbers: Mutex<TcbNumbers>,
+    /// Secret release (`crate::secrets`), when enabled.
+    pub(crate) secrets: std::sync::OnceLock<Arc<crate::secrets::Secrets>>,
 }
 
 #[derive(Default)]
@@ -260,6 +262,7 @@ impl Service {
             metrics,
             platforms: Mutex::new(HashMap::new()),
             reload: Mutex::new(reload),
+            secrets: std::sync::OnceLock::new(),
             issuers: Vec::new(),
             tcb_numbers: Mutex::new(TcbNumbers::default()),
         }
@@ -400,7 +403,7 @@ impl Service {
             .inc();
     }
 
-    fn admin_ok(&self, headers: &HeaderMap) -> bool {
+    pub(crate) fn admin_ok(&self, headers: &HeaderMap) -> bool {
         let Some(token) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -451,7 +454,7 @@ pub fn problem(
     resp
 }
 
-fn body_problem(r: BytesRejection) -> Response {
+pub(crate) fn body_problem(r: BytesRejection) -> Response {
     let status = r.status();
     let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
         "request-too-large"
@@ -570,6 +573,51 @@ async fn attest_inner(
     body: &[u8],
     issuer: &str,
 ) -> Result<String, Response> {
+    let a = attest_claims_as(s, kind, body, issuer, true).await?;
+    let ring = if a.draft { &s.draft_keys } else { &s.keys };
+    let jku = format!("{issuer}/certs");
+    ring.sign(&a.claims, Some(&jku)).map_err(|e| {
+        problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "signing-failed",
+            e.to_string(),
+            None,
+        )
+    })
+}
+
+/// A verified attestation's token claims, before signing.
+pub(crate) struct Attested {
+    pub(crate) claims: Value,
+    draft: bool,
+}
+
+/// Decodes, verifies, binds and appraises an `AttestSgxEnclaveRequest` for the default issuer:
+/// the token's claims (counted as `verified`). `allow_draft` = false refuses
+/// `draftPolicyForAttestation` (secret release).
+pub(crate) async fn attest_claims(
+    s: &Service,
+    body: &[u8],
+    allow_draft: bool,
+) -> Result<Attested, Response> {
+    attest_claims_as(
+        s,
+        RequestShape::SgxEnclave,
+        body,
+        &s.cfg.issuer,
+        allow_draft,
+    )
+    .await
+}
+
+/// [`attest_claims`] for either request shape and a given issuer.
+async fn attest_claims_as(
+    s: &Service,
+    kind: RequestShape,
+    body: &[u8],
+    issuer: &str,
+    allow_draft: bool,
+) -> Result<Attested, Response> {
     let (req, quote) = match kind {
         RequestShape::SgxEnclave => {
             let req: AttestRequest = serde_json::from_slice(body).map_err(|e| {
@@ -605,6 +653,11 @@ async fn attest_inner(
         .map(|d| claims::decode_data("initTimeData", d))
         .transpose()
         .map_err(|e| bad_request(&e))?;
+    if !allow_draft && req.draft_policy_for_attestation.is_some() {
+        return Err(bad_request(&RequestError::Invalid(
+            "draftPolicyForAttestation cannot be used to release a secret".into(),
+        )));
+    }
     let draft = req
         .draft_policy_for_attestation
         .as_deref()
@@ -683,22 +736,11 @@ async fn attest_inner(
         draft: draft.is_some(),
     };
     let c = claims::claims(&verified, &ctx);
-    let ring = if draft.is_some() {
-        &s.draft_keys
-    } else {
-        &s.keys
-    };
-    let jku = format!("{issuer}/certs");
-    let token = ring.sign(&c, Some(&jku)).map_err(|e| {
-        problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "signing-failed",
-            e.to_string(),
-            None,
-        )
-    })?;
     s.outcome("verified", tcb);
-    Ok(token)
+    Ok(Attested {
+        claims: c,
+        draft: draft.is_some(),
+    })
 }
 
 async fn certs(State(s): State<Arc<Service>>, headers: HeaderMap) -> Response {
@@ -809,7 +851,7 @@ async fn metrics(State(s): State<Arc<Service>>) -> Response {
     resp
 }
 
-fn unauthorized() -> Response {
+pub(crate) fn unauthorized() -> Response {
     let mut r = problem(
         StatusCode::UNAUTHORIZED,
         "unauthorized",
@@ -1041,6 +1083,7 @@ pub fn router(s: Arc<Service>) -> Router {
         .route("/metrics", get(metrics))
         .route("/policies/SgxEnclave", get(get_policy).put(put_policy))
         .route("/admin/keys/rotate", post(rotate_keys))
+        .merge(crate::secrets::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(s.clone(), track))
         .layer(DefaultBodyLimit::max(s.cfg.body_limit))
