@@ -185,9 +185,11 @@ pub fn decode_data(field: &str, d: &RuntimeData) -> Result<Data, RequestError> {
     let json = match d.data_type.as_deref() {
         None => None,
         Some(t) if t.eq_ignore_ascii_case("Binary") => None,
-        Some(t) if t.eq_ignore_ascii_case("JSON") => Some(serde_json::from_slice(&bytes).map_err(|e| {
-            RequestError::Invalid(format!("{field}.data is declared JSON but is not: {e}"))
-        })?),
+        Some(t) if t.eq_ignore_ascii_case("JSON") => {
+            Some(serde_json::from_slice(&bytes).map_err(|e| {
+                RequestError::Invalid(format!("{field}.data is declared JSON but is not: {e}"))
+            })?)
+        }
         Some(other) => {
             return Err(RequestError::Invalid(format!(
                 "{field}.dataType {other:?} is not Binary or JSON"

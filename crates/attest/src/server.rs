@@ -131,14 +131,14 @@ pub struct Service {
     pub(crate) metrics: Metrics,
     platforms: Mutex<HashMap<Box<[u8]>, PckPlatform>>,
     pub(crate) reload: Mutex<ReloadState>,
+    /// Secret release (`crate::secrets`), when enabled.
+    pub(crate) secrets: std::sync::OnceLock<Arc<crate::secrets::Secrets>>,
     /// Every issuer the service answers as: `cfg.issuer` first, then
     /// [`Service::with_issuers`]'s, each with the `host[:port]` clients dial for it.
     issuers: Vec<(String, String)>,
     /// TCB evaluation data numbers of the collateral served (`/tcbbaselines`), with the newest
     /// TCB date of each, and the digests of the collateral already looked at.
     tcb_numbers: Mutex<TcbNumbers>,
-    /// Secret release (`crate::secrets`), when enabled.
-    pub(crate) secrets: std::sync::OnceLock<Arc<crate::secrets::Secrets>>,
 }
 
 #[derive(Default)]
@@ -503,7 +503,7 @@ fn check_api_version(q: &HashMap<String, String>, required: bool) -> Option<Resp
 
 /// Which MAA request shape a body is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RequestShape {
+pub(crate) enum RequestShape {
     /// `AttestSgxEnclaveRequest`: `quote`.
     SgxEnclave,
     /// `AttestOpenEnclaveRequest`: `report` (Open Enclave header + quote).
@@ -573,7 +573,7 @@ async fn attest_inner(
     body: &[u8],
     issuer: &str,
 ) -> Result<String, Response> {
-    let a = attest_claims_as(s, kind, body, issuer, true).await?;
+    let a = attest_claims(s, kind, body, issuer, true).await?;
     let ring = if a.draft { &s.draft_keys } else { &s.keys };
     let jku = format!("{issuer}/certs");
     ring.sign(&a.claims, Some(&jku)).map_err(|e| {
@@ -592,26 +592,10 @@ pub(crate) struct Attested {
     draft: bool,
 }
 
-/// Decodes, verifies, binds and appraises an `AttestSgxEnclaveRequest` for the default issuer:
-/// the token's claims (counted as `verified`). `allow_draft` = false refuses
+/// Decodes, verifies, binds and appraises an attestation request of shape `kind`: the token's
+/// claims for `issuer` (counted as `verified`). `allow_draft` = false refuses
 /// `draftPolicyForAttestation` (secret release).
 pub(crate) async fn attest_claims(
-    s: &Service,
-    body: &[u8],
-    allow_draft: bool,
-) -> Result<Attested, Response> {
-    attest_claims_as(
-        s,
-        RequestShape::SgxEnclave,
-        body,
-        &s.cfg.issuer,
-        allow_draft,
-    )
-    .await
-}
-
-/// [`attest_claims`] for either request shape and a given issuer.
-async fn attest_claims_as(
     s: &Service,
     kind: RequestShape,
     body: &[u8],

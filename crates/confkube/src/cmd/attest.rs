@@ -168,6 +168,22 @@ struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     body_limit: usize,
+    /// Secret release: the key-encryption key sealing stored secret values (32 random bytes in
+    /// base64; generated 0600 on first start when absent). Default: DATA_DIR/secrets.kek.
+    #[arg(long, value_name = "FILE", conflicts_with = "secrets_dir")]
+    secrets_kek_file: Option<PathBuf>,
+    /// Secret release from mounted files instead of the store: one file per secret, named after
+    /// it (a Kubernetes Secret); PUT/DELETE /secrets are then refused. Re-read every
+    /// --config-reload-interval seconds.
+    #[arg(long, value_name = "DIR", requires = "secrets_policy_file")]
+    secrets_dir: Option<PathBuf>,
+    /// The release policies of --secrets-dir: JSON {"<name>": {"policy": {...},
+    /// "contentType"?: str, "version"?: N}} (a ConfigMap).
+    #[arg(long, value_name = "FILE", requires = "secrets_dir")]
+    secrets_policy_file: Option<PathBuf>,
+    /// Releases allowed per attestation token (jti) within its lifetime. Default: unlimited.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    secrets_max_releases_per_token: Option<u32>,
     /// Demo mode: generate (once) a test PKI, collateral and a quote under DATA_DIR/demo, and
     /// trust that demo root. Never use it for real enclaves.
     #[arg(long, conflicts_with_all = ["root_ca", "collateral_dir", "pccs_url"])]
@@ -281,6 +297,44 @@ fn admin_token(a: &ServeArgs) -> Result<(String, Option<PathBuf>)> {
     let t = hex::encode(b);
     write_private(&path, &t)?;
     Ok((t, Some(path)))
+}
+
+fn reload_every_secs(a: &ServeArgs) -> Duration {
+    Duration::from_secs(a.config_reload_interval)
+}
+
+/// Secret release: from --secrets-dir/--secrets-policy-file (polled), else the store with the
+/// KEK file.
+fn enable_secrets(
+    a: &ServeArgs,
+    service: &Arc<Service>,
+    store: &Arc<attest::store::Store>,
+    every: Duration,
+) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    use attest::secrets::{Secrets, kek::Kek, model};
+    let (backend, watch) = match (&a.secrets_dir, &a.secrets_policy_file) {
+        (Some(dir), Some(policy_file)) => {
+            let cfg = model::FileConfig {
+                dir: dir.clone(),
+                policy_file: policy_file.clone(),
+            };
+            let files = model::FileBackend::load(cfg).context("loading the secrets files")?;
+            (model::Backend::Files(files), true)
+        }
+        _ => {
+            let path = a
+                .secrets_kek_file
+                .clone()
+                .unwrap_or_else(|| a.data_dir.join("secrets.kek"));
+            let kek = Kek::load_or_generate(&path)?;
+            (
+                model::Backend::Store(model::StoreBackend::new(store.clone(), kek)),
+                false,
+            )
+        }
+    };
+    service.enable_secrets(Secrets::new(backend, a.secrets_max_releases_per_token))?;
+    Ok(watch.then(|| tokio::spawn(attest::secrets::watch(service.clone(), every))))
 }
 
 struct Demo {
@@ -438,6 +492,7 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
             .context("starting the attestation service")?
             .with_issuers(a.issuer.iter().skip(1).cloned().collect()),
     );
+    let secrets_watcher = enable_secrets(&a, &service, &store, reload_every_secs(&a))?;
     let tls = match (&a.tls_cert, &a.tls_key) {
         (Some(cert), Some(key)) => {
             let files = CertFiles {
@@ -524,7 +579,10 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
         shutdown,
     )
     .await?;
-    for w in [watcher, tls_watcher].into_iter().flatten() {
+    for w in [watcher, tls_watcher, secrets_watcher]
+        .into_iter()
+        .flatten()
+    {
         w.abort();
     }
     Ok(ExitCode::SUCCESS)
