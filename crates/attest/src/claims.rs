@@ -17,9 +17,10 @@ const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RuntimeData {
     /// base64url of the data.
+    #[serde(alias = "Data")]
     pub data: String,
-    /// How to read the data in claims.
-    #[serde(default)]
+    /// How to read the data in claims (`Binary` or `JSON`, any letter case).
+    #[serde(default, alias = "DataType")]
     pub data_type: Option<String>,
 }
 
@@ -27,19 +28,21 @@ pub struct RuntimeData {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AttestRequest {
-    /// base64url of the raw SGX quote.
+    /// base64url of the raw SGX quote. (Field names are also accepted in PascalCase, as
+    /// Azure Attestation accepts them: some MAA clients send `Quote`, `RuntimeData`.)
+    #[serde(alias = "Quote")]
     pub quote: String,
     /// Data the enclave bound into report_data[0..32] as its SHA-256.
-    #[serde(default)]
+    #[serde(default, alias = "RuntimeData")]
     pub runtime_data: Option<RuntimeData>,
     /// Data the enclave was initialised with, bound as SHA-256 into CONFIGID[0..32].
-    #[serde(default)]
+    #[serde(default, alias = "InitTimeData")]
     pub init_time_data: Option<RuntimeData>,
     /// A policy to try instead of the stored one; the token is then not verifiable with JWKS.
-    #[serde(default)]
+    #[serde(default, alias = "DraftPolicyForAttestation")]
     pub draft_policy_for_attestation: Option<String>,
     /// Echoed in the token.
-    #[serde(default)]
+    #[serde(default, alias = "Nonce")]
     pub nonce: Option<String>,
 }
 
@@ -48,18 +51,19 @@ pub struct AttestRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AttestOpenEnclaveRequest {
     /// base64(url) of the Open Enclave report: a 16-byte `oe_report_header_t` and the SGX quote.
+    #[serde(alias = "Report")]
     pub report: String,
     /// As in [`AttestRequest`].
-    #[serde(default)]
+    #[serde(default, alias = "RuntimeData")]
     pub runtime_data: Option<RuntimeData>,
     /// As in [`AttestRequest`].
-    #[serde(default)]
+    #[serde(default, alias = "InitTimeData")]
     pub init_time_data: Option<RuntimeData>,
     /// As in [`AttestRequest`].
-    #[serde(default)]
+    #[serde(default, alias = "DraftPolicyForAttestation")]
     pub draft_policy_for_attestation: Option<String>,
     /// Echoed in the token.
-    #[serde(default)]
+    #[serde(default, alias = "Nonce")]
     pub nonce: Option<String>,
 }
 
@@ -179,10 +183,13 @@ pub struct Data {
 pub fn decode_data(field: &str, d: &RuntimeData) -> Result<Data, RequestError> {
     let bytes = decode_b64(&format!("{field}.data"), &d.data)?;
     let json = match d.data_type.as_deref() {
-        None | Some("Binary") => None,
-        Some("JSON") => Some(serde_json::from_slice(&bytes).map_err(|e| {
-            RequestError::Invalid(format!("{field}.data is declared JSON but is not: {e}"))
-        })?),
+        None => None,
+        Some(t) if t.eq_ignore_ascii_case("Binary") => None,
+        Some(t) if t.eq_ignore_ascii_case("JSON") => {
+            Some(serde_json::from_slice(&bytes).map_err(|e| {
+                RequestError::Invalid(format!("{field}.data is declared JSON but is not: {e}"))
+            })?)
+        }
         Some(other) => {
             return Err(RequestError::Invalid(format!(
                 "{field}.dataType {other:?} is not Binary or JSON"
