@@ -19,7 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use dcap::{Collateral, PckPlatform, TrustAnchor, Verifier, VerifyOptions};
+use dcap::{Collateral, PckPlatform, TrustAnchor, VerifiedDcapQuote, Verifier, VerifyOptions};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::future::Future;
@@ -241,14 +241,27 @@ impl Service {
 
     /// The platform of a quote, remembered by its exact PCK chain bytes.
     fn platform_of(&self, quote: &[u8]) -> Result<PckPlatform, dcap::VerifyError> {
-        let parsed = sgx_types::Quote::parse(quote)?;
-        let chain = parsed.signature.certification_data.data.as_slice();
+        let parsed = sgx_types::DcapQuote::parse(quote)?;
+        let chain = match &parsed {
+            sgx_types::DcapQuote::Tdx(q) => q.signature.certification_data.data.as_slice(),
+            sgx_types::DcapQuote::Sgx(q) => q.signature.certification_data.data.as_slice(),
+            _ => {
+                return Err(dcap::VerifyError::UnsupportedQuoteVersion(
+                    "a quote of an unknown TEE".into(),
+                ));
+            }
+        };
         let mut map = self
             .platforms
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The chain identifies the platform; the TEE is the quote's own (an SGX enclave and a
+        // TD on one host share the PCK chain).
+        let tdx = matches!(parsed, sgx_types::DcapQuote::Tdx(_));
         if let Some(p) = map.get(chain) {
-            return Ok(p.clone());
+            let mut p = p.clone();
+            p.tdx = tdx;
+            return Ok(p);
         }
         // Only chains that lead to the anchor select collateral: a forged quote cannot make the
         // service fetch collateral for arbitrary FMSPCs.
@@ -328,6 +341,34 @@ async fn attest(
     Query(q): Query<HashMap<String, String>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    attest_tee(&s, &q, body, Tee::Sgx).await
+}
+
+/// `POST /attest/TdxVm` (MAA 2025-06-01 `AttestTdxVmRequest`: `quote`, `runtimeData`,
+/// `initTimeData`, `nonce`): a TDX quote, a token with MAA's TDX claims.
+async fn attest_tdx(
+    State(s): State<Arc<Service>>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    attest_tee(&s, &q, body, Tee::Tdx).await
+}
+
+/// The TEE an attestation route takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tee {
+    /// `/attest/SgxEnclave`.
+    Sgx,
+    /// `/attest/TdxVm`.
+    Tdx,
+}
+
+async fn attest_tee(
+    s: &Service,
+    q: &HashMap<String, String>,
+    body: Result<Bytes, BytesRejection>,
+    tee: Tee,
+) -> Response {
     match q.get("api-version").map(String::as_str) {
         Some(v) if API_VERSIONS.contains(&v) => {}
         Some(v) => {
@@ -354,7 +395,7 @@ async fn attest(
         Ok(b) => b,
         Err(r) => return body_problem(r),
     };
-    match attest_inner(&s, &body).await {
+    match attest_inner(s, &body, tee).await {
         Ok(token) => (StatusCode::OK, Json(json!({ "token": token }))).into_response(),
         Err(resp) => resp,
     }
@@ -364,8 +405,8 @@ fn bad_request(e: &RequestError) -> Response {
     problem(StatusCode::BAD_REQUEST, e.code(), e.to_string(), None)
 }
 
-async fn attest_inner(s: &Service, body: &[u8]) -> Result<String, Response> {
-    let a = attest_claims(s, body, true).await?;
+async fn attest_inner(s: &Service, body: &[u8], tee: Tee) -> Result<String, Response> {
+    let a = attest_claims_for(s, body, true, Some(tee)).await?;
     let ring = if a.draft { &s.draft_keys } else { &s.keys };
     let jku = format!("{}/certs", s.cfg.issuer.trim_end_matches('/'));
     ring.sign(&a.claims, Some(&jku)).map_err(|e| {
@@ -390,6 +431,16 @@ pub(crate) async fn attest_claims(
     s: &Service,
     body: &[u8],
     allow_draft: bool,
+) -> Result<Attested, Response> {
+    attest_claims_for(s, body, allow_draft, None).await
+}
+
+/// [`attest_claims`] for the TEE of a route (`None`: either TEE).
+pub(crate) async fn attest_claims_for(
+    s: &Service,
+    body: &[u8],
+    allow_draft: bool,
+    tee: Option<Tee>,
 ) -> Result<Attested, Response> {
     let req: AttestRequest = serde_json::from_slice(body).map_err(|e| {
         bad_request(&RequestError::Invalid(format!(
@@ -434,6 +485,19 @@ pub(crate) async fn attest_claims(
         problem(StatusCode::BAD_REQUEST, e.code(), e.to_string(), None)
     };
     let platform = s.platform_of(&quote).map_err(verify_failed)?;
+    match (tee, platform.tdx) {
+        (Some(Tee::Sgx), true) => {
+            return Err(verify_failed(dcap::VerifyError::UnsupportedQuoteVersion(
+                "this is a TDX quote: attest it at /attest/TdxVm".into(),
+            )));
+        }
+        (Some(Tee::Tdx), false) => {
+            return Err(verify_failed(dcap::VerifyError::UnsupportedQuoteVersion(
+                "this is an SGX quote, not a TDX quote: attest it at /attest/SgxEnclave".into(),
+            )));
+        }
+        _ => {}
+    }
     let collateral = s.collateral.collateral(&platform, now).await.map_err(|e| {
         let (status, code) = match &e {
             ProviderError::NotFound { .. } => {
@@ -448,18 +512,26 @@ pub(crate) async fn attest_claims(
     })?;
     let verified = s
         .verifier
-        .verify(&quote, &collateral, now, &s.cfg.anchor)
+        .verify_dcap(&quote, &collateral, now, &s.cfg.anchor)
         .map_err(verify_failed)?;
     let tcb = verified.tcb_status().as_str();
-    claims::check_bindings(&verified, runtime.as_ref(), init.as_ref()).map_err(|e| {
+    match &verified {
+        VerifiedDcapQuote::Sgx(v) => claims::check_bindings(v, runtime.as_ref(), init.as_ref()),
+        VerifiedDcapQuote::Tdx(v) => claims::check_tdx_bindings(v, runtime.as_ref(), init.as_ref()),
+    }
+    .map_err(|e| {
         s.outcome(e.code(), tcb);
         bad_request(&e)
     })?;
+    let evidence = match &verified {
+        VerifiedDcapQuote::Sgx(v) => Evidence::from(&**v),
+        VerifiedDcapQuote::Tdx(v) => Evidence::from(&**v),
+    };
     let policy = match &draft {
         Some(p) => Arc::new(p.clone()),
         None => s.policy(),
     };
-    let rule = policy.evaluate(&Evidence::from(&verified)).map_err(|d| {
+    let rule = policy.evaluate(&evidence).map_err(|d| {
         s.outcome(d.code(), tcb);
         problem(
             StatusCode::FORBIDDEN,
@@ -487,7 +559,10 @@ pub(crate) async fn attest_claims(
         rule: &rule,
         draft: draft.is_some(),
     };
-    let c = claims::claims(&verified, &ctx);
+    let c = match &verified {
+        VerifiedDcapQuote::Sgx(v) => claims::claims(v, &ctx),
+        VerifiedDcapQuote::Tdx(v) => claims::tdx_claims(v, &ctx),
+    };
     s.outcome("verified", tcb);
     Ok(Attested {
         claims: c,
@@ -512,7 +587,7 @@ async fn openid_configuration(State(s): State<Arc<Service>>) -> Json<Value> {
         .into_iter()
         .map(SigningAlg::name)
         .collect();
-    let claims = [
+    let claims: &[&str] = &[
         "iss",
         "iat",
         "nbf",
@@ -531,6 +606,21 @@ async fn openid_configuration(State(s): State<Arc<Service>>) -> Json<Value> {
         "x-ms-sgx-report-data",
         "x-ms-sgx-ehd",
         "x-ms-sgx-config-id",
+        "eat_profile",
+        "attester_tcb_status",
+        "tdx_mrtd",
+        "tdx_rtmr0",
+        "tdx_rtmr1",
+        "tdx_rtmr2",
+        "tdx_rtmr3",
+        "tdx_report_data",
+        "tdx_mrconfigid",
+        "tdx_mrowner",
+        "tdx_mrownerconfig",
+        "tdx_td_attributes",
+        "tdx_xfam",
+        "tdx_seamsvn",
+        "tdx_is_debuggable",
         "x-ms-runtime",
         "x-confkube-tcb-status",
         "x-confkube-advisory-ids",
@@ -703,6 +793,7 @@ async fn track(State(s): State<Arc<Service>>, req: Request, next: Next) -> Respo
 pub fn router(s: Arc<Service>) -> Router {
     Router::new()
         .route("/attest/SgxEnclave", post(attest))
+        .route("/attest/TdxVm", post(attest_tdx))
         .route("/certs", get(certs))
         // Gramine's MAA client (ra_tls_verify_maa) asks for "<provider>/certs/".
         .route("/certs/", get(certs))

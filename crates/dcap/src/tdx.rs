@@ -335,7 +335,6 @@ impl VerifiedTdxQuote {
 
 /// A verified quote of either TEE.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum VerifiedDcapQuote {
     /// An SGX enclave.
     Sgx(Box<VerifiedQuote>),
@@ -363,6 +362,20 @@ impl VerifiedDcapQuote {
         match self {
             Self::Sgx(v) => &v.report().report_data.0,
             Self::Tdx(v) => &v.report().report_data.0,
+        }
+    }
+    /// Whether CRLs were checked.
+    pub fn revocation_checked(&self) -> bool {
+        match self {
+            Self::Sgx(v) => v.revocation_checked(),
+            Self::Tdx(v) => v.revocation_checked(),
+        }
+    }
+    /// "sgx" or "tdx".
+    pub fn tee(&self) -> &'static str {
+        match self {
+            Self::Sgx(_) => "sgx",
+            Self::Tdx(_) => "tdx",
         }
     }
     /// Whether the enclave or TD is debuggable.
