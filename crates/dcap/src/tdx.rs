@@ -412,6 +412,7 @@ fn not_found(msg: String) -> VerifyError {
 
 /// The per-quote checks of a TDX quote, given verified collateral and PCK chain.
 pub(crate) fn verify_tdx_quote_with(
+    raw: &[u8],
     q: TdxQuote,
     coll: &VerifiedCollateral,
     pck: &VerifiedPck,
@@ -433,9 +434,10 @@ pub(crate) fn verify_tdx_quote_with(
             coll.qe_identity.id
         )));
     }
-    let signed = q.signed_bytes();
+    // The parse is strict, so the raw prefix is exactly the encoded signed region.
+    let signed = raw.get(..q.signed_len()).unwrap_or_default();
     let qe_tcb = verify_signed_quote(
-        &signed,
+        signed,
         &q.header,
         &q.signature,
         coll,
@@ -648,11 +650,12 @@ impl Verifier {
         anchor: &TrustAnchor,
     ) -> Result<VerifiedTdxQuote, VerifyError> {
         let q = TdxQuote::parse(quote)?;
-        self.verify_parsed_tdx(q, collateral, now, anchor)
+        self.verify_parsed_tdx(quote, q, collateral, now, anchor)
     }
 
     fn verify_parsed_tdx(
         &self,
+        raw: &[u8],
         q: TdxQuote,
         collateral: &Collateral,
         now: i64,
@@ -664,7 +667,7 @@ impl Verifier {
             collateral,
             now,
             anchor,
-            verify_tdx_quote_with,
+            |q, coll, pck, seen, record| verify_tdx_quote_with(raw, q, coll, pck, seen, record),
         )
     }
 
@@ -679,7 +682,7 @@ impl Verifier {
     ) -> Result<VerifiedDcapQuote, VerifyError> {
         match DcapQuote::parse(quote)? {
             DcapQuote::Tdx(q) => self
-                .verify_parsed_tdx(*q, collateral, now, anchor)
+                .verify_parsed_tdx(quote, *q, collateral, now, anchor)
                 .map(|v| VerifiedDcapQuote::Tdx(Box::new(v))),
             _ => self
                 .verify(quote, collateral, now, anchor)
