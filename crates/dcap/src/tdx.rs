@@ -335,7 +335,6 @@ impl VerifiedTdxQuote {
 
 /// A verified quote of either TEE.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum VerifiedDcapQuote {
     /// An SGX enclave.
     Sgx(Box<VerifiedQuote>),
@@ -363,6 +362,20 @@ impl VerifiedDcapQuote {
         match self {
             Self::Sgx(v) => &v.report().report_data.0,
             Self::Tdx(v) => &v.report().report_data.0,
+        }
+    }
+    /// Whether CRLs were checked.
+    pub fn revocation_checked(&self) -> bool {
+        match self {
+            Self::Sgx(v) => v.revocation_checked(),
+            Self::Tdx(v) => v.revocation_checked(),
+        }
+    }
+    /// "sgx" or "tdx".
+    pub fn tee(&self) -> &'static str {
+        match self {
+            Self::Sgx(_) => "sgx",
+            Self::Tdx(_) => "tdx",
         }
     }
     /// Whether the enclave or TD is debuggable.
@@ -399,6 +412,7 @@ fn not_found(d: LevelNotFound) -> VerifyError {
 
 /// The per-quote checks of a TDX quote, given verified collateral and PCK chain.
 pub(crate) fn verify_tdx_quote_with(
+    raw: &[u8],
     q: TdxQuote,
     coll: &VerifiedCollateral,
     pck: &VerifiedPck,
@@ -420,9 +434,10 @@ pub(crate) fn verify_tdx_quote_with(
                     tdx/certification/v4/qe/identity)",
         }));
     }
-    let signed = q.signed_bytes();
+    // The parse is strict, so the raw prefix is exactly the encoded signed region.
+    let signed = raw.get(..q.signed_len()).unwrap_or_default();
     let qe_tcb = verify_signed_quote(
-        &signed,
+        signed,
         &q.header,
         &q.signature,
         coll,
@@ -638,11 +653,12 @@ impl Verifier {
         anchor: &TrustAnchor,
     ) -> Result<VerifiedTdxQuote, VerifyError> {
         let q = TdxQuote::parse(quote)?;
-        self.verify_parsed_tdx(q, collateral, now, anchor)
+        self.verify_parsed_tdx(quote, q, collateral, now, anchor)
     }
 
     fn verify_parsed_tdx(
         &self,
+        raw: &[u8],
         q: TdxQuote,
         collateral: &Collateral,
         now: i64,
@@ -654,7 +670,7 @@ impl Verifier {
             collateral,
             now,
             anchor,
-            verify_tdx_quote_with,
+            |q, coll, pck, seen, record| verify_tdx_quote_with(raw, q, coll, pck, seen, record),
         )
     }
 
@@ -669,7 +685,7 @@ impl Verifier {
     ) -> Result<VerifiedDcapQuote, VerifyError> {
         match DcapQuote::parse(quote)? {
             DcapQuote::Tdx(q) => self
-                .verify_parsed_tdx(*q, collateral, now, anchor)
+                .verify_parsed_tdx(quote, *q, collateral, now, anchor)
                 .map(|v| VerifiedDcapQuote::Tdx(Box::new(v))),
             _ => self
                 .verify(quote, collateral, now, anchor)

@@ -879,6 +879,9 @@ pub struct PckPlatform {
     /// True when the PCK CA is the Platform CA (its CRL is `pckcrl?ca=platform`), false for the
     /// Processor CA.
     pub platform_ca: bool,
+    /// True for a TDX quote: its TCB info and QE identity come from the TDX PCS API
+    /// (`tdx/certification/v4/tcb`, `.../qe/identity`).
+    pub tdx: bool,
 }
 
 /// Reads the platform identity of a quote with a type-5 PCK chain (see [`PckPlatform`]),
@@ -943,5 +946,6 @@ fn pck_platform_impl(
         fmspc: ext.fmspc,
         pce_id: ext.pce_id,
         platform_ca: ca.subject_cn.contains("Platform"),
+        tdx: matches!(q, sgx_types::DcapQuote::Tdx(_)),
     })
 }
