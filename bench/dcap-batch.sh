@@ -16,7 +16,12 @@ set -euo pipefail
 N="${1:-2000}"
 RUNS="${RUNS:-5}"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-export CONFKUBE_TESTDATA="${CONFKUBE_TESTDATA:-$repo/../shared/testdata}"
+# Default: ../shared/testdata next to the repository (or two levels up, for a git worktree).
+if [ -z "${CONFKUBE_TESTDATA:-}" ]; then
+  CONFKUBE_TESTDATA="$repo/../shared/testdata"
+  [ -d "$CONFKUBE_TESTDATA" ] || CONFKUBE_TESTDATA="$repo/../../shared/testdata"
+fi
+export CONFKUBE_TESTDATA
 target="${CARGO_TARGET_DIR:-$repo/target}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

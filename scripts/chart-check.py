@@ -35,6 +35,7 @@ Usage: scripts/chart-check.py --binary target/debug/confkube [--out target/chart
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -283,6 +284,11 @@ def expect_ha(docs) -> None:
     need(not any(x.startswith("--root-crl-url") for x in a), "empty rootCrlUrl must drop the flag")
     vols = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
     need(vols["keys"]["secret"]["secretName"] == "confkube-attest-keys", "keys Secret not mounted")
+    for flag in ("--secrets-dir=/secrets", "--secrets-policy-file=/secret-policies/policies.json",
+                 "--secrets-max-releases-per-token=3"):
+        need(flag in a, f"HA attestation misses {flag}")
+    need(vols["secrets"]["secret"]["secretName"] == "confkube-released-secrets", "released-secrets Secret not mounted")
+    need(vols["secret-policies"]["configMap"]["name"] == "confkube-secret-policies", "secret policies ConfigMap not mounted")
     need("emptyDir" in vols["data"], "HA replicas must not share a PVC")
     need(not [x for x in by_kind(docs, "PersistentVolumeClaim")], "HA must not create a PVC")
     cm = one(docs, "ConfigMap", "confkube-attest-policy")
@@ -368,6 +374,9 @@ def expect_existing(docs) -> None:
     vols = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
     need(vols["tls"]["secret"]["secretName"] == "attest-tls", "existing TLS Secret")
     need(vols["policy"]["configMap"]["name"] == "attest-policy", "existing policy ConfigMap")
+    need(vols["secrets-kek"]["secret"]["secretName"] == "attest-secrets-kek", "secrets KEK Secret")
+    need("--secrets-kek-file=/secrets-kek/kek" in d["spec"]["template"]["spec"]["containers"][0]["args"],
+         "--secrets-kek-file missing")
     need(not by_kind(docs, "ConfigMap"), "policy ConfigMap created although an existing one is named")
     pols = {d["metadata"]["name"]: d["spec"] for d in by_kind(docs, "NetworkPolicy")}
     need(set(pols) == {"confkube-webhook", "confkube-attest", "confkube-node-agent", "confkube-certgen"},
@@ -537,6 +546,13 @@ def start_servers(docs, binary: Path, label: str) -> int:
                     (host / "policy.json").write_text(text)
                 elif m["name"] == "pccs-ca":
                     _tls_files(host)
+                elif m["name"] == "secrets":
+                    (host / "db-password").write_text("chart-check-secret-value")
+                elif m["name"] == "secret-policies":
+                    (host / "policies.json").write_text(
+                        json.dumps({"db-password": {"policy": {"rules": [{"name": "default"}]}}}))
+                elif m["name"] == "secrets-kek":
+                    (host / "kek").write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
                 os.chmod(host, 0o700)
             port = _free_port()
             real = []

@@ -21,7 +21,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use dcap::{Collateral, PckPlatform, TrustAnchor, Verifier, VerifyOptions};
+use dcap::{Collateral, PckPlatform, TrustAnchor, VerifiedDcapQuote, Verifier, VerifyOptions};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::future::Future;
@@ -374,14 +374,27 @@ impl Service {
 
     /// The platform of a quote, remembered by its exact PCK chain bytes.
     fn platform_of(&self, quote: &[u8]) -> Result<PckPlatform, dcap::VerifyError> {
-        let parsed = sgx_types::Quote::parse(quote)?;
-        let chain = parsed.signature.certification_data.data.as_slice();
+        let parsed = sgx_types::DcapQuote::parse(quote)?;
+        let chain = match &parsed {
+            sgx_types::DcapQuote::Tdx(q) => q.signature.certification_data.data.as_slice(),
+            sgx_types::DcapQuote::Sgx(q) => q.signature.certification_data.data.as_slice(),
+            _ => {
+                return Err(dcap::VerifyError::UnsupportedQuoteVersion(
+                    "a quote of an unknown TEE".into(),
+                ));
+            }
+        };
         let mut map = self
             .platforms
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The chain identifies the platform; the TEE is the quote's own (an SGX enclave and a
+        // TD on one host share the PCK chain).
+        let tdx = matches!(parsed, sgx_types::DcapQuote::Tdx(_));
         if let Some(p) = map.get(chain) {
-            return Ok(p.clone());
+            let mut p = p.clone();
+            p.tdx = tdx;
+            return Ok(p);
         }
         // Only chains that lead to the anchor select collateral: a forged quote cannot make the
         // service fetch collateral for arbitrary FMSPCs.
@@ -508,6 +521,9 @@ pub(crate) enum RequestShape {
     SgxEnclave,
     /// `AttestOpenEnclaveRequest`: `report` (Open Enclave header + quote).
     OpenEnclave,
+    /// MAA 2025-06-01 `AttestTdxVmRequest`: `quote` (a TDX quote), `runtimeData`,
+    /// `initTimeData`, `nonce`; the token carries MAA's TDX claims.
+    TdxVm,
 }
 
 async fn attest(
@@ -526,6 +542,15 @@ async fn attest_open_enclave(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     attest_with(&s, RequestShape::OpenEnclave, &q, &headers, body).await
+}
+
+async fn attest_tdx(
+    State(s): State<Arc<Service>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    attest_with(&s, RequestShape::TdxVm, &q, &headers, body).await
 }
 
 async fn attest_with(
@@ -603,10 +628,15 @@ pub(crate) async fn attest_claims(
     allow_draft: bool,
 ) -> Result<Attested, Response> {
     let (req, quote) = match kind {
-        RequestShape::SgxEnclave => {
+        RequestShape::SgxEnclave | RequestShape::TdxVm => {
             let req: AttestRequest = serde_json::from_slice(body).map_err(|e| {
+                let name = if kind == RequestShape::TdxVm {
+                    "AttestTdxVmRequest"
+                } else {
+                    "AttestSgxEnclaveRequest"
+                };
                 bad_request(&RequestError::Invalid(format!(
-                    "the body is not an AttestSgxEnclaveRequest: {e}"
+                    "the body is not an {name}: {e}"
                 )))
             })?;
             let quote = claims::decode_b64("quote", &req.quote).map_err(|e| bad_request(&e))?;
@@ -659,9 +689,22 @@ pub(crate) async fn attest_claims(
     let now = s.now();
     let verify_failed = |e: dcap::VerifyError| {
         s.outcome(e.code(), "");
-        problem(StatusCode::BAD_REQUEST, e.code(), e.to_string(), None)
+        problem(StatusCode::BAD_REQUEST, e.code(), e.full_message(), None)
     };
     let platform = s.platform_of(&quote).map_err(verify_failed)?;
+    match (kind, platform.tdx) {
+        (RequestShape::TdxVm, false) => {
+            return Err(verify_failed(dcap::VerifyError::UnsupportedQuoteVersion(
+                "this is an SGX quote, not a TDX quote: attest it at /attest/SgxEnclave".into(),
+            )));
+        }
+        (RequestShape::SgxEnclave | RequestShape::OpenEnclave, true) => {
+            return Err(verify_failed(dcap::VerifyError::UnsupportedQuoteVersion(
+                "this is a TDX quote: attest it at /attest/TdxVm".into(),
+            )));
+        }
+        _ => {}
+    }
     let collateral = s.collateral.collateral(&platform, now).await;
     if let Ok(c) = &collateral {
         s.note_collateral(c);
@@ -680,18 +723,26 @@ pub(crate) async fn attest_claims(
     })?;
     let verified = s
         .verifier
-        .verify(&quote, &collateral, now, &s.cfg.anchor)
+        .verify_dcap(&quote, &collateral, now, &s.cfg.anchor)
         .map_err(verify_failed)?;
     let tcb = verified.tcb_status().as_str();
-    claims::check_bindings(&verified, runtime.as_ref(), init.as_ref()).map_err(|e| {
+    match &verified {
+        VerifiedDcapQuote::Sgx(v) => claims::check_bindings(v, runtime.as_ref(), init.as_ref()),
+        VerifiedDcapQuote::Tdx(v) => claims::check_tdx_bindings(v, runtime.as_ref(), init.as_ref()),
+    }
+    .map_err(|e| {
         s.outcome(e.code(), tcb);
         bad_request(&e)
     })?;
+    let evidence = match &verified {
+        VerifiedDcapQuote::Sgx(v) => Evidence::from(&**v),
+        VerifiedDcapQuote::Tdx(v) => Evidence::from(&**v),
+    };
     let policy = match &draft {
         Some(p) => Arc::new(p.clone()),
         None => s.policy(),
     };
-    let rule = policy.evaluate(&Evidence::from(&verified)).map_err(|d| {
+    let rule = policy.evaluate(&evidence).map_err(|d| {
         s.outcome(d.code(), tcb);
         problem(
             StatusCode::FORBIDDEN,
@@ -719,7 +770,10 @@ pub(crate) async fn attest_claims(
         rule: &rule,
         draft: draft.is_some(),
     };
-    let c = claims::claims(&verified, &ctx);
+    let c = match &verified {
+        VerifiedDcapQuote::Sgx(v) => claims::claims(v, &ctx),
+        VerifiedDcapQuote::Tdx(v) => claims::tdx_claims(v, &ctx),
+    };
     s.outcome("verified", tcb);
     Ok(Attested {
         claims: c,
@@ -1054,6 +1108,7 @@ pub fn router(s: Arc<Service>) -> Router {
     let routes = Router::new()
         .route("/attest/SgxEnclave", post(attest))
         .route("/attest/OpenEnclave", post(attest_open_enclave))
+        .route("/attest/TdxVm", post(attest_tdx))
         .route("/tcbbaselines/{attestation_type}", get(tcb_baselines))
         .route("/certs", get(certs))
         // Gramine's MAA client (ra_tls_verify_maa) asks for "<provider>/certs/".

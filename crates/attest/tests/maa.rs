@@ -266,6 +266,19 @@ async fn base64url_and_standard_base64_padded_or_not_in_every_field() {
             "SHA-256(initTimeData) is not the quote's CONFIGID[0..32]"
         );
     }
+    // PascalCase field names and an upper-case dataType, as some MAA clients send them.
+    let body = json!({
+        "Quote": B64.encode(&quote),
+        "RuntimeData": {"Data": B64.encode(&runtime), "DataType": "BINARY"},
+    });
+    let a = call(
+        &e.svc,
+        "POST",
+        &sgx_uri("2020-10-01"),
+        Some(body.to_string()),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     let body = json!({"quote": "not*base64"}).to_string();
     let a = call(&e.svc, "POST", &sgx_uri("2022-08-01"), Some(body)).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);

@@ -45,7 +45,7 @@ use time::OffsetDateTime;
 #[non_exhaustive]
 pub enum TestkitError {
     /// Certificate or CRL generation failed.
-    #[error("certificate generation failed: {0}")]
+    #[error("certificate generation failed")]
     Rcgen(#[from] rcgen::Error),
     /// Key generation or signing failed.
     #[error("key generation or signing failed")]

@@ -37,7 +37,12 @@ mod x509;
 pub use anchor::{AnchorError, INTEL_SGX_ROOT_CA_PUBLIC_KEY, TrustAnchor};
 pub use cache::{CacheLimits, CacheStats, Verifier, verify};
 pub use collateral::{Collateral, CollateralError, QuoteCollateralV3};
-pub use error::VerifyError;
+pub use error::{
+    CertRole, CertificateWindow, CertificationDataError, Chain, ChainError, CollateralItem,
+    CrlError, FmspcDiffers, ItemWindow, KeyBinding, LevelNotFound, NotYetValid, PceIdMismatch,
+    QeMismatch, QeReportSignature, QuoteSignature, Revoked, RevokedLevel, SignedItem,
+    SignedItemError, TdxModuleError, UnsupportedQuote, VerifyError,
+};
 pub use input::{QuoteInputError, decode_quote_input};
 pub use report::{dcap_success_json, failure_json, success_json, tdx_success_json};
 pub use tcb::{QeIdentity, QeTcbLevel, TcbInfo, TcbJsonError, TcbLevel, TcbStatus};
@@ -46,4 +51,4 @@ pub use tdx::{
     VerifiedTdxQuote, verify_dcap,
 };
 pub use verify::{PckPlatform, VerifiedQuote, VerifyOptions, pck_platform, pck_platform_anchored};
-pub use x509::PckExtension;
+pub use x509::{ParseCause, PckExtension, X509Error};

@@ -38,9 +38,10 @@ pub fn success_json(v: &VerifiedQuote) -> Value {
     out
 }
 
-/// `{"verified": false, "error": CODE, "message": "..."}`.
+/// `{"verified": false, "error": CODE, "message": "..."}`; the message includes the error's
+/// sources ([`VerifyError::full_message`]).
 pub fn failure_json(e: &VerifyError) -> Value {
-    json!({"verified": false, "error": e.code(), "message": e.to_string()})
+    json!({"verified": false, "error": e.code(), "message": e.full_message()})
 }
 
 /// The JSON result of a verified TDX quote: `{"verified": true, "tee": "tdx", "tcb_status",
@@ -101,7 +102,5 @@ pub fn dcap_success_json(v: &VerifiedDcapQuote) -> Value {
     match v {
         VerifiedDcapQuote::Sgx(v) => success_json(v),
         VerifiedDcapQuote::Tdx(v) => tdx_success_json(v),
-        #[allow(unreachable_patterns)]
-        _ => json!({"verified": true}),
     }
 }

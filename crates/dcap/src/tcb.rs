@@ -2,8 +2,6 @@
 //! selection and status merging (spec §3).
 
 use serde::Deserialize;
-use serde_json::Value;
-use std::collections::BTreeMap;
 use std::fmt;
 
 /// A TCB status as Intel's collateral states it.
@@ -205,8 +203,49 @@ struct RawTcb {
     sgxtcbcomponents: Option<Vec<RawComponent>>,
     tdxtcbcomponents: Option<Vec<RawComponent>>,
     pcesvn: u16,
-    #[serde(flatten)]
-    other: BTreeMap<String, Value>,
+    // TCB info v2 names each component (explicit fields, not a flattened map: flattening makes
+    // serde buffer every level's whole `tcb` object, which dominated parsing large TCB infos).
+    #[serde(rename = "sgxtcbcomp01svn")]
+    c01: Option<u8>,
+    #[serde(rename = "sgxtcbcomp02svn")]
+    c02: Option<u8>,
+    #[serde(rename = "sgxtcbcomp03svn")]
+    c03: Option<u8>,
+    #[serde(rename = "sgxtcbcomp04svn")]
+    c04: Option<u8>,
+    #[serde(rename = "sgxtcbcomp05svn")]
+    c05: Option<u8>,
+    #[serde(rename = "sgxtcbcomp06svn")]
+    c06: Option<u8>,
+    #[serde(rename = "sgxtcbcomp07svn")]
+    c07: Option<u8>,
+    #[serde(rename = "sgxtcbcomp08svn")]
+    c08: Option<u8>,
+    #[serde(rename = "sgxtcbcomp09svn")]
+    c09: Option<u8>,
+    #[serde(rename = "sgxtcbcomp10svn")]
+    c10: Option<u8>,
+    #[serde(rename = "sgxtcbcomp11svn")]
+    c11: Option<u8>,
+    #[serde(rename = "sgxtcbcomp12svn")]
+    c12: Option<u8>,
+    #[serde(rename = "sgxtcbcomp13svn")]
+    c13: Option<u8>,
+    #[serde(rename = "sgxtcbcomp14svn")]
+    c14: Option<u8>,
+    #[serde(rename = "sgxtcbcomp15svn")]
+    c15: Option<u8>,
+    #[serde(rename = "sgxtcbcomp16svn")]
+    c16: Option<u8>,
+}
+
+impl RawTcb {
+    fn v2_components(&self) -> [Option<u8>; 16] {
+        [
+            self.c01, self.c02, self.c03, self.c04, self.c05, self.c06, self.c07, self.c08,
+            self.c09, self.c10, self.c11, self.c12, self.c13, self.c14, self.c15, self.c16,
+        ]
+    }
 }
 
 #[derive(Deserialize)]
@@ -256,15 +295,13 @@ impl TcbInfo {
                     *slot = comp.svn;
                 }
             } else {
-                for (i, slot) in comps.iter_mut().enumerate() {
-                    let key = format!("sgxtcbcomp{:02}svn", i + 1);
-                    *slot = l
-                        .tcb
-                        .other
-                        .get(&key)
-                        .and_then(Value::as_u64)
-                        .and_then(|v| u8::try_from(v).ok())
-                        .ok_or_else(|| jerr(format!("tcbLevel without a valid {key}")))?;
+                for (i, (slot, v)) in comps.iter_mut().zip(l.tcb.v2_components()).enumerate() {
+                    *slot = v.ok_or_else(|| {
+                        jerr(format!(
+                            "tcbLevel without a valid sgxtcbcomp{:02}svn",
+                            i + 1
+                        ))
+                    })?;
                 }
             }
             let tdx_components = if is_tdx {

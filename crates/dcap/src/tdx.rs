@@ -29,7 +29,7 @@
 use crate::anchor::TrustAnchor;
 use crate::cache::Verifier;
 use crate::collateral::Collateral;
-use crate::error::VerifyError;
+use crate::error::{LevelNotFound, QeMismatch, RevokedLevel, TdxModuleError, VerifyError};
 use crate::tcb::{TcbInfo, TcbJsonError, TcbLevel, TcbStatus, fixed_hex, jerr, status};
 use crate::verify::{
     OnQeReportVerified, QeReportVerified, VerifiedCollateral, VerifiedPck, VerifiedQuote,
@@ -335,7 +335,6 @@ impl VerifiedTdxQuote {
 
 /// A verified quote of either TEE.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum VerifiedDcapQuote {
     /// An SGX enclave.
     Sgx(Box<VerifiedQuote>),
@@ -363,6 +362,20 @@ impl VerifiedDcapQuote {
         match self {
             Self::Sgx(v) => &v.report().report_data.0,
             Self::Tdx(v) => &v.report().report_data.0,
+        }
+    }
+    /// Whether CRLs were checked.
+    pub fn revocation_checked(&self) -> bool {
+        match self {
+            Self::Sgx(v) => v.revocation_checked(),
+            Self::Tdx(v) => v.revocation_checked(),
+        }
+    }
+    /// "sgx" or "tdx".
+    pub fn tee(&self) -> &'static str {
+        match self {
+            Self::Sgx(_) => "sgx",
+            Self::Tdx(_) => "tdx",
         }
     }
     /// Whether the enclave or TD is debuggable.
@@ -393,12 +406,13 @@ fn converge(platform: TcbStatus, other: TcbStatus) -> TcbStatus {
     TcbStatus::merge_with_qe(platform, other)
 }
 
-fn not_found(msg: String) -> VerifyError {
-    VerifyError::TcbLevelNotFound(msg)
+fn not_found(d: LevelNotFound) -> VerifyError {
+    VerifyError::TcbLevelNotFound(d)
 }
 
 /// The per-quote checks of a TDX quote, given verified collateral and PCK chain.
 pub(crate) fn verify_tdx_quote_with(
+    raw: &[u8],
     q: TdxQuote,
     coll: &VerifiedCollateral,
     pck: &VerifiedPck,
@@ -407,22 +421,23 @@ pub(crate) fn verify_tdx_quote_with(
 ) -> Result<VerifiedTdxQuote, VerifyError> {
     let tcb = &coll.tcb_info;
     let Some(tdx) = &tcb.tdx else {
-        return Err(not_found(
-            "the TCB info is for SGX; a TDX quote needs TDX TCB info (id \"TDX\", version 3, \
-             from the PCS tdx/certification/v4/tcb endpoint)"
-                .into(),
-        ));
+        return Err(not_found(LevelNotFound::WrongTee {
+            tcb_info: "SGX",
+            needs: "a TDX quote needs TDX TCB info (id \"TDX\", version 3, from the PCS \
+                    tdx/certification/v4/tcb endpoint)",
+        }));
     };
     if coll.qe_identity.id != "TD_QE" {
-        return Err(VerifyError::QeIdentityMismatch(format!(
-            "the QE identity is {:?}; a TDX quote needs the \"TD_QE\" identity (PCS \
-             tdx/certification/v4/qe/identity)",
-            coll.qe_identity.id
-        )));
+        return Err(VerifyError::QeIdentityMismatch(QeMismatch::Id {
+            found: coll.qe_identity.id.clone(),
+            needs: "a TDX quote needs the \"TD_QE\" identity (PCS \
+                    tdx/certification/v4/qe/identity)",
+        }));
     }
-    let signed = q.signed_bytes();
+    // The parse is strict, so the raw prefix is exactly the encoded signed region.
+    let signed = raw.get(..q.signed_len()).unwrap_or_default();
     let qe_tcb = verify_signed_quote(
-        &signed,
+        signed,
         &q.header,
         &q.signature,
         coll,
@@ -437,16 +452,17 @@ pub(crate) fn verify_tdx_quote_with(
     let module_svn = tee.first().copied().unwrap_or(0);
     let identity = if module_version > 0 {
         if tdx.identities.is_none() {
-            return Err(VerifyError::TdxModuleMismatch(format!(
-                "the TD runs TDX module version {module_version}, but the TCB info has no \
-                 tdxModuleIdentities"
-            )));
+            return Err(VerifyError::TdxModuleMismatch(
+                TdxModuleError::NoIdentities {
+                    version: module_version,
+                },
+            ));
         }
         Some(tdx.identity(module_version).ok_or_else(|| {
-            VerifyError::TdxModuleMismatch(format!(
-                "the TCB info has no TDX module identity TDX_{module_version:02X} for the TD's \
-                 module version {module_version}"
-            ))
+            VerifyError::TdxModuleMismatch(TdxModuleError::NoIdentity {
+                version: module_version,
+                field: "",
+            })
         })?)
     } else {
         None
@@ -454,18 +470,22 @@ pub(crate) fn verify_tdx_quote_with(
     let expected = identity.map_or(&tdx.module, |i| &i.module);
     let which = identity.map_or("tdxModule", |i| i.id.as_str());
     if r.mr_signer_seam.0 != expected.mrsigner {
-        return Err(VerifyError::TdxModuleMismatch(format!(
-            "MRSIGNER_SEAM {} is not the mrsigner of {which} ({})",
-            r.mr_signer_seam,
-            hex::encode(expected.mrsigner)
-        )));
+        return Err(VerifyError::TdxModuleMismatch(
+            TdxModuleError::MrSignerSeam {
+                which: which.to_string(),
+                found: r.mr_signer_seam.0.to_vec(),
+                expected: expected.mrsigner.to_vec(),
+            },
+        ));
     }
     if r.seam_attributes.iter().any(|&b| b != 0) || r.seam_attributes != expected.attributes {
-        return Err(VerifyError::TdxModuleMismatch(format!(
-            "SEAM_ATTRIBUTES {} are not zero and equal to the attributes of {which} ({})",
-            hex::encode(r.seam_attributes),
-            hex::encode(expected.attributes)
-        )));
+        return Err(VerifyError::TdxModuleMismatch(
+            TdxModuleError::SeamAttributes {
+                which: which.to_string(),
+                found: r.seam_attributes.to_vec(),
+                expected: expected.attributes.to_vec(),
+            },
+        ));
     }
 
     let ext = &pck.ext;
@@ -473,22 +493,16 @@ pub(crate) fn verify_tdx_quote_with(
         .match_tdx_level(&ext.tcb_comp_svn, ext.pce_svn, tee)
         .map_err(|no_sgx| {
             if no_sgx {
-                not_found(format!(
-                    "no TCB level of the TDX TCB info matches the platform (PCK TCB components \
-                     {:?}, PCESVN {})",
-                    ext.tcb_comp_svn, ext.pce_svn
-                ))
+                not_found(LevelNotFound::Platform {
+                    tcb_info: "TDX TCB info",
+                    tcb_components: ext.tcb_comp_svn,
+                    pce_svn: ext.pce_svn,
+                })
             } else {
-                not_found(format!(
-                    "no TCB level of the TDX TCB info matches the TD's TEE_TCB_SVN {} \
-                     (tdxtcbcomponents{})",
-                    hex::encode(tee),
-                    if module_version > 0 {
-                        " from index 2; the module is judged by its identity"
-                    } else {
-                        ""
-                    }
-                ))
+                not_found(LevelNotFound::TdxTeeTcbSvn {
+                    tee_tcb_svn: *tee,
+                    from_index_2: module_version > 0,
+                })
             }
         })?;
     let sgx_status = tcb
@@ -501,11 +515,10 @@ pub(crate) fn verify_tdx_quote_with(
                 .iter()
                 .find(|l| module_svn >= l.isv_svn)
                 .ok_or_else(|| {
-                    not_found(format!(
-                        "no TCB level of TDX module identity {} matches the module ISVSVN \
-                         {module_svn}",
-                        i.id
-                    ))
+                    not_found(LevelNotFound::TdxModule {
+                        identity: i.id.clone(),
+                        isv_svn: module_svn,
+                    })
                 })?,
         ),
         None => None,
@@ -518,7 +531,7 @@ pub(crate) fn verify_tdx_quote_with(
         } else {
             "the TDX module's TCB level"
         };
-        return Err(VerifyError::TcbRevoked(format!("{who} is Revoked")));
+        return Err(VerifyError::TcbRevoked(RevokedLevel { who }));
     }
     if let Some(f) = q.body.td15() {
         status = relaunch_check(
@@ -533,9 +546,9 @@ pub(crate) fn verify_tdx_quote_with(
     }
     let status = TcbStatus::merge_with_qe(status, qe_tcb.status);
     if status == TcbStatus::Revoked {
-        return Err(VerifyError::TcbRevoked(
-            "the TD QE's TCB level is Revoked".into(),
-        ));
+        return Err(VerifyError::TcbRevoked(RevokedLevel {
+            who: "the TD QE's TCB level",
+        }));
     }
 
     let mut advisory_ids = level.advisory_ids.clone();
@@ -597,22 +610,27 @@ fn relaunch_check(
         .levels
         .first()
         .and_then(|l| l.tdx_components)
-        .ok_or_else(|| not_found("the TDX TCB info has no TCB level".into()))?;
+        .ok_or_else(|| {
+            not_found(LevelNotFound::NoLevels {
+                what: "the TDX TCB info".into(),
+            })
+        })?;
     let at = |a: &[u8; 16], i: usize| a.get(i).copied().unwrap_or(0);
     let module_ok = if at(svn2, 1) == 0 {
         at(svn2, 0) >= at(&latest, 0)
     } else {
         let v = at(svn2, 1);
         let id2 = tdx.identity(v).ok_or_else(|| {
-            VerifyError::TdxModuleMismatch(format!(
-                "the TCB info has no TDX module identity TDX_{v:02X} for the TD's \
-                 TEE_TCB_SVN2 module version {v}"
-            ))
+            VerifyError::TdxModuleMismatch(TdxModuleError::NoIdentity {
+                version: v,
+                field: "TEE_TCB_SVN2 ",
+            })
         })?;
-        let top = id2
-            .levels
-            .first()
-            .ok_or_else(|| not_found(format!("TDX module identity {} has no TCB level", id2.id)))?;
+        let top = id2.levels.first().ok_or_else(|| {
+            not_found(LevelNotFound::NoLevels {
+                what: format!("TDX module identity {}", id2.id),
+            })
+        })?;
         at(svn2, 0) >= top.isv_svn
     };
     if module_ok && at(svn2, 2) >= at(&latest, 2) {
@@ -635,11 +653,12 @@ impl Verifier {
         anchor: &TrustAnchor,
     ) -> Result<VerifiedTdxQuote, VerifyError> {
         let q = TdxQuote::parse(quote)?;
-        self.verify_parsed_tdx(q, collateral, now, anchor)
+        self.verify_parsed_tdx(quote, q, collateral, now, anchor)
     }
 
     fn verify_parsed_tdx(
         &self,
+        raw: &[u8],
         q: TdxQuote,
         collateral: &Collateral,
         now: i64,
@@ -651,7 +670,7 @@ impl Verifier {
             collateral,
             now,
             anchor,
-            verify_tdx_quote_with,
+            |q, coll, pck, seen, record| verify_tdx_quote_with(raw, q, coll, pck, seen, record),
         )
     }
 
@@ -666,7 +685,7 @@ impl Verifier {
     ) -> Result<VerifiedDcapQuote, VerifyError> {
         match DcapQuote::parse(quote)? {
             DcapQuote::Tdx(q) => self
-                .verify_parsed_tdx(*q, collateral, now, anchor)
+                .verify_parsed_tdx(quote, *q, collateral, now, anchor)
                 .map(|v| VerifiedDcapQuote::Tdx(Box::new(v))),
             _ => self
                 .verify(quote, collateral, now, anchor)

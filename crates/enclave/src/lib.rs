@@ -31,11 +31,13 @@
 //! from a seekable stream without loading the image, and every error must carry its offset.
 
 pub mod config;
+pub mod inspect;
 pub mod key;
 pub mod measure;
 pub mod sdk;
 pub mod sdk_gen;
 pub mod sgxs;
+pub mod sign;
 pub mod sigstruct;
 
 use std::fmt;

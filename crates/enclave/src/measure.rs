@@ -300,6 +300,16 @@ pub enum FlatImageError {
     Measure(#[source] MeasureError),
 }
 
+/// The SECINFO of page `i` of a flat image (the Linux/enarx selftest `encl.bin` convention):
+/// TCS for the pages named as TCS, REG|R|W|X for all others.
+pub fn flat_image_secinfo(is_tcs: bool) -> u64 {
+    if is_tcs {
+        secinfo::TCS
+    } else {
+        secinfo::REG | secinfo::R | secinfo::W | secinfo::X
+    }
+}
+
 /// Measures a flat image loaded at enclave offset 0, page after page, every page measured
 /// (the Linux kernel SGX selftest / enarx convention): `flags_of(page_index)` gives each page's
 /// SECINFO flags; SIZE is `size` (callers usually pass the next power of two of the length).

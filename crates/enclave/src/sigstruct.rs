@@ -156,6 +156,29 @@ pub struct SigningFields {
 }
 
 impl SigningFields {
+    /// `self` with every field set in `over` replaced (command-line flags over a file).
+    pub fn merge(&self, over: &SigningFields) -> SigningFields {
+        fn pick<T: Copy>(base: Option<T>, over: Option<T>) -> Option<T> {
+            over.or(base)
+        }
+        SigningFields {
+            header_type: pick(self.header_type, over.header_type),
+            vendor: pick(self.vendor, over.vendor),
+            date: pick(self.date, over.date),
+            swdefined: pick(self.swdefined, over.swdefined),
+            miscselect: pick(self.miscselect, over.miscselect),
+            miscmask: pick(self.miscmask, over.miscmask),
+            attributes_flags: pick(self.attributes_flags, over.attributes_flags),
+            attributes_xfrm: pick(self.attributes_xfrm, over.attributes_xfrm),
+            attributemask_flags: pick(self.attributemask_flags, over.attributemask_flags),
+            attributemask_xfrm: pick(self.attributemask_xfrm, over.attributemask_xfrm),
+            isvprodid: pick(self.isvprodid, over.isvprodid),
+            isvsvn: pick(self.isvsvn, over.isvsvn),
+            isvfamilyid: pick(self.isvfamilyid, over.isvfamilyid),
+            isvextprodid: pick(self.isvextprodid, over.isvextprodid),
+        }
+    }
+
     /// Overwrites the set fields in `s` (the signature becomes stale; sign afterwards).
     pub fn apply(&self, s: &mut Sigstruct) {
         fn set<T: Copy>(dst: &mut T, v: Option<T>) {

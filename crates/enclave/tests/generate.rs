@@ -245,11 +245,24 @@ fn elf_values_out_of_range_are_errors() {
     };
     // The highest PT_LOAD ends past 2^64.
     let mut e = encl.clone();
-    let last = e.segments.iter_mut().max_by_key(|s| s.vaddr).unwrap();
-    last.memsz = u64::MAX - last.vaddr;
+    e.segments.push(enclave::sdk::LoadSegment {
+        offset: 0,
+        vaddr: u64::MAX - 0x10,
+        filesz: 0,
+        memsz: 0x100,
+        flags: 6,
+    });
     assert_eq!(
         gen_err(&e, &cfg),
         "end of the highest PT_LOAD (p_vaddr + p_memsz) overflows its field (ELF or configuration values out of range)"
+    );
+    // It ends just below 2^64: the layout placed after it overflows.
+    let mut e = encl.clone();
+    let last = e.segments.iter_mut().max_by_key(|s| s.vaddr).unwrap();
+    last.memsz = 0xffff_ffff_ffff_f000 - last.vaddr;
+    assert_eq!(
+        gen_err(&e, &cfg),
+        "layout RVA overflows its field (ELF or configuration values out of range)"
     );
     // A PT_TLS whose size does not round to pages, and one whose page count exceeds u32.
     let mut e = encl.clone();

@@ -129,6 +129,9 @@ type HttpsConnector = hyper_rustls::HttpsConnector<ProxyConnector>;
 #[derive(Clone)]
 pub struct PccsClient {
     base: String,
+    /// The TDX API base: `base` with `/sgx/certification/` replaced by `/tdx/certification/`
+    /// (Intel PCS and PCCS serve TDX TCB info and the TD_QE identity there).
+    tdx_base: String,
     root_url: String,
     update: Option<UpdateType>,
     timeout: Duration,
@@ -396,6 +399,7 @@ impl PccsClient {
         };
         endpoint(&root_url)?;
         let tls = tls_config(&config)?;
+        let tdx_base = base.replacen("/sgx/certification/", "/tdx/certification/", 1);
         let proxy = proxy_matcher(&config.proxy).map(Arc::new);
         if let Some(m) = &proxy {
             for url in [format!("{base}/tcb"), root_url.clone()] {
@@ -429,6 +433,7 @@ impl PccsClient {
             .pool_max_idle_per_host(4)
             .build(https);
         Ok(Self {
+            tdx_base,
             base,
             root_url,
             update: config.update,
@@ -449,14 +454,22 @@ impl PccsClient {
     }
 
     /// `<base>/tcb?fmspc=<FMSPC>[&update=…]` (the FMSPC in upper case, as Intel documents it).
+    /// For TDX platforms (`id.tdx`) the TDX base (`…/tdx/certification/v4/tcb`).
     pub fn tcb_url(&self, id: &PlatformId) -> String {
         let u = self.update_param();
         let sep = if u.is_empty() { "" } else { "&" };
         format!(
             "{}/tcb?fmspc={}{sep}{u}",
-            self.base,
+            if id.tdx { &self.tdx_base } else { &self.base },
             id.fmspc_hex().to_ascii_uppercase()
         )
+    }
+
+    /// `<TDX base>/qe/identity[?update=…]`: the TD_QE identity.
+    pub fn tdx_qe_identity_url(&self) -> String {
+        let u = self.update_param();
+        let sep = if u.is_empty() { "" } else { "?" };
+        format!("{}/qe/identity{sep}{u}", self.tdx_base)
     }
 
     /// `<base>/qe/identity[?update=…]`.
@@ -496,7 +509,11 @@ impl PccsClient {
             },
         };
         let tcb_signed = pcs::split_signed_body(&tcb.body, "tcbInfo", &tcb_url)?;
-        let qe_url = self.qe_identity_url();
+        let qe_url = if id.tdx {
+            self.tdx_qe_identity_url()
+        } else {
+            self.qe_identity_url()
+        };
         let pck_url = self.pck_crl_url(id);
         let (qe, pck, root) = tokio::join!(
             self.get(&qe_url, None),
@@ -705,6 +722,23 @@ mod tests {
             c.root_ca_crl_url(),
             "https://api.trustedservices.intel.com/sgx/certification/v4/rootcacrl"
         );
+        // TDX: TCB info and TD_QE identity from the TDX API, CRLs from the SGX one.
+        let td = PlatformId::from_hex("b0c06f000000", PckCaType::Platform)
+            .unwrap()
+            .with_tdx(true);
+        assert_eq!(
+            c.tcb_url(&td),
+            "https://api.trustedservices.intel.com/tdx/certification/v4/tcb?fmspc=B0C06F000000"
+        );
+        assert_eq!(
+            c.tdx_qe_identity_url(),
+            "https://api.trustedservices.intel.com/tdx/certification/v4/qe/identity"
+        );
+        assert_eq!(
+            c.pck_crl_url(&td),
+            "https://api.trustedservices.intel.com/sgx/certification/v4/pckcrl?ca=platform&encoding=der"
+        );
+        assert_eq!(td.key(), "b0c06f000000-platform-tdx");
         let mut cfg = PccsConfig::new("http://127.0.0.1:8081/sgx/certification/v3");
         cfg.update = Some(UpdateType::Early);
         cfg.root_ca_crl = RootCrlSource::Url(INTEL_ROOT_CA_CRL_URL.into());

@@ -130,6 +130,7 @@ pub fn evidence(claims: &Value) -> Result<Evidence, String> {
             .and_then(Value::as_bool)
             .ok_or("x-ms-sgx-is-debuggable is missing")?,
         tcb_status: tcb,
+        tdx: None,
         advisory_ids: claims
             .get("x-confkube-advisory-ids")
             .and_then(Value::as_array)

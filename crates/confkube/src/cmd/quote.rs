@@ -150,11 +150,10 @@ fn print_result(
         Format::Text => match result {
             Ok(VerifiedDcapQuote::Tdx(v)) => print_tdx_text(out, label, v),
             Ok(VerifiedDcapQuote::Sgx(v)) => print_sgx_text(out, label, v),
-            Ok(_) => writeln!(out, "VERIFIED  {label}"),
             Err(e) => {
                 writeln!(out, "NOT VERIFIED  {label}")?;
                 writeln!(out, "  error           {}", e.code())?;
-                writeln!(out, "  message         {e}")
+                writeln!(out, "  message         {}", e.full_message())
             }
         },
     }

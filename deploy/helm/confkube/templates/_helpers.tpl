@@ -128,6 +128,12 @@ https://{{ include "confkube.attest.name" . }}.{{ .Release.Namespace }}.svc{{ if
 {{- if and .Values.webhook.enabled (lt (int .Values.webhook.replicas) 1) -}}
 {{- fail "webhook.replicas must be at least 1 (set webhook.enabled=false to remove the webhook)" -}}
 {{- end -}}
+{{- if and $a.enabled (ne (not $a.secrets.existingSecret) (not $a.secrets.policyConfigMap)) -}}
+{{- fail "attestation.secrets.existingSecret and attestation.secrets.policyConfigMap go together: the Secret holds the values, the ConfigMap their release policies (docs/attestation.md#secret-release)" -}}
+{{- end -}}
+{{- if and $a.enabled $a.secrets.existingSecret $a.secrets.kekSecret -}}
+{{- fail "attestation.secrets.kekSecret seals secrets kept in the store; with attestation.secrets.existingSecret they come from that Secret: set one of them" -}}
+{{- end -}}
 {{- if and $a.enabled $a.ingress.enabled (not $a.ingress.host) -}}
 {{- fail "attestation.ingress.enabled needs attestation.ingress.host" -}}
 {{- end -}}
