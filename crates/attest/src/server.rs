@@ -380,7 +380,7 @@ impl Service {
             sgx_types::DcapQuote::Sgx(q) => q.signature.certification_data.data.as_slice(),
             _ => {
                 return Err(dcap::VerifyError::UnsupportedQuoteVersion(
-                    "a quote of an unknown TEE".into(),
+                    dcap::UnsupportedQuote::UnknownTee,
                 ));
             }
         };
@@ -695,12 +695,16 @@ pub(crate) async fn attest_claims(
     match (kind, platform.tdx) {
         (RequestShape::TdxVm, false) => {
             return Err(verify_failed(dcap::VerifyError::UnsupportedQuoteVersion(
-                "this is an SGX quote, not a TDX quote: attest it at /attest/SgxEnclave".into(),
+                dcap::UnsupportedQuote::WrongEndpoint(
+                    "this is an SGX quote, not a TDX quote: attest it at /attest/SgxEnclave",
+                ),
             )));
         }
         (RequestShape::SgxEnclave | RequestShape::OpenEnclave, true) => {
             return Err(verify_failed(dcap::VerifyError::UnsupportedQuoteVersion(
-                "this is a TDX quote: attest it at /attest/TdxVm".into(),
+                dcap::UnsupportedQuote::WrongEndpoint(
+                    "this is a TDX quote: attest it at /attest/TdxVm",
+                ),
             )));
         }
         _ => {}

@@ -255,6 +255,10 @@ pub enum UnsupportedQuote {
     /// A quote of a TEE this verifier does not know.
     #[error("a quote of an unknown TEE")]
     UnknownTee,
+    /// A quote of one TEE sent to the endpoint of another (`/attest/SgxEnclave` vs
+    /// `/attest/TdxVm`): the message names the right endpoint.
+    #[error("{0}")]
+    WrongEndpoint(&'static str),
 }
 
 /// Detail of [`VerifyError::UnsupportedCertificationData`].
