@@ -71,52 +71,17 @@ fn run(policy: &str, ev: &SgxEvidence) -> String {
     }
 }
 
-const SAMPLE_CUSTOM: &str = r#"version= 1.0;
-authorizationrules
-{
-       [ type=="x-ms-sgx-is-debuggable", value==false ]
-        && [ type=="x-ms-sgx-product-id", value==1 ]
-        && [ type=="x-ms-sgx-svn", value>= 0 ]
-        && [ type=="x-ms-sgx-mrsigner", value=="MRSIGNER"]
-    => permit();
-};
-issuancerules {
-c:[type=="x-ms-sgx-mrsigner"] => issue(type="my-signer", value=c.value);
-};
-"#;
+const SAMPLE_CUSTOM: &str = include_str!("policies/sample_custom.policy");
 
-const DEFAULT_SGX: &str = r#"version= 1.1;
-configurationrules{
-	=> issueproperty(type="x-ms-sgx-tcbidentifier", value="azuredefault");
-};
-authorizationrules{
-	=> permit();
-};
-issuancerules{
-	c:[type=="x-ms-sgx-is-debuggable"] => issue(type="is-debuggable", value=c.value);
-	c:[type=="x-ms-sgx-mrsigner"] => issue(type="sgx-mrsigner", value=c.value);
-	c:[type=="x-ms-sgx-mrenclave"] => issue(type="sgx-mrenclave", value=c.value);
-	c:[type=="x-ms-sgx-product-id"] => issue(type="product-id", value=c.value);
-	c:[type=="x-ms-sgx-svn"] => issue(type="svn", value=c.value);
-	c:[type=="x-ms-attestation-type"] => issue(type="tee", value=c.value);
-};
-"#;
+const DEFAULT_SGX: &str = include_str!("policies/default_sgx.policy");
 
-const MULTI: &str = r#"version= 1.0;
-authorizationrules 
-{
-	[ type=="x-ms-sgx-is-debuggable", value==true ]&&
-	[ type=="x-ms-sgx-mrsigner", value=="mrsigner1"] => permit(); 
-	[ type=="x-ms-sgx-is-debuggable", value==true ]&& 
-	[ type=="x-ms-sgx-mrsigner", value=="MRSIGNER"] => permit(); 
-};
-"#;
+const MULTI: &str = include_str!("policies/multi.policy");
 
 /// The policy inside Microsoft's "Unsigned Policy for an SGX enclave with PolicyFormat=JWT".
-const JWT_UNSIGNED: &str = r#"version= 1.0;authorizationrules{c:[type=="$is-debuggable"] => permit();};issuancerules{c:[type=="$is-debuggable"] => issue(type="is-debuggable", value=c.value);c:[type=="$sgx-mrsigner"] => issue(type="sgx-mrsigner", value=c.value);c:[type=="$sgx-mrenclave"] => issue(type="sgx-mrenclave", value=c.value);c:[type=="$product-id"] => issue(type="product-id", value=c.value);c:[type=="$svn"] => issue(type="svn", value=c.value);c:[type=="$tee"] => issue(type="tee", value=c.value);};"#;
+const JWT_UNSIGNED: &str = include_str!("policies/jwt_unsigned.policy");
 
 /// The policy inside Microsoft's "Signed Policy for an SGX enclave with PolicyFormat=JWT".
-const JWT_SIGNED: &str = r#"version=1.0;authorizationrules {c:[type=="$is-debuggable"] && [value==true] => deny();=> permit();};issuancerules {    c:[type=="$is-debuggable"] => issue(type="NotDebuggable", value=c.value);    c:[type=="$is-debuggable"] => issue(type="is-debuggable", value=c.value);    c:[type=="$sgx-mrsigner"] => issue(type="sgx-mrsigner", value=c.value);    c:[type=="$sgx-mrenclave"] => issue(type="sgx-mrenclave", value=c.value);    c:[type=="$product-id"] => issue(type="product-id", value=c.value);    c:[type=="$svn"] => issue(type="svn", value=c.value);    c:[type=="$tee"] => issue(type="tee", value=c.value);};"#;
+const JWT_SIGNED: &str = include_str!("policies/jwt_signed.policy");
 
 fn auth(rules: &str) -> String {
     format!("version=1.0;\nauthorizationrules {{\n{rules}\n}};\n")
@@ -305,4 +270,45 @@ fn tcb_identifier_and_configuration() {
     let k = kit();
     let ev = evidence(&verify(&k, &QuoteParams::default()), None);
     assert_eq!(p.evaluate(&ev.claims()).unwrap().permitted_by().line, 1);
+}
+
+/// The fuzz target's properties over the example policies and every prefix of them: no panic,
+/// parse errors inside the text, parsed policies evaluate.
+#[test]
+fn prefixes_of_the_examples_fail_inside_the_text() {
+    let k = kit();
+    let ev = evidence(
+        &verify(&k, &QuoteParams::default()),
+        Some(r#"{"keys":[{"kid":"a"}],"n":[1,2]}"#),
+    );
+    let all = [
+        SAMPLE_CUSTOM,
+        DEFAULT_SGX,
+        MULTI,
+        JWT_UNSIGNED,
+        JWT_SIGNED,
+        include_str!("policies/v12_functions.policy"),
+    ];
+    let mut errors = 0;
+    for text in all {
+        for (i, _) in text.char_indices() {
+            let prefix = &text[..i];
+            match Policy::parse(prefix) {
+                Err(e) => {
+                    errors += 1;
+                    let lines: Vec<&str> = prefix.split('\n').collect();
+                    let line = e.line as usize;
+                    assert!(line >= 1 && line <= lines.len(), "{prefix:?}: {e}");
+                    assert!(
+                        (e.column as usize) <= lines[line - 1].chars().count() + 1,
+                        "{prefix:?}: {e}"
+                    );
+                }
+                Ok(p) => {
+                    let _ = p.evaluate(&ev.claims());
+                }
+            }
+        }
+    }
+    assert!(errors > 1000, "{errors}");
 }
