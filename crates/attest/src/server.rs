@@ -129,6 +129,8 @@ pub struct Service {
     pub(crate) metrics: Metrics,
     platforms: Mutex<HashMap<Box<[u8]>, PckPlatform>>,
     pub(crate) reload: Mutex<ReloadState>,
+    /// Secret release (`crate::secrets`), when enabled.
+    pub(crate) secrets: std::sync::OnceLock<Arc<crate::secrets::Secrets>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -205,6 +207,7 @@ impl Service {
             metrics,
             platforms: Mutex::new(HashMap::new()),
             reload: Mutex::new(reload),
+            secrets: std::sync::OnceLock::new(),
         })
     }
 
@@ -267,7 +270,7 @@ impl Service {
             .inc();
     }
 
-    fn admin_ok(&self, headers: &HeaderMap) -> bool {
+    pub(crate) fn admin_ok(&self, headers: &HeaderMap) -> bool {
         let Some(token) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -308,7 +311,7 @@ pub fn problem(
     resp
 }
 
-fn body_problem(r: BytesRejection) -> Response {
+pub(crate) fn body_problem(r: BytesRejection) -> Response {
     let status = r.status();
     let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
         "request-too-large"
@@ -362,6 +365,32 @@ fn bad_request(e: &RequestError) -> Response {
 }
 
 async fn attest_inner(s: &Service, body: &[u8]) -> Result<String, Response> {
+    let a = attest_claims(s, body, true).await?;
+    let ring = if a.draft { &s.draft_keys } else { &s.keys };
+    let jku = format!("{}/certs", s.cfg.issuer.trim_end_matches('/'));
+    ring.sign(&a.claims, Some(&jku)).map_err(|e| {
+        problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "signing-failed",
+            e.to_string(),
+            None,
+        )
+    })
+}
+
+/// A verified attestation's token claims, before signing.
+pub(crate) struct Attested {
+    pub(crate) claims: Value,
+    draft: bool,
+}
+
+/// Decodes, verifies, binds and appraises an attestation request: the token's claims (counted
+/// as `verified`). `allow_draft` = false refuses `draftPolicyForAttestation` (secret release).
+pub(crate) async fn attest_claims(
+    s: &Service,
+    body: &[u8],
+    allow_draft: bool,
+) -> Result<Attested, Response> {
     let req: AttestRequest = serde_json::from_slice(body).map_err(|e| {
         bad_request(&RequestError::Invalid(format!(
             "the body is not an AttestSgxEnclaveRequest: {e}"
@@ -380,6 +409,11 @@ async fn attest_inner(s: &Service, body: &[u8]) -> Result<String, Response> {
         .map(|d| claims::decode_data("initTimeData", d))
         .transpose()
         .map_err(|e| bad_request(&e))?;
+    if !allow_draft && req.draft_policy_for_attestation.is_some() {
+        return Err(bad_request(&RequestError::Invalid(
+            "draftPolicyForAttestation cannot be used to release a secret".into(),
+        )));
+    }
     let draft = req
         .draft_policy_for_attestation
         .as_deref()
@@ -454,22 +488,11 @@ async fn attest_inner(s: &Service, body: &[u8]) -> Result<String, Response> {
         draft: draft.is_some(),
     };
     let c = claims::claims(&verified, &ctx);
-    let ring = if draft.is_some() {
-        &s.draft_keys
-    } else {
-        &s.keys
-    };
-    let jku = format!("{}/certs", s.cfg.issuer.trim_end_matches('/'));
-    let token = ring.sign(&c, Some(&jku)).map_err(|e| {
-        problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "signing-failed",
-            e.to_string(),
-            None,
-        )
-    })?;
     s.outcome("verified", tcb);
-    Ok(token)
+    Ok(Attested {
+        claims: c,
+        draft: draft.is_some(),
+    })
 }
 
 async fn certs(State(s): State<Arc<Service>>) -> Response {
@@ -561,7 +584,7 @@ async fn metrics(State(s): State<Arc<Service>>) -> Response {
     resp
 }
 
-fn unauthorized() -> Response {
+pub(crate) fn unauthorized() -> Response {
     let mut r = problem(
         StatusCode::UNAUTHORIZED,
         "unauthorized",
@@ -692,6 +715,7 @@ pub fn router(s: Arc<Service>) -> Router {
         .route("/metrics", get(metrics))
         .route("/policies/SgxEnclave", get(get_policy).put(put_policy))
         .route("/admin/keys/rotate", post(rotate_keys))
+        .merge(crate::secrets::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(s.clone(), track))
         .layer(DefaultBodyLimit::max(s.cfg.body_limit))

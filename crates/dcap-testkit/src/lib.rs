@@ -10,8 +10,9 @@
 //!
 //! **Never trusted by default.** The root is a fresh key, named "confkube testkit"; a verifier
 //! trusts it only when it is passed explicitly as the trust anchor (`--root-ca`). The CA and
-//! signer common names follow Intel's (the verifier checks them); the organisation says
-//! "confkube testkit (NOT INTEL)".
+//! signer common names default to Intel's; [`PkiNames`] chooses others, to test Intel QVL's name
+//! rule (a CN must contain `SGX Root CA`, `CA`, `SGX PCK Certificate` or `SGX TCB Signing`,
+//! which the verifier checks). The organisation says "confkube testkit (NOT INTEL)".
 //!
 //! **Not here:** anything that reads files or the clock: the caller passes the times.
 //! Certificates and CRLs are built with rcgen; raw r‖s signatures with aws-lc-rs. The SGX
@@ -128,6 +129,33 @@ fn dn(cn: &str) -> DistinguishedName {
     d
 }
 
+/// The subject common names of the generated certificates. Verifiers that follow Intel QVL
+/// accept any name that *contains* its role's phrase: `SGX Root CA` (root), `CA` (PCK CA),
+/// `SGX PCK Certificate` (PCK leaf), `SGX TCB Signing` (TCB info and QE identity signer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PkiNames {
+    /// The root CA.
+    pub root: String,
+    /// The PCK CA (the intermediate, also the PCK CRL issuer).
+    pub pck_ca: String,
+    /// The PCK leaf.
+    pub pck: String,
+    /// The TCB Signing certificate.
+    pub tcb_signer: String,
+}
+
+impl Default for PkiNames {
+    /// Intel's names for the CA, leaf and signer; a root named as untrusted.
+    fn default() -> Self {
+        Self {
+            root: "confkube testkit SGX Root CA (untrusted)".into(),
+            pck_ca: "Intel SGX PCK Processor CA".into(),
+            pck: "Intel SGX PCK Certificate".into(),
+            tcb_signer: "Intel SGX TCB Signing".into(),
+        }
+    }
+}
+
 /// The platform and PKI: what the PCK certificate says, and the validity of the certificates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PkiParams {
@@ -145,6 +173,8 @@ pub struct PkiParams {
     pub not_after: i64,
     /// The PCK leaf's own notAfter, when it should expire before the rest.
     pub leaf_not_after: Option<i64>,
+    /// The certificates' common names.
+    pub names: PkiNames,
 }
 
 impl PkiParams {
@@ -159,6 +189,7 @@ impl PkiParams {
             not_before: at - 86_400,
             not_after: at + 7 * 365 * 86_400,
             leaf_not_after: None,
+            names: PkiNames::default(),
         }
     }
 }
@@ -355,11 +386,8 @@ impl Testkit {
     pub fn generate(params: PkiParams) -> Result<Self, TestkitError> {
         let root_key = Key::generate()?;
         let root_serial = serial(1);
-        let mut root_params = ca_params(
-            "confkube testkit SGX Root CA (untrusted)",
-            &root_serial,
-            &params,
-        )?;
+        let names = &params.names;
+        let mut root_params = ca_params(&names.root, &root_serial, &params)?;
         root_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
         root_params.use_authority_key_identifier_extension = false;
         let root_cert = root_params.self_signed(&root_key.rcgen)?;
@@ -374,7 +402,7 @@ impl Testkit {
 
         let ca_key = Key::generate()?;
         let ca_serial = serial(2);
-        let ca_p = ca_params("Intel SGX PCK Processor CA", &ca_serial, &params)?;
+        let ca_p = ca_params(&names.pck_ca, &ca_serial, &params)?;
         let ca_cert = ca_p.signed_by(&ca_key.rcgen, &root_issuer)?;
         let pck_ca = Ca {
             der: ca_cert.der().to_vec(),
@@ -386,7 +414,7 @@ impl Testkit {
 
         let tcb_key = Key::generate()?;
         let tcb_serial = serial(3);
-        let mut tcb_p = ca_params("Intel SGX TCB Signing", &tcb_serial, &params)?;
+        let mut tcb_p = ca_params(&names.tcb_signer, &tcb_serial, &params)?;
         tcb_p.is_ca = IsCa::NoCa;
         tcb_p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         let tcb_cert = tcb_p.signed_by(&tcb_key.rcgen, &root_issuer)?;
@@ -400,7 +428,7 @@ impl Testkit {
 
         let pck_key = Key::generate()?;
         let pck_serial = serial(4);
-        let mut leaf = ca_params("Intel SGX PCK Certificate", &pck_serial, &params)?;
+        let mut leaf = ca_params(&names.pck, &pck_serial, &params)?;
         leaf.is_ca = IsCa::NoCa;
         leaf.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,

@@ -167,7 +167,7 @@ mod tests {
         }
         assert_eq!(
             VerifyError::from(ParseError::UnsupportedVersion(5)).to_string(),
-            "unsupported quote version: quote version 5 is not supported (supported: 3, 4)"
+            "unsupported quote version: quote version 5 is not supported (SGX: 3, 4; TDX: 4, 5)"
         );
     }
 }

@@ -240,6 +240,35 @@ fn check_root(root: &Cert, anchor: &TrustAnchor, what: &str) -> Result<(), Verif
     Ok(())
 }
 
+/// Intel QVL's certificate name rules (QVL `CertVerification/X509Constants` `SGX_*_CN_PHRASE`,
+/// checked by `BaseVerifier::commonNameContains` in `PckCertVerifier`, `TCBSigningChain` and
+/// `QuoteVerifier`): a certificate's subject common name must *contain* the phrase of its role,
+/// so private PKIs that follow the rule (`CN=Synthetic SGX TCB Signing`) verify as in QVL.
+pub(crate) mod cn_phrase {
+    /// The root of every chain.
+    pub(crate) const ROOT_CA: &str = "SGX Root CA";
+    /// The PCK CA (Processor or Platform) and the PCK CRL issuer.
+    pub(crate) const INTERMEDIATE_CA: &str = "CA";
+    /// The PCK leaf.
+    pub(crate) const PCK: &str = "SGX PCK Certificate";
+    /// The signer of TCB info and QE identity.
+    pub(crate) const TCB_SIGNING: &str = "SGX TCB Signing";
+}
+
+/// QVL's name rule for one certificate of a chain. A wrong name is a chain problem
+/// (`untrusted-root`; QVL `STATUS_SGX_*_MISSING` / `STATUS_INVALID_PCK_CERT`), never a
+/// signature problem.
+fn check_name(c: &Cert, role: &str, phrase: &str, what: &str) -> Result<(), VerifyError> {
+    if c.subject_cn.contains(phrase) {
+        return Ok(());
+    }
+    Err(VerifyError::UntrustedRoot(format!(
+        "in the {what}, the {role} certificate's common name {:?} does not contain {phrase:?} \
+         (Intel QVL's name rule)",
+        c.subject_cn
+    )))
+}
+
 fn check_issued(
     child: &Cert,
     issuer: &Cert,
@@ -262,6 +291,7 @@ fn anchored_pair(
     pem: &str,
     anchor: &TrustAnchor,
     what: &str,
+    signer_name: Option<(&str, &str)>,
     w: &mut Window,
     known_root: Option<&Cert>,
     memo: &mut SigMemo,
@@ -285,6 +315,10 @@ fn anchored_pair(
         return Err(VerifyError::UntrustedRoot(format!("the {what} is empty")));
     };
     check_root(&root, anchor, what)?;
+    check_name(&root, "root", cn_phrase::ROOT_CA, what)?;
+    if let Some((role, phrase)) = signer_name {
+        check_name(&signer, role, phrase, what)?;
+    }
     check_issued(&signer, &root, what, memo)?;
     w.cert(what, &root)?;
     w.cert(what, &signer)?;
@@ -302,8 +336,6 @@ pub(crate) struct VerifiedCollateral {
     pub(crate) window: Window,
     memo: SigMemo,
 }
-
-const TCB_SIGNER_CN: &str = "Intel SGX TCB Signing";
 
 pub(crate) fn verify_collateral(
     c: &Collateral,
@@ -334,6 +366,7 @@ pub(crate) fn verify_collateral(
         &doc.tcb_info_issuer_chain,
         anchor,
         "TCB info issuer chain",
+        None,
         &mut w,
         None,
         &mut memo,
@@ -373,6 +406,7 @@ pub(crate) fn verify_collateral(
         &doc.qe_identity_issuer_chain,
         anchor,
         "QE identity issuer chain",
+        None,
         &mut w,
         None,
         &mut memo,
@@ -403,6 +437,7 @@ pub(crate) fn verify_collateral(
             &doc.pck_crl_issuer_chain,
             anchor,
             "PCK CRL issuer chain",
+            Some(("PCK CRL issuer", cn_phrase::INTERMEDIATE_CA)),
             &mut w,
             Some(&root),
             &mut memo,
@@ -443,12 +478,6 @@ fn verify_signed_json(
     what: &str,
     fail: fn(String) -> VerifyError,
 ) -> Result<(), VerifyError> {
-    if !signer.subject_cn.contains(TCB_SIGNER_CN) {
-        return Err(fail(format!(
-            "the {what} is signed by {}, not by {TCB_SIGNER_CN}",
-            signer.subject_cn
-        )));
-    }
     if root_crl.is_some_and(|crl| crl.revokes(signer)) {
         return Err(fail(format!(
             "the {what} signing certificate ({}) is revoked by the root CA CRL",
@@ -461,7 +490,15 @@ fn verify_signed_json(
             signer.subject_cn
         )));
     }
-    Ok(())
+    // QVL checks the name before the signature; checked after it here, a wrong signer key
+    // stays a signature failure (as the shared expected results say) and a valid signature
+    // by a certificate that is not a TCB Signing certificate is a chain failure.
+    check_name(
+        signer,
+        "TCB Signing",
+        cn_phrase::TCB_SIGNING,
+        &format!("{what} issuer chain"),
+    )
 }
 
 /// What a verified PCK chain says about the platform.
@@ -472,8 +509,28 @@ pub(crate) struct VerifiedPck {
     pub(crate) window: Window,
 }
 
-const PCK_CA_CNS: [&str; 2] = ["Intel SGX PCK Processor CA", "Intel SGX PCK Platform CA"];
-const PCK_LEAF_CN: &str = "Intel SGX PCK Certificate";
+/// The PCK chain's shape: leaf, CA, root; the root carries the anchor's key; QVL's name rules;
+/// each certificate signed by the next.
+fn check_pck_chain<'c>(
+    certs: &'c [Cert],
+    anchor: &TrustAnchor,
+    memo: &mut SigMemo,
+) -> Result<[&'c Cert; 3], VerifyError> {
+    const WHAT: &str = "PCK certificate chain";
+    let [leaf, ca, root] = certs else {
+        return Err(VerifyError::UntrustedRoot(format!(
+            "the {WHAT} has {} certificates; expected 3 (PCK, CA, root)",
+            certs.len()
+        )));
+    };
+    check_root(root, anchor, WHAT)?;
+    check_name(root, "root", cn_phrase::ROOT_CA, WHAT)?;
+    check_name(ca, "PCK CA", cn_phrase::INTERMEDIATE_CA, WHAT)?;
+    check_name(leaf, "PCK", cn_phrase::PCK, WHAT)?;
+    check_issued(ca, root, WHAT, memo)?;
+    check_issued(leaf, ca, WHAT, memo)?;
+    Ok([leaf, ca, root])
+}
 
 pub(crate) fn verify_pck_chain(
     pem: &[u8],
@@ -486,21 +543,7 @@ pub(crate) fn verify_pck_chain(
     let certs = memo.parse_chain(pem).map_err(|e| {
         VerifyError::UnsupportedCertificationData(format!("the {WHAT} cannot be read: {e}"))
     })?;
-    let [leaf, ca, root] = certs.as_slice() else {
-        return Err(VerifyError::UntrustedRoot(format!(
-            "the {WHAT} has {} certificates; expected 3 (PCK, CA, root)",
-            certs.len()
-        )));
-    };
-    check_root(root, anchor, WHAT)?;
-    check_issued(ca, root, WHAT, &mut memo)?;
-    check_issued(leaf, ca, WHAT, &mut memo)?;
-    if !PCK_CA_CNS.contains(&ca.subject_cn.as_str()) || !leaf.subject_cn.contains(PCK_LEAF_CN) {
-        return Err(VerifyError::UntrustedRoot(format!(
-            "the {WHAT} is not a PCK chain ({} issued by {})",
-            leaf.subject_cn, ca.subject_cn
-        )));
-    }
+    let [leaf, ca, root] = check_pck_chain(&certs, anchor, &mut memo)?;
     let mut w = coll.window;
     w.now = now;
     for c in [root, ca, leaf] {
@@ -824,17 +867,7 @@ fn pck_platform_impl(
         ));
     };
     if let Some(anchor) = anchor {
-        const WHAT: &str = "PCK certificate chain";
-        let [leaf, ca, root] = certs.as_slice() else {
-            return Err(VerifyError::UntrustedRoot(format!(
-                "the {WHAT} has {} certificates; expected 3 (PCK, CA, root)",
-                certs.len()
-            )));
-        };
-        let mut memo = SigMemo::default();
-        check_root(root, anchor, WHAT)?;
-        check_issued(ca, root, WHAT, &mut memo)?;
-        check_issued(leaf, ca, WHAT, &mut memo)?;
+        check_pck_chain(&certs, anchor, &mut SigMemo::default())?;
     }
     let ext = leaf
         .sgx_extension

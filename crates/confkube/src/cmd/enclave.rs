@@ -1148,13 +1148,46 @@ fn dump(file: &Path, format: Format) -> Result<ExitCode> {
             (v, true)
         }
         Kind::Sdk => {
-            let (e, mut r) = read_sdk(file)?;
+            let f = open(file)?;
+            let total = file_len(&f);
+            let mut r = Progress::new(BufReader::with_capacity(1 << 16, f), total);
+            let e = match SdkEnclave::read(&mut r) {
+                Ok(e) => e,
+                Err(e @ enclave::sdk::SdkError::Io { .. }) => {
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "{}: cannot read the SGX SDK enclave",
+                        file.display()
+                    )));
+                }
+                Err(e) => {
+                    // A damaged enclave is a failed check, not a usage error.
+                    eprintln!("error: {}: {:#}", file.display(), anyhow::Error::new(e));
+                    return Ok(ExitCode::from(1));
+                }
+            };
             let mut blocks = Vec::new();
             let mut ok = true;
             for (i, b) in e.blocks.iter().enumerate() {
-                let m = measure_sdk_block(file, &e, &mut r, i)?;
-                let sj = sigstruct_json(&b.sigstruct, Some(m.mrenclave));
+                let m = match measure_sdk_block(file, &e, &mut r, i) {
+                    Ok(m) => Some(m),
+                    Err(err) => {
+                        // dump never refuses on a metadata version: the SIGSTRUCT is at the
+                        // same offset in every version.
+                        if !err.chain().any(|c| {
+                            matches!(
+                                c.downcast_ref::<enclave::sdk::SdkError>(),
+                                Some(enclave::sdk::SdkError::UnsupportedVersion { .. })
+                            )
+                        }) {
+                            return Err(err);
+                        }
+                        eprintln!("warning: {err:#}");
+                        None
+                    }
+                };
+                let sj = sigstruct_json(&b.sigstruct, m.as_ref().map(|m| m.mrenclave));
                 ok &= ok_of(&sj);
+
                 let layout: Vec<Value> = b
                     .layout
                     .iter()
@@ -1190,8 +1223,8 @@ fn dump(file: &Path, format: Format) -> Result<ExitCode> {
                         "start_address": hex64(x.start_address),
                         "size": hex64(x.size),
                     })),
-                    "pages_eadded": m.stats.pages_added,
-                    "pages_eextended": m.stats.pages_extended,
+                    "pages_eadded": m.as_ref().map(|m| m.stats.pages_added),
+                    "pages_eextended": m.as_ref().map(|m| m.stats.pages_extended),
                     "patches": b.patches.iter().map(|p| json!({
                         "dst": hex64(p.dst), "src": format!("{:#x}", p.src), "size": format!("{:#x}", p.size),
                     })).collect::<Vec<_>>(),
