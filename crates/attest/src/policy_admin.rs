@@ -133,8 +133,10 @@ pub(crate) fn parse_jws(text: &str) -> Result<PolicyJws, (StatusCode, &'static s
             signer: None,
         });
     }
+    // RFC 7515 puts the certificate in `x5c`; Microsoft's SDKs put it in `jwk.x5c`.
     let x5c0 = header
         .get("x5c")
+        .or_else(|| header.get("jwk").and_then(|j| j.get("x5c")))
         .and_then(|x| x.get(0))
         .and_then(Value::as_str)
         .ok_or_else(|| {
@@ -153,7 +155,12 @@ pub(crate) fn parse_jws(text: &str) -> Result<PolicyJws, (StatusCode, &'static s
     use aws_lc_rs::signature::{self as sg, UnparsedPublicKey};
     let (verify_alg, kty): (&'static dyn sg::VerificationAlgorithm, &str) =
         match (alg, oid.as_str()) {
-            ("RS256", "1.2.840.113549.1.1.1") => (&sg::RSA_PKCS1_2048_8192_SHA256, "RSA"),
+            // `RSA256` and `ECDH256` (an ASN.1 DER signature) are the names Microsoft's SDKs and
+            // policy examples write.
+            ("RS256" | "RSA256", "1.2.840.113549.1.1.1") => {
+                (&sg::RSA_PKCS1_2048_8192_SHA256, "RSA")
+            }
+            ("ECDH256", "1.2.840.10045.2.1") => (&sg::ECDSA_P256_SHA256_ASN1, "EC"),
             ("RS384", "1.2.840.113549.1.1.1") => (&sg::RSA_PKCS1_2048_8192_SHA384, "RSA"),
             ("PS256", "1.2.840.113549.1.1.1") => (&sg::RSA_PSS_2048_8192_SHA256, "RSA"),
             ("ES256", "1.2.840.10045.2.1") => (&sg::ECDSA_P256_SHA256_FIXED, "EC"),
@@ -161,7 +168,7 @@ pub(crate) fn parse_jws(text: &str) -> Result<PolicyJws, (StatusCode, &'static s
             _ => {
                 return Err(jws_err(format!(
                     "unsupported policy signature: alg {alg} with a key of type {oid} \
-                 (supported: RS256, RS384, PS256 with RSA; ES256, ES384 with EC)"
+                 (supported: RS256/RSA256, RS384, PS256 with RSA; ES256, ECDH256, ES384 with EC)"
                 )));
             }
         };
