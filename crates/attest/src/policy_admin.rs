@@ -359,13 +359,16 @@ pub(crate) fn stored_jws(stored: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Whether a PUT is the SDK's (JWS body) rather than confkube's JSON document.
-pub(crate) fn is_sdk_request(q: &HashMap<String, String>, headers: &HeaderMap) -> bool {
+/// Whether a PUT is the SDK's (an api-version, or a JWS body: base64url JSON starting `{"`)
+/// rather than a policy document in either language.
+pub(crate) fn is_sdk_request(
+    q: &HashMap<String, String>,
+    body: &Result<Bytes, BytesRejection>,
+) -> bool {
     q.contains_key("api-version")
-        || headers
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/plain"))
+        || body
+            .as_ref()
+            .is_ok_and(|b| b.trim_ascii_start().starts_with(b"eyJ"))
 }
 
 /// `PUT /policies/SgxEnclave?api-version=…` (the SDK's `set_policy`).

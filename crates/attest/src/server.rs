@@ -689,7 +689,7 @@ async fn put_policy(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if crate::policy_admin::is_sdk_request(&q, &headers) {
+    if crate::policy_admin::is_sdk_request(&q, &body) {
         return crate::policy_admin::set(&s, &q, &headers, body);
     }
     if !s.admin_ok(&headers) {
