@@ -509,3 +509,82 @@ async fn drafts_tcb_baselines_and_denials() {
         json!({"line": 1, "column": 48, "text": "[type==\"x-confkube-tcb-status\", value==\"UpToDate\"] => deny()"})
     );
 }
+
+/// Microsoft's two "PolicyFormat=JWT" examples (policy examples page), uploaded exactly as
+/// published: the unsigned one and the signed one (RSA256, certificate in x5c).
+#[tokio::test]
+async fn microsofts_jwt_policy_examples_upload_and_apply() {
+    let e = env("msjwt");
+    let s = &e.svc;
+    let unsigned = include_str!("../../maa-policy/tests/policies/jwt_unsigned.jws").trim();
+    let signed = include_str!("../../maa-policy/tests/policies/jwt_signed.jws").trim();
+    let (st, v) = call(s, "PUT", SDK, Some(unsigned), true, "text/plain").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = call(
+        s,
+        "POST",
+        ATTEST,
+        Some(&body(&e.kit, json!({}))),
+        false,
+        "application/json",
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, c) = decode(v["token"].as_str().unwrap());
+    for k in [
+        "is-debuggable",
+        "sgx-mrsigner",
+        "sgx-mrenclave",
+        "product-id",
+        "svn",
+        "tee",
+    ] {
+        assert!(c.get(k).is_some(), "{k} missing: {c}");
+    }
+    let (st, v) = call(s, "PUT", SDK, Some(signed), true, "text/plain").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, r) = decode(v["token"].as_str().unwrap());
+    assert_eq!(r["x-ms-policy-signer"]["kty"], "RSA");
+    let (st, v) = call(
+        s,
+        "POST",
+        ATTEST,
+        Some(&body(&e.kit, json!({}))),
+        false,
+        "application/json",
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, c) = decode(v["token"].as_str().unwrap());
+    assert_eq!(c["NotDebuggable"], false);
+    // The debug enclave is denied by the signed example's deny rule.
+    let debug = json!({"quote": B64URL.encode(e.kit.quote(&QuoteParams { debug: true, ..QuoteParams::default() }).unwrap())}).to_string();
+    let (st, v) = call(s, "POST", ATTEST, Some(&debug), false, "application/json").await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("policy-denied")),
+        "{v}"
+    );
+    // GET returns the signed JWS as uploaded, with its signer.
+    let (_, v) = call(s, "GET", SDK, None, true, "text/plain").await;
+    let (_, g) = decode(v["token"].as_str().unwrap());
+    assert_eq!(g["x-ms-policy"], signed);
+    assert_eq!(g["x-ms-policy-signer"]["kty"], "RSA");
+    // A signature that does not verify.
+    let at = signed.len() - 10;
+    let c0 = &signed[at..at + 1];
+    let tampered = format!(
+        "{}{}{}",
+        &signed[..at],
+        if c0 == "A" { "B" } else { "A" },
+        &signed[at + 1..]
+    );
+    let (st, v) = call(s, "PUT", SDK, Some(&tampered), true, "text/plain").await;
+    assert_eq!(
+        (st, v["detail"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            Some("the policy JWS signature does not verify with its x5c certificate")
+        )
+    );
+}
