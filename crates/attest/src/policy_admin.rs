@@ -213,10 +213,11 @@ fn api_version_problem(q: &HashMap<String, String>) -> Option<Response> {
     }
 }
 
-fn policy_result(s: &Service, mut body: Value) -> Response {
+fn policy_result(s: &Service, headers: &HeaderMap, mut body: Value) -> Response {
     let now = s.now();
+    let issuer = s.issuer_for(headers).to_string();
     if let Some(obj) = body.as_object_mut() {
-        obj.insert("iss".into(), s.cfg.issuer.clone().into());
+        obj.insert("iss".into(), issuer.clone().into());
         obj.insert("iat".into(), now.into());
         obj.insert("nbf".into(), now.into());
         obj.insert(
@@ -224,7 +225,7 @@ fn policy_result(s: &Service, mut body: Value) -> Response {
             now.saturating_add(s.cfg.token_lifetime).into(),
         );
     }
-    let jku = format!("{}/certs", s.cfg.issuer.trim_end_matches('/'));
+    let jku = format!("{issuer}/certs");
     match s.keys.sign(&body, Some(&jku)) {
         Ok(token) => Json(json!({ "token": token })).into_response(),
         Err(e) => problem(
@@ -237,7 +238,7 @@ fn policy_result(s: &Service, mut body: Value) -> Response {
 }
 
 /// `GET /policies/SgxEnclave?api-version=…` (the SDK's `get_policy`).
-pub(crate) fn get(s: &Service, q: &HashMap<String, String>) -> Response {
+pub(crate) fn get(s: &Service, q: &HashMap<String, String>, headers: &HeaderMap) -> Response {
     if let Some(r) = api_version_problem(q) {
         return r;
     }
@@ -249,7 +250,7 @@ pub(crate) fn get(s: &Service, q: &HashMap<String, String>) -> Response {
     if let (Some(signer), Some(obj)) = (p.signer(), body.as_object_mut()) {
         obj.insert("x-ms-policy-signer".into(), signer.clone());
     }
-    policy_result(s, body)
+    policy_result(s, headers, body)
 }
 
 /// Checks a JWS against isolated mode: who may change the policy.
@@ -429,7 +430,7 @@ pub(crate) fn set(
     if let (Some(signer), Some(obj)) = (signer, body.as_object_mut()) {
         obj.insert("x-ms-policy-signer".into(), signer);
     }
-    policy_result(s, body)
+    policy_result(s, headers, body)
 }
 
 /// `POST /policies/SgxEnclave:reset?api-version=…` (the SDK's `reset_policy`).
@@ -457,5 +458,5 @@ pub(crate) fn reset(
     if let (Some(signer), Some(obj)) = (signer, body.as_object_mut()) {
         obj.insert("x-ms-policy-signer".into(), signer);
     }
-    policy_result(s, body)
+    policy_result(s, headers, body)
 }

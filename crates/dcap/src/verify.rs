@@ -9,7 +9,7 @@ use crate::tcb::{QeIdentity, TcbInfo, TcbStatus};
 use crate::x509::{Cert, Crl, PckExtension, parse_pem_chain, parse_pem_chain_with, verify_fixed};
 use aws_lc_rs::digest;
 use sgx_types::quote::{INTEL_QE_VENDOR_ID, cert_type};
-use sgx_types::{Quote, QuoteHeader, ReportBody};
+use sgx_types::{Quote, QuoteHeader, ReportBody, SignatureData};
 
 /// Verification options.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -337,6 +337,13 @@ pub(crate) struct VerifiedCollateral {
     memo: SigMemo,
 }
 
+impl VerifiedCollateral {
+    /// Whether both CRLs are present (and were checked).
+    pub(crate) fn revocation_checked(&self) -> bool {
+        self.root_crl.is_some() && self.pck_crl.is_some()
+    }
+}
+
 pub(crate) fn verify_collateral(
     c: &Collateral,
     now: i64,
@@ -585,10 +592,10 @@ pub(crate) fn verify_pck_chain(
 /// The PCK chain of a quote: from certification data type 5, or for types 1–4 from the
 /// collateral's out-of-band `pck_certificate_chain`.
 pub(crate) fn pck_chain_source<'a>(
-    q: &'a Quote,
+    sig: &'a SignatureData,
     c: &'a Collateral,
 ) -> Result<&'a [u8], VerifyError> {
-    let cd = &q.signature.certification_data;
+    let cd = &sig.certification_data;
     match cd.kind {
         cert_type::PCK_CERT_CHAIN => Ok(&cd.data),
         cert_type::PPID_CLEARTEXT
@@ -615,8 +622,8 @@ pub(crate) fn pck_chain_source<'a>(
 }
 
 /// For certification data types 1–3: the platform identity in the quote must be the PCK's.
-fn check_platform_identity(q: &Quote, ext: &PckExtension) -> Result<(), VerifyError> {
-    let cd = &q.signature.certification_data;
+fn check_platform_identity(sig: &SignatureData, ext: &PckExtension) -> Result<(), VerifyError> {
+    let cd = &sig.certification_data;
     let Some(info) = cd.ppid_platform_info() else {
         return Ok(());
     };
@@ -643,17 +650,25 @@ fn check_platform_identity(q: &Quote, ext: &PckExtension) -> Result<(), VerifyEr
     Ok(())
 }
 
-/// The per-quote checks, given verified collateral and PCK chain. `qe_report_verified` lets the
-/// cache skip the QE report signature when these exact QE report bytes and signature were
-/// already verified with this PCK key; `on_qe_report_verified` records a fresh verification.
-pub(crate) fn verify_quote_with(
-    raw: &[u8],
-    q: Quote,
-    coll: &VerifiedCollateral,
+/// Lets the cache skip the QE report signature when these exact QE report bytes and signature
+/// were already verified with this PCK key.
+pub(crate) type QeReportVerified<'a> = &'a dyn Fn(&[u8], &[u8; 64]) -> bool;
+/// Records a fresh QE report verification.
+pub(crate) type OnQeReportVerified<'a> = &'a dyn Fn(&[u8], &[u8; 64]);
+
+/// The checks every DCAP quote gets, whatever its TEE, given verified collateral and PCK chain:
+/// FMSPC and PCE-ID, the platform identity of certification data types 1-3, the QE report
+/// signature, the attestation-key binding, the QE identity, and the quote signature over
+/// `signed`. Returns the QE's TCB level.
+pub(crate) fn verify_signed_quote<'c>(
+    signed: &[u8],
+    header: &QuoteHeader,
+    sig: &SignatureData,
+    coll: &'c VerifiedCollateral,
     pck: &VerifiedPck,
-    qe_report_verified: &dyn Fn(&[u8], &[u8; 64]) -> bool,
-    on_qe_report_verified: &dyn Fn(&[u8], &[u8; 64]),
-) -> Result<VerifiedQuote, VerifyError> {
+    qe_report_verified: QeReportVerified<'_>,
+    on_qe_report_verified: OnQeReportVerified<'_>,
+) -> Result<&'c crate::tcb::QeTcbLevel, VerifyError> {
     let tcb = &coll.tcb_info;
     let ext = &pck.ext;
     if ext.fmspc != tcb.fmspc {
@@ -670,9 +685,8 @@ pub(crate) fn verify_quote_with(
             hex::encode(tcb.pce_id)
         )));
     }
-    check_platform_identity(&q, ext)?;
+    check_platform_identity(sig, ext)?;
 
-    let sig = &q.signature;
     let qe_report = sig.qe_report.to_bytes();
     if !qe_report_verified(&qe_report, &sig.qe_report_signature) {
         if !verify_fixed(&pck.leaf_key, &qe_report, &sig.qe_report_signature) {
@@ -696,19 +710,53 @@ pub(crate) fn verify_quote_with(
         ));
     }
 
-    let qe_tcb = check_qe_identity(&q, &coll.qe_identity)?;
+    let qe_tcb = check_qe_identity(header, sig, &coll.qe_identity)?;
 
     let mut att_key = [0u8; 65];
     att_key[0] = 4;
     if let Some(dst) = att_key.get_mut(1..) {
         dst.copy_from_slice(&sig.attestation_key);
     }
-    let signed = raw.get(..Quote::SIGNED_LEN).unwrap_or_default();
     if !verify_fixed(&att_key, signed, &sig.quote_signature) {
         return Err(VerifyError::QuoteSignatureInvalid(
             "the quote signature does not verify with the attestation key".into(),
         ));
     }
+    Ok(qe_tcb)
+}
+
+/// The per-quote checks of an SGX quote, given verified collateral and PCK chain.
+pub(crate) fn verify_quote_with(
+    raw: &[u8],
+    q: Quote,
+    coll: &VerifiedCollateral,
+    pck: &VerifiedPck,
+    qe_report_verified: QeReportVerified<'_>,
+    on_qe_report_verified: OnQeReportVerified<'_>,
+) -> Result<VerifiedQuote, VerifyError> {
+    if coll.tcb_info.tdx.is_some() {
+        return Err(VerifyError::TcbLevelNotFound(
+            "the TCB info is for TDX (id \"TDX\"); this quote is SGX".into(),
+        ));
+    }
+    if coll.qe_identity.id != "QE" {
+        return Err(VerifyError::QeIdentityMismatch(format!(
+            "the QE identity is {:?}; an SGX quote needs the \"QE\" identity",
+            coll.qe_identity.id
+        )));
+    }
+    let signed = raw.get(..Quote::SIGNED_LEN).unwrap_or_default();
+    let qe_tcb = verify_signed_quote(
+        signed,
+        &q.header,
+        &q.signature,
+        coll,
+        pck,
+        qe_report_verified,
+        on_qe_report_verified,
+    )?;
+    let tcb = &coll.tcb_info;
+    let ext = &pck.ext;
 
     let level = tcb.match_level(&ext.tcb_comp_svn, ext.pce_svn).ok_or_else(|| {
         VerifyError::TcbLevelNotFound(format!(
@@ -751,14 +799,15 @@ pub(crate) fn verify_quote_with(
 }
 
 fn check_qe_identity<'a>(
-    q: &Quote,
+    header: &QuoteHeader,
+    sig: &SignatureData,
     id: &'a QeIdentity,
 ) -> Result<&'a crate::tcb::QeTcbLevel, VerifyError> {
-    let r = &q.signature.qe_report;
-    if q.header.qe_vendor_id != INTEL_QE_VENDOR_ID {
+    let r = &sig.qe_report;
+    if header.qe_vendor_id != INTEL_QE_VENDOR_ID {
         return Err(VerifyError::QeIdentityMismatch(format!(
             "QE vendor ID {} is not Intel's",
-            hex::encode(q.header.qe_vendor_id)
+            hex::encode(header.qe_vendor_id)
         )));
     }
     if r.mr_signer.0 != id.mrsigner {
@@ -850,8 +899,16 @@ fn pck_platform_impl(
     quote: &[u8],
     anchor: Option<&TrustAnchor>,
 ) -> Result<PckPlatform, VerifyError> {
-    let q = Quote::parse(quote)?;
-    let cd = &q.signature.certification_data;
+    let q = sgx_types::DcapQuote::parse(quote)?;
+    let cd = match &q {
+        sgx_types::DcapQuote::Tdx(t) => &t.signature.certification_data,
+        sgx_types::DcapQuote::Sgx(s) => &s.signature.certification_data,
+        _ => {
+            return Err(VerifyError::UnsupportedQuoteVersion(
+                "a quote of an unknown TEE".into(),
+            ));
+        }
+    };
     if cd.kind != cert_type::PCK_CERT_CHAIN {
         return Err(VerifyError::UnsupportedCertificationData(format!(
             "certification data type {} carries no PCK chain; the service needs type 5",
