@@ -235,6 +235,12 @@ fn policies_times_quotes() {
             "parse: line 3, column 10: expected `(`, found `;`".into()),
         ("conditional configuration rule", "version=1.1; configurationrules { [type==\"a\"] => issueproperty(type=\"x\", value=1); }; authorizationrules { };".into(), &base,
             "parse: line 1, column 35: configuration rules take no conditions: write `=> issueproperty(type=\"…\", value=…);`".into()),
+        ("valueType in an action", "version=1.0; authorizationrules { => permit(); }; issuancerules { => issue(type=\"a\", valueType=\"Integer\", value=1); };".into(), &base,
+            "parse: line 1, column 86: `valueType` in an action is not supported: the value's own type is used".into()),
+        ("positional issue", "version=1.2; authorizationrules { => permit(); }; issuancerules { => issue(\"t\", value=true); };".into(), &base,
+            "parse: line 1, column 76: expected `type=\"…\", value=…` or `claim=c` in `issue(...)`, found the string \"t\"".into()),
+        ("binding in a negated condition", "version=1.2; authorizationrules { !c:[type==\"a\"] => permit(); };".into(), &base,
+            "parse: line 1, column 36: a `!` condition matches no claim, so it cannot bind the variable `c`".into()),
     ];
     assert!(cases.len() >= 30);
     let mut failures = Vec::new();
