@@ -94,6 +94,13 @@ else
   echo "fuzz-smoke: notice: no test data at $dcap; starting from empty corpora"
 fi
 
+# Seeds committed with the fuzz targets (no test data needed).
+for t in "${targets[@]}"; do
+  case "$t" in
+    maa_policy) seed "$t" "$repo"/crates/maa-policy/tests/policies/*.policy ;;
+  esac
+done
+
 mkdir -p target/smoke
 run_one() {
   local t=$1

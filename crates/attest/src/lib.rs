@@ -22,6 +22,8 @@ pub mod keyfile;
 pub mod keys;
 pub mod metrics;
 pub mod policy;
+pub mod policy_admin;
+pub mod policy_doc;
 pub mod provider;
 pub mod reload;
 pub mod secrets;

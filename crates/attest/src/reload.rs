@@ -16,7 +16,7 @@
 
 use crate::keyfile::{KeyDirError, KeyFile, read_key_dir};
 use crate::keys::KeyError;
-use crate::policy::Policy;
+use crate::policy_doc::ActivePolicy;
 use crate::server::Service;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -130,9 +130,10 @@ pub(crate) fn read_policy_bytes(path: &Path) -> Result<Vec<u8>, PolicyFileError>
     Ok(bytes)
 }
 
-/// Parses policy file contents: the document `PUT /policies/SgxEnclave` accepts.
-pub fn parse_policy_file(path: &Path, bytes: &[u8]) -> Result<Policy, PolicyFileError> {
-    Policy::from_json(bytes).map_err(|e| PolicyFileError {
+/// Parses policy file contents: the document `PUT /policies/SgxEnclave` accepts, in either
+/// language (confkube JSON, or MAA's policy language: detected).
+pub fn parse_policy_file(path: &Path, bytes: &[u8]) -> Result<ActivePolicy, PolicyFileError> {
+    ActivePolicy::parse(bytes).map_err(|e| PolicyFileError {
         path: path.to_path_buf(),
         message: e.to_string(),
     })

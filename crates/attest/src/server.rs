@@ -7,7 +7,7 @@ use crate::claims::{
 use crate::keyfile::{KeyDirConfig, read_key_dir};
 use crate::keys::{KEYS_MANAGED_BY_DIRECTORY, KeyError, KeyRing, SigningAlg};
 use crate::metrics::{Metrics, OutcomeLabels, RequestLabels, RouteLabels};
-use crate::policy::{Evidence, Policy};
+use crate::policy_doc::{ActivePolicy, apply_appraisal};
 use crate::reload::{
     PolicyFileError, ReloadState, SOURCE_POLICY, SOURCE_SIGNING_KEYS, keys_fingerprint,
     parse_policy_file, policy_fingerprint, read_policy_bytes,
@@ -126,7 +126,9 @@ pub struct Service {
     pub(crate) keys: KeyRing,
     draft_keys: KeyRing,
     store: Option<Arc<Store>>,
-    policy: RwLock<Arc<Policy>>,
+    policy: RwLock<InstalledPolicy>,
+    /// Policy management certificates (isolated mode); empty = any admin may set a policy.
+    policy_signers: RwLock<Vec<Vec<u8>>>,
     collateral: Arc<dyn CollateralProvider>,
     pub(crate) metrics: Metrics,
     platforms: Mutex<HashMap<Box<[u8]>, PckPlatform>>,
@@ -198,6 +200,13 @@ impl std::fmt::Debug for Service {
 
 const MAX_PLATFORMS: usize = 4096;
 
+/// The policy in force and, when it was uploaded through the MAA API, the JWS it came as.
+#[derive(Clone)]
+struct InstalledPolicy {
+    policy: Arc<ActivePolicy>,
+    jws: Option<String>,
+}
+
 fn system_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -233,21 +242,24 @@ impl Service {
             None => KeyRing::open(store.clone(), cfg.signing_alg, cfg.token_lifetime, now)?,
         };
         let draft_keys = KeyRing::open(None, cfg.signing_alg, cfg.token_lifetime, now)?;
-        let policy = match (&cfg.policy_file, &store) {
+        let (policy, jws) = match (&cfg.policy_file, &store) {
             (Some(path), _) => {
                 let read = read_policy_bytes(path);
                 let fp = policy_fingerprint(&read);
                 let policy = parse_policy_file(path, &read?)?;
                 reload.policy = Some(fp);
                 metrics.config_source(SOURCE_POLICY);
-                policy
+                (policy, None)
             }
             (None, Some(s)) => match s.get(Table::Policies, POLICY_NAME)? {
-                Some(text) => Policy::from_json(text.as_bytes())
-                    .map_err(|e| ServiceError::Policy(e.to_string()))?,
-                None => Policy::default_policy(),
+                Some(text) => (
+                    ActivePolicy::from_stored(&text)
+                        .map_err(|e| ServiceError::Policy(e.to_string()))?,
+                    crate::policy_admin::stored_jws(&text),
+                ),
+                None => (ActivePolicy::default_policy(), None),
             },
-            (None, None) => Policy::default_policy(),
+            (None, None) => (ActivePolicy::default_policy(), None),
         };
         let verifier =
             Verifier::new(VerifyOptions::default().allow_missing_crls(cfg.allow_missing_crls));
@@ -257,7 +269,11 @@ impl Service {
             keys,
             draft_keys,
             store,
-            policy: RwLock::new(Arc::new(policy)),
+            policy: RwLock::new(InstalledPolicy {
+                policy: Arc::new(policy),
+                jws,
+            }),
+            policy_signers: RwLock::new(Vec::new()),
             collateral,
             metrics,
             platforms: Mutex::new(HashMap::new()),
@@ -358,18 +374,56 @@ impl Service {
         &self.keys
     }
 
-    fn policy(&self) -> Arc<Policy> {
+    /// The policy in force.
+    pub(crate) fn current_policy(&self) -> Arc<ActivePolicy> {
         self.policy
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .policy
             .clone()
     }
 
-    pub(crate) fn set_policy(&self, policy: Policy) {
+    /// The JWS the policy in force was uploaded as (MAA API), if it was.
+    pub(crate) fn policy_jws(&self) -> Option<String> {
+        self.policy
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .jws
+            .clone()
+    }
+
+    pub(crate) fn set_policy(&self, policy: ActivePolicy) {
+        self.install_policy(policy, None);
+    }
+
+    pub(crate) fn install_policy(&self, policy: ActivePolicy, jws: Option<String>) {
         *self
             .policy
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(policy);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = InstalledPolicy {
+            policy: Arc::new(policy),
+            jws,
+        };
+    }
+
+    pub(crate) fn store(&self) -> Option<&Arc<Store>> {
+        self.store.as_ref()
+    }
+
+    /// Policy management certificates (DER), as MAA's isolated mode: from then on a policy
+    /// upload or reset must be a JWS signed with the key of one of them.
+    pub fn set_policy_signers(&self, certs: Vec<Vec<u8>>) {
+        *self
+            .policy_signers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = certs;
+    }
+
+    pub(crate) fn policy_signers(&self) -> Vec<Vec<u8>> {
+        self.policy_signers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The platform of a quote, remembered by its exact PCK chain bytes.
@@ -599,7 +653,15 @@ async fn attest_inner(
     issuer: &str,
 ) -> Result<String, Response> {
     let a = attest_claims(s, kind, body, issuer, true).await?;
-    let ring = if a.draft { &s.draft_keys } else { &s.keys };
+    // A draft in the MAA language is answered as MAA does: an unsecured token (alg none).
+    if a.draft == Some(crate::policy_doc::Language::Maa) {
+        return Ok(crate::policy_admin::unsecured_jwt(&a.claims));
+    }
+    let ring = if a.draft.is_some() {
+        &s.draft_keys
+    } else {
+        &s.keys
+    };
     let jku = format!("{issuer}/certs");
     ring.sign(&a.claims, Some(&jku)).map_err(|e| {
         problem(
@@ -614,7 +676,8 @@ async fn attest_inner(
 /// A verified attestation's token claims, before signing.
 pub(crate) struct Attested {
     pub(crate) claims: Value,
-    draft: bool,
+    /// The language of the draft policy used, if any.
+    draft: Option<crate::policy_doc::Language>,
 }
 
 /// Decodes, verifies, binds and appraises an attestation request of shape `kind`: the token's
@@ -675,7 +738,7 @@ pub(crate) async fn attest_claims(
     let draft = req
         .draft_policy_for_attestation
         .as_deref()
-        .map(|t| Policy::from_json(t.as_bytes()))
+        .map(|t| ActivePolicy::parse(t.as_bytes()))
         .transpose()
         .map_err(|e| {
             problem(
@@ -738,23 +801,17 @@ pub(crate) async fn attest_claims(
         s.outcome(e.code(), tcb);
         bad_request(&e)
     })?;
-    let evidence = match &verified {
-        VerifiedDcapQuote::Sgx(v) => Evidence::from(&**v),
-        VerifiedDcapQuote::Tdx(v) => Evidence::from(&**v),
+    let draft_language = draft.as_ref().map(ActivePolicy::language);
+    let policy = match draft {
+        Some(p) => Arc::new(p),
+        None => s.current_policy(),
     };
-    let policy = match &draft {
-        Some(p) => Arc::new(p.clone()),
-        None => s.policy(),
-    };
-    let rule = policy.evaluate(&evidence).map_err(|d| {
-        s.outcome(d.code(), tcb);
-        problem(
-            StatusCode::FORBIDDEN,
-            d.code(),
-            format!("denied by policy: {}", d.message()),
-            Some(json!({ "violations": d.violations })),
-        )
-    })?;
+    let appraisal = policy
+        .appraise(&verified, runtime.as_ref(), init.as_ref())
+        .map_err(|r| {
+            s.outcome(r.code, tcb);
+            problem(StatusCode::FORBIDDEN, r.code, r.message, r.extra)
+        })?;
     let jti = {
         let mut b = [0u8; 16];
         // The system RNG does not fail on supported platforms; a zero jti would still be unique
@@ -771,17 +828,18 @@ pub(crate) async fn attest_claims(
         runtime: runtime.as_ref(),
         init: init.as_ref(),
         policy_hash: policy.hash(),
-        rule: &rule,
-        draft: draft.is_some(),
+        rule: &appraisal.rule,
+        draft: draft_language.is_some(),
     };
-    let c = match &verified {
+    let mut c = match &verified {
         VerifiedDcapQuote::Sgx(v) => claims::claims(v, &ctx),
         VerifiedDcapQuote::Tdx(v) => claims::tdx_claims(v, &ctx),
     };
+    apply_appraisal(&mut c, &appraisal);
     s.outcome("verified", tcb);
     Ok(Attested {
         claims: c,
-        draft: draft.is_some(),
+        draft: draft_language,
     })
 }
 
@@ -905,21 +963,52 @@ pub(crate) fn unauthorized() -> Response {
     r
 }
 
-async fn get_policy(State(s): State<Arc<Service>>, headers: HeaderMap) -> Response {
+async fn get_policy(
+    State(s): State<Arc<Service>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
     if !s.admin_ok(&headers) {
         return unauthorized();
     }
-    let p = s.policy();
-    Json(json!({"policy": p.document(), "hash": p.hash()})).into_response()
+    if q.contains_key("api-version") {
+        return crate::policy_admin::get(&s, &q, &headers);
+    }
+    let p = s.current_policy();
+    Json(json!({"language": p.language().as_str(), "policy": p.document(), "hash": p.hash()}))
+        .into_response()
+}
+
+async fn reset_policy(
+    State(s): State<Arc<Service>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    crate::policy_admin::reset(&s, &q, &headers, body)
 }
 
 async fn put_policy(
     State(s): State<Arc<Service>>,
+    Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    if crate::policy_admin::is_sdk_request(&q, &body) {
+        return crate::policy_admin::set(&s, &q, &headers, body);
+    }
     if !s.admin_ok(&headers) {
         return unauthorized();
+    }
+    if !s.policy_signers().is_empty() {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            crate::policy_admin::POLICY_NOT_SIGNED,
+            "this service requires policies signed with a policy management certificate \
+             (--policy-signer-cert): upload a signed JWS (PUT with ?api-version, as the Azure \
+             Attestation SDKs do)",
+            None,
+        );
     }
     if s.cfg.policy_file.is_some() {
         return problem(
@@ -933,7 +1022,7 @@ async fn put_policy(
         Ok(b) => b,
         Err(r) => return body_problem(r),
     };
-    let policy = match Policy::from_json(&body) {
+    let policy = match ActivePolicy::parse(&body) {
         Ok(p) => p,
         Err(e) => {
             return problem(
@@ -945,7 +1034,7 @@ async fn put_policy(
         }
     };
     if let Some(store) = &s.store
-        && let Err(e) = store.put(Table::Policies, POLICY_NAME, &policy.to_json())
+        && let Err(e) = store.put(Table::Policies, POLICY_NAME, &policy.to_stored())
     {
         return problem(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -955,9 +1044,10 @@ async fn put_policy(
         );
     }
     let hash = policy.hash();
-    let doc = serde_json::to_value(policy.document()).unwrap_or(Value::Null);
+    let doc = policy.document();
+    let language = policy.language().as_str();
     s.set_policy(policy);
-    Json(json!({"policy": doc, "hash": hash})).into_response()
+    Json(json!({"language": language, "policy": doc, "hash": hash})).into_response()
 }
 
 async fn rotate_keys(State(s): State<Arc<Service>>, headers: HeaderMap) -> Response {
@@ -1125,6 +1215,7 @@ pub fn router(s: Arc<Service>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/policies/SgxEnclave", get(get_policy).put(put_policy))
+        .route("/policies/SgxEnclave:reset", post(reset_policy))
         .route("/admin/keys/rotate", post(rotate_keys))
         .merge(crate::secrets::routes())
         .fallback(not_found)

@@ -609,3 +609,92 @@ async fn active_signing_key_flag_and_startup_errors() {
         )
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_file_in_the_maa_language_is_detected_and_hot_reloaded() {
+    let e = Env::new("maapolicy");
+    let (pem_a, _) = generate_pem(SigningAlg::ES256).unwrap();
+    k8s_publish(&e.keys(), 1, &[("k.pem", &pem_a)]);
+    let maa = "version=1.0;\nauthorizationrules { [type==\"x-ms-sgx-is-debuggable\", value==false] => permit(); };\nissuancerules { => issue(type=\"generation\", value=1); };\n";
+    k8s_publish(
+        e.policy_file().parent().unwrap(),
+        1,
+        &[("policy.json", maa)],
+    );
+    let svc = e.service(e.config(true, None, true), None).unwrap();
+    let watcher = tokio::spawn(attest::reload::watch(
+        svc.clone(),
+        Duration::from_millis(50),
+    ));
+    let body = e.attest_body();
+    let (_, jwks) = call(&svc, "GET", "/certs", None, false).await;
+    let claims = verify(&token(&svc, &body).await, &jwks).unwrap();
+    assert_eq!(claims["generation"], 1);
+    assert_eq!(claims["x-confkube-policy-rule"], "line 2");
+    let (_, v) = call(&svc, "GET", "/policies/SgxEnclave", None, true).await;
+    assert_eq!(
+        (v["language"].as_str(), v["policy"].as_str()),
+        (Some("maa"), Some(maa))
+    );
+
+    // A broken MAA version is rejected (logged, counted) and the last good one kept.
+    k8s_publish(
+        e.policy_file().parent().unwrap(),
+        2,
+        &[(
+            "policy.json",
+            "version=1.0;\nauthorizationrules { => permit() ",
+        )],
+    );
+    wait_metric(&svc, reloads("policy", "error", 1)).await;
+    let claims = verify(&token(&svc, &body).await, &jwks).unwrap();
+    assert_eq!(claims["generation"], 1);
+    assert_eq!(
+        svc.reload_config().policy,
+        ReloadOutcome::Unchanged,
+        "the same bad file is not re-parsed"
+    );
+
+    // Switch to confkube JSON, then back to MAA with a denial: both detected.
+    let any = json!({"rules": [{"name": "any"}]}).to_string();
+    k8s_publish(
+        e.policy_file().parent().unwrap(),
+        3,
+        &[("policy.json", &any)],
+    );
+    wait_until("the JSON policy", || {
+        let svc = svc.clone();
+        async move {
+            call(&svc, "GET", "/policies/SgxEnclave", None, true)
+                .await
+                .1["language"]
+                == "confkube-json"
+        }
+    })
+    .await;
+    let deny = "version=1.2; authorizationrules { ![type==\"x-ms-sgx-svn\", value>=50] => deny(); => permit(); };";
+    k8s_publish(
+        e.policy_file().parent().unwrap(),
+        4,
+        &[("policy.json", deny)],
+    );
+    wait_until("the denying MAA policy", || {
+        let svc = svc.clone();
+        async move {
+            call(&svc, "GET", "/policies/SgxEnclave", None, true)
+                .await
+                .1["policy"]
+                == deny
+        }
+    })
+    .await;
+    let (st, v) = call(&svc, "POST", ATTEST, Some(body.clone()), false).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["code"], "policy-denied");
+    assert_eq!(
+        v["detail"],
+        "denied by policy: denied by the authorization rule at line 1, column 35: \
+         ![type==\"x-ms-sgx-svn\", value>=50] => deny()"
+    );
+    watcher.abort();
+}

@@ -144,10 +144,16 @@ struct ServeArgs {
     /// The key file in --signing-key-dir that signs, instead of the one whose name sorts last.
     #[arg(long, value_name = "NAME", requires = "signing_key_dir")]
     active_signing_key: Option<String>,
-    /// The policy from a JSON file (a mounted ConfigMap; the document PUT /policies/SgxEnclave
-    /// takes) instead of the store; PUT /policies/SgxEnclave is then refused.
+    /// The policy from a file (a mounted ConfigMap; the document PUT /policies/SgxEnclave
+    /// takes: confkube JSON, or Azure Attestation's policy language, detected) instead of the
+    /// store; PUT /policies/SgxEnclave is then refused.
     #[arg(long, value_name = "FILE")]
     policy_file: Option<PathBuf>,
+    /// Policy management certificates (PEM, one or more), as Azure Attestation's isolated mode:
+    /// policy uploads and resets must then be JWS signed with the key of one of them (the SDKs'
+    /// signing_key/signing_certificate); unsigned uploads are refused (policy-not-signed).
+    #[arg(long, value_name = "FILE")]
+    policy_signer_cert: Option<PathBuf>,
     /// How often --signing-key-dir, --policy-file and --tls-cert/--tls-key are re-read, in
     /// seconds. A changed and valid source is applied atomically; an invalid one is logged and
     /// the last good one kept.
@@ -492,6 +498,13 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
             .context("starting the attestation service")?
             .with_issuers(a.issuer.iter().skip(1).cloned().collect()),
     );
+    if let Some(path) = &a.policy_signer_cert {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("reading --policy-signer-cert {}", path.display()))?;
+        let certs = attest::policy_admin::parse_signer_certs(&pem)
+            .map_err(|e| anyhow::anyhow!("--policy-signer-cert {}: {e}", path.display()))?;
+        service.set_policy_signers(certs);
+    }
     let secrets_watcher = enable_secrets(&a, &service, &store, reload_every_secs(&a))?;
     let tls = match (&a.tls_cert, &a.tls_key) {
         (Some(cert), Some(key)) => {
