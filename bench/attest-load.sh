@@ -27,6 +27,8 @@
 # Usage: bash bench/attest-load.sh
 #        BENCH_NICE=-10 bash bench/attest-load.sh   (on a machine busy with other jobs; root)
 #        CONFKUBE_BIN=target/release/confkube bash bench/attest-load.sh   (skip the cargo build)
+#        BENCH_CONFKUBE_ARGS="--signing-alg ES256" bash bench/attest-load.sh   (extra serve flags;
+#        the default signing algorithm is RS256)
 # Test data: CONFKUBE_TESTDATA (default ../shared/testdata next to the repository).
 # Needs: cargo, curl, python3, wrk (installed with apt-get when missing).
 # Output: a markdown table on stdout (also in $BENCH_OUT when set); logs on stderr.
@@ -121,9 +123,10 @@ wait_up() { # name url
   exit 1
 }
 
+# shellcheck disable=SC2086 # BENCH_CONFKUBE_ARGS is split into flags on purpose
 RUST_LOG=warn "${srv_cpu[@]}" "$bin" attest serve --listen "127.0.0.1:$port_ck" \
   --data-dir "$work/data" --collateral-dir "$work/collateral" --root-ca "$root_der" \
-  --at "$at" >"$work/confkube.log" 2>&1 &
+  --at "$at" ${BENCH_CONFKUBE_ARGS:-} >"$work/confkube.log" 2>&1 &
 pid_ck=$!
 pids+=($pid_ck)
 "${srv_cpu[@]}" "$base_bin" --listen "127.0.0.1:$port_base" \

@@ -256,26 +256,58 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     resp
 }
 
+/// A failure: `application/problem+json` (RFC 9457) with a stable `code`, shaped as the
+/// attestation service's (`type`, `title`, `status`, `code`, `detail`, and the
+/// `"error": {"code", "message"}` envelope).
+fn problem(status: StatusCode, code: &str, detail: impl Into<String>) -> Response<Full<Bytes>> {
+    let detail = detail.into();
+    let body = serde_json::json!({
+        "type": format!("https://confkube.io/problems/{code}"),
+        "title": status.canonical_reason().unwrap_or("error"),
+        "status": status.as_u16(),
+        "code": code,
+        "detail": detail,
+        "error": {"code": code, "message": detail},
+    });
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/problem+json"),
+    );
+    resp
+}
+
 async fn route(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let endpoint = match req.uri().path() {
         "/mutate-pods" => Endpoint::Mutate,
         "/validate-pods" => Endpoint::Validate,
         "/healthz" | "/readyz" | "/metrics" if req.method() != Method::GET => {
-            return not_allowed("GET");
+            return not_allowed(req.method(), req.uri().path(), "GET");
         }
         "/healthz" => return text(StatusCode::OK, "ok\n"),
         "/readyz" if state.ready.load(Ordering::Relaxed) => return text(StatusCode::OK, "ok\n"),
-        "/readyz" => return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
+        "/readyz" => {
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-ready",
+                "shutting down",
+            );
+        }
         "/metrics" => return metrics(state),
-        _ => {
-            return text(
+        path => {
+            return problem(
                 StatusCode::NOT_FOUND,
-                "not found; admission paths are /mutate-pods and /validate-pods\n",
+                "not-found",
+                format!(
+                    "no such endpoint: {path}; admission paths are /mutate-pods and \
+                     /validate-pods"
+                ),
             );
         }
     };
     if req.method() != Method::POST {
-        return not_allowed("POST");
+        return not_allowed(req.method(), req.uri().path(), "POST");
     }
     let started = Instant::now();
     let name = match endpoint {
@@ -291,10 +323,11 @@ async fn route(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
     resp
 }
 
-fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
-    let mut resp = text(
+fn not_allowed(method: &Method, path: &str, allow: &'static str) -> Response<Full<Bytes>> {
+    let mut resp = problem(
         StatusCode::METHOD_NOT_ALLOWED,
-        format!("method not allowed; use {allow}\n"),
+        "method-not-allowed",
+        format!("{method} is not allowed on {path} (allowed: {allow})"),
     );
     resp.headers_mut()
         .insert(header::ALLOW, header::HeaderValue::from_static(allow));
@@ -304,9 +337,10 @@ fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
 fn metrics(state: &State) -> Response<Full<Bytes>> {
     let mut body = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &state.registry) {
-        return text(
+        return problem(
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("metrics encoding failed: {e}\n"),
+            "internal-error",
+            format!("metrics encoding failed: {e}"),
         );
     }
     let mut resp = text(StatusCode::OK, body);
@@ -339,12 +373,17 @@ async fn admit(
     let bad = |message: String| {
         count("bad_request");
         tracing::warn!(endpoint = name, %message, "bad admission request");
-        text(StatusCode::BAD_REQUEST, message + "\n")
+        problem(StatusCode::BAD_REQUEST, "invalid-request", message)
     };
     let refuse = |status: StatusCode, message: String| {
         count("bad_request");
         tracing::warn!(endpoint = name, %message, "bad admission request");
-        text(status, message + "\n")
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "request-too-large"
+        } else {
+            "request-timeout"
+        };
+        problem(status, code, message)
     };
     // Refused before any byte of the body is read, so hyper never sends `100 Continue` for it.
     if http_guard::declared_too_large(req.headers(), max).is_some() {

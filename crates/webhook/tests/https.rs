@@ -323,6 +323,18 @@ async fn http2_is_served() {
     srv.stop().await;
 }
 
+/// The `code` and `detail` of a problem+json body.
+fn problem(body: &[u8]) -> (String, String) {
+    let v: Value = serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not a problem ({e}): {}", String::from_utf8_lossy(body)));
+    assert_eq!(v["error"]["code"], v["code"]);
+    assert_eq!(v["error"]["message"], v["detail"]);
+    (
+        v["code"].as_str().unwrap().to_string(),
+        v["detail"].as_str().unwrap().to_string(),
+    )
+}
+
 #[tokio::test]
 async fn bad_requests_get_400_with_a_message() {
     let pki = Pki::new();
@@ -330,19 +342,19 @@ async fn bad_requests_get_400_with_a_message() {
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (
             b"not json".to_vec(),
-            "request body is not a JSON AdmissionReview: expected ident at line 1 column 2\n",
+            "request body is not a JSON AdmissionReview: expected ident at line 1 column 2",
         ),
         (
             br#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1beta1","request":{"uid":"x"}}"#.to_vec(),
             "AdmissionReview apiVersion is \"admission.k8s.io/v1beta1\", but this webhook speaks \
              admission.k8s.io/v1 only; set admissionReviewVersions: [\"v1\"] in the webhook \
-             configuration\n",
+             configuration",
         ),
     ];
     for (body, message) in cases {
         let (status, got) = srv.request(Method::POST, "/mutate-pods", body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert_eq!(String::from_utf8(got).unwrap(), message);
+        assert_eq!(problem(&got), ("invalid-request".into(), message.into()));
     }
     // A declared body above the limit is refused with 413 before it is read.
     let (status, got) = srv
@@ -350,8 +362,11 @@ async fn bad_requests_get_400_with_a_message() {
         .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(
-        String::from_utf8(got).unwrap(),
-        "request body is larger than the 4096-byte limit (--body-limit)\n"
+        problem(&got),
+        (
+            "request-too-large".into(),
+            "request body is larger than the 4096-byte limit (--body-limit)".into()
+        )
     );
 
     // A chunked body without Content-Length is cut off by the streaming limit.
@@ -372,25 +387,66 @@ async fn bad_requests_get_400_with_a_message() {
         resp.starts_with("HTTP/1.1 413 Payload Too Large\r\n"),
         "{resp}"
     );
+    let body = resp.split_once("\r\n\r\n").unwrap().1;
+    assert_eq!(
+        problem(body.as_bytes()),
+        (
+            "request-too-large".into(),
+            "request body is larger than the 4096-byte limit (--body-limit)".into()
+        ),
+        "{resp}"
+    );
     assert!(
-        resp.ends_with("\r\n\r\nrequest body is larger than the 4096-byte limit (--body-limit)\n"),
+        resp.to_ascii_lowercase()
+            .contains("content-type: application/problem+json\r\n"),
         "{resp}"
     );
 
     let (status, body) = srv.get("/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(
-        body,
-        "not found; admission paths are /mutate-pods and /validate-pods\n"
+        problem(body.as_bytes()),
+        (
+            "not-found".into(),
+            "no such endpoint: /nope; admission paths are /mutate-pods and /validate-pods".into()
+        )
     );
     let (status, body) = srv.get("/mutate-pods").await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(body, "method not allowed; use POST\n");
+    assert_eq!(
+        problem(body.as_bytes()),
+        (
+            "method-not-allowed".into(),
+            "GET is not allowed on /mutate-pods (allowed: POST)".into()
+        )
+    );
     let (status, body) = srv.request(Method::POST, "/healthz", Vec::new()).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(
-        String::from_utf8(body).unwrap(),
-        "method not allowed; use GET\n"
+        problem(&body),
+        (
+            "method-not-allowed".into(),
+            "POST is not allowed on /healthz (allowed: GET)".into()
+        )
+    );
+    // Content type and Allow header of a 405, on the wire.
+    let mut tls = srv.tls(&srv.connector).await;
+    tls.write_all(
+        b"DELETE /validate-pods HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut resp = Vec::new();
+    let _ = tls.read_to_end(&mut resp).await;
+    let resp = String::from_utf8(resp).unwrap().to_ascii_lowercase();
+    assert!(
+        resp.starts_with("http/1.1 405 method not allowed\r\n"),
+        "{resp}"
+    );
+    assert!(resp.contains("\r\nallow: post\r\n"), "{resp}");
+    assert!(
+        resp.contains("\r\ncontent-type: application/problem+json\r\n"),
+        "{resp}"
     );
 
     let (_, metrics) = srv.get("/metrics").await;
