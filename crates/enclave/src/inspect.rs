@@ -2,12 +2,12 @@
 //! and a serialisable model of every SIGSTRUCT, metadata block and layout entry (hex strings
 //! lowercase, scalars as the SDK's `print_metadata` shows them). The binary only prints it.
 
-use crate::Mrenclave;
 use crate::measure::MeasureStats;
 use crate::sdk::{LayoutItem, MetadataBlock, SdkEnclave, SdkError, layout_name};
 use crate::sgxs::SgxsSummary;
 use crate::sigstruct::{Attributes, HEADER, SIGSTRUCT_SIZE, Sigstruct, flags};
 use serde::Serialize;
+use sgx_types::MrEnclave;
 use std::io::{Read, Seek};
 
 /// What kind of enclave file some bytes are.
@@ -144,7 +144,7 @@ pub struct SigstructReport {
 
 impl SigstructReport {
     /// The report for `s`, with the enclave's measurement if there is one.
-    pub fn new(s: &Sigstruct, measured: Option<Mrenclave>) -> Self {
+    pub fn new(s: &Sigstruct, measured: Option<MrEnclave>) -> Self {
         let verify = s.verify();
         Self {
             header_type: format!("{:#x}", s.header_type),
@@ -280,7 +280,7 @@ pub struct BlockReport {
 
 impl BlockReport {
     /// The report for `b`, with its replay result (`None` when not replayed).
-    pub fn new(b: &MetadataBlock, measured: Option<(Mrenclave, MeasureStats)>) -> Self {
+    pub fn new(b: &MetadataBlock, measured: Option<(MrEnclave, MeasureStats)>) -> Self {
         let layout = b
             .layout
             .iter()
@@ -527,7 +527,7 @@ impl MeasureReport {
     pub fn new(
         file: String,
         kind: &'static str,
-        mrenclave: Mrenclave,
+        mrenclave: MrEnclave,
         stats: MeasureStats,
         enclave_size: u64,
         ssa_frame_size: u32,

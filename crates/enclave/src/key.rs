@@ -5,9 +5,10 @@
 //! big-integer arithmetic on public values (num-bigint), so a SIGSTRUCT can be checked without
 //! any key object.
 
+use crate::sha256;
 use crate::sigstruct::{SignError, SigstructSigner};
-use crate::{Mrsigner, sha256};
 use num_bigint::BigUint;
+use sgx_types::MrSigner;
 
 /// Bytes in an SGX RSA modulus, signature, q1 and q2.
 pub const KEY_BYTES: usize = 384;
@@ -140,8 +141,8 @@ impl RsaPublicKey {
     }
 
     /// MRSIGNER = SHA-256 of the little-endian modulus.
-    pub fn mrsigner(&self) -> Mrsigner {
-        crate::Digest32(sha256(&self.modulus_le()))
+    pub fn mrsigner(&self) -> MrSigner {
+        MrSigner(sha256(&self.modulus_le()))
     }
 
     /// Verifies an RSASSA-PKCS1-v1_5 SHA-256 signature (big-endian) over `msg`.

@@ -14,12 +14,24 @@
 //!   2.4/2.1/1.4 blocks), for the SDK generation whose `global_data_t` is known.
 //! * [`sigstruct`]: the 1808-byte SIGSTRUCT codec (strict parse, encode twin), signing with any
 //!   [`sigstruct::SigstructSigner`] (a key file now, an HSM later), verification and q1/q2.
-//! * [`key`]: RSA-3072 / e = 3 keys from PEM (PKCS#1 or PKCS#8 private, PKCS#1 or SPKI public).
+//! * [`key`]: RSA-3072 / e = 3 keys from PEM (PKCS#1 or PKCS#8 private, PKCS#1 or SPKI public;
+//!   PEM framing by the `pem` crate).
+//! * [`config`]: `Enclave.config.xml` (roxmltree, checked as `sgx_sign` checks it) and the JSON
+//!   signing config (serde) → [`sigstruct::SigningFields`] / [`sdk_gen::SdkConfig`].
+//! * [`inspect`]: input-kind detection and the serialisable `measure`/`dump` report model.
+//! * [`sign`]: the `sign`/`gendata`/`catsig` workflow (multi-block preparation, one external
+//!   signature for all blocks, writing the output); the default DATE is a parameter.
+//!
+//! SGX vocabulary comes from `sgx-types` ([`MrEnclave`], [`MrSigner`], `Attributes`, the strict
+//! `reader::Reader`). The SIGSTRUCT codec stays in [`sigstruct`] rather than `sgx-types` (DESIGN
+//! §2 places it there): its parse/encode twin is inseparable here from signing, q1/q2 and
+//! MRSIGNER, which need RSA and SHA-256, and `sgx-types` is crypto-free by its contract; moving
+//! only the byte layout would split one 1808-byte structure across two crates and force an
+//! extension trait on every caller. It reads through the `sgx-types` strict reader.
 //!
 //! What it deliberately does not do: read files, the clock or the environment (callers pass
-//! `Read`/`Seek` streams, byte slices and dates); parse XML (the CLI turns `Enclave.config.xml`
-//! into [`sdk_gen::SdkConfig`]); guess `global_data_t` layouts of SDK versions it has not been
-//! checked against; load or run enclaves.
+//! `Read`/`Seek` streams, byte slices and dates); guess `global_data_t` layouts of SDK versions
+//! it has not been checked against; load or run enclaves.
 //!
 //! Specifications followed: Intel SDM Vol. 3D §39.4 (SIGSTRUCT, MRENCLAVE records, MRSIGNER);
 //! intel/linux-sgx `common/inc/internal/arch.h`, `metadata.h` and `psw/urts/loader.cpp` (the
@@ -40,52 +52,7 @@ pub mod sgxs;
 pub mod sign;
 pub mod sigstruct;
 
-use std::fmt;
-
-/// A 32-byte SGX identity digest (MRENCLAVE or MRSIGNER), in SHA-256 output byte order.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Digest32(pub [u8; 32]);
-
-impl Digest32 {
-    /// Lower-case hex, the usual rendering of MRENCLAVE/MRSIGNER.
-    pub fn to_hex(&self) -> String {
-        let mut s = String::with_capacity(64);
-        for b in self.0 {
-            s.push_str(&format!("{b:02x}"));
-        }
-        s
-    }
-
-    /// Parses 64 hex digits.
-    pub fn from_hex(s: &str) -> Option<Self> {
-        let s = s.trim();
-        if s.len() != 64 || !s.is_ascii() {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-        }
-        Some(Self(out))
-    }
-}
-
-impl fmt::Display for Digest32 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl fmt::Debug for Digest32 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Digest32({})", self.to_hex())
-    }
-}
-
-/// MRENCLAVE: the SHA-256 of the enclave's measured record stream.
-pub type Mrenclave = Digest32;
-/// MRSIGNER: the SHA-256 of the signer's RSA modulus as stored in SIGSTRUCT (little-endian).
-pub type Mrsigner = Digest32;
+pub use sgx_types::{MrEnclave, MrSigner};
 
 /// SHA-256 with the workspace's crypto backend.
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {

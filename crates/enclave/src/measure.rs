@@ -5,7 +5,7 @@
 //! exactly these records, hashes them in large batches, and can copy the same bytes to a sink —
 //! that copy is a canonical SGXS stream, so measuring and writing `.sgxs` are one operation.
 
-use crate::{Mrenclave, sha256};
+use crate::{MrEnclave, sha256};
 use aws_lc_rs::digest;
 use std::io::{self, Write};
 
@@ -260,10 +260,10 @@ impl<W: Write> Measurer<W> {
     }
 
     /// Finalises: MRENCLAVE (EINIT adds no record), the stats, and the sink.
-    pub fn finish(self) -> Result<(Mrenclave, MeasureStats, W), MeasureError> {
+    pub fn finish(self) -> Result<(MrEnclave, MeasureStats, W), MeasureError> {
         let stats = self.stats;
         let (d, sink) = self.hasher.finish().map_err(MeasureError::Sink)?;
-        Ok((crate::Digest32(d), stats, sink))
+        Ok((MrEnclave(d), stats, sink))
     }
 }
 
@@ -319,7 +319,7 @@ pub fn measure_flat_image<R: io::Read, W: Write>(
     size: u64,
     flags_of: impl Fn(u64) -> u64,
     sink: W,
-) -> Result<(Mrenclave, MeasureStats, W), FlatImageError> {
+) -> Result<(MrEnclave, MeasureStats, W), FlatImageError> {
     let mut m = Measurer::with_sink(ssa_frame_size, size, sink).map_err(FlatImageError::Measure)?;
     let mut page = [0u8; PAGE_SIZE];
     let mut index = 0u64;

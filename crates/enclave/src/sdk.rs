@@ -13,9 +13,9 @@
 //! zeroed `e_shoff`/`e_shnum`/`e_shstrndx`); then the layout table in order, groups expanded.
 //! The file is read page by page through `Read + Seek`; the image is never loaded whole.
 
-use crate::Mrenclave;
 use crate::measure::{MeasureError, MeasureStats, Measurer, PAGE_SIZE, secinfo};
 use crate::sigstruct::{SIGSTRUCT_SIZE, Sigstruct, SigstructError};
+use sgx_types::MrEnclave;
 use sgx_types::reader::Reader;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
@@ -768,7 +768,7 @@ impl SdkEnclave {
         r: &mut R,
         block: &MetadataBlock,
         sink: W,
-    ) -> Result<(Mrenclave, MeasureStats, W), SdkError> {
+    ) -> Result<(MrEnclave, MeasureStats, W), SdkError> {
         let boff = block.file_offset;
         if !replay_supported(block.major, block.minor) {
             return Err(SdkError::UnsupportedVersion {
@@ -879,7 +879,7 @@ impl SdkEnclave {
     pub fn measure<R: Read + Seek>(
         &self,
         r: &mut R,
-    ) -> Result<(Mrenclave, MeasureStats), SdkError> {
+    ) -> Result<(MrEnclave, MeasureStats), SdkError> {
         let b = self.primary()?;
         let (d, s, _) = self.measure_block(r, b, io::sink())?;
         Ok((d, s))

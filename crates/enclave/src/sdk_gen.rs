@@ -673,7 +673,7 @@ pub fn generate<R: Read + Seek>(
     put(
         &mut b,
         64,
-        &Sigstruct::new(crate::Digest32([0; 32])).encode(),
+        &Sigstruct::new(crate::MrEnclave([0; 32])).encode(),
     )?;
     let d = 64 + SIGSTRUCT_SIZE;
     put32(&mut b, d, u32_of(patch_off, "patch directory offset")?)?;

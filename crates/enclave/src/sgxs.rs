@@ -7,11 +7,11 @@
 //! writer is [`crate::measure::Measurer::with_sink`]: the bytes it hashes are a canonical SGXS
 //! stream.
 
+use crate::MrEnclave;
 use crate::measure::{
     EEXTEND_CHUNK, Hasher, MEAS_EADD, MEAS_ECREATE, MEAS_EEXTEND, MEAS_UNMEASRD, MEAS_UNSIZED,
     PAGE_SIZE, secinfo,
 };
-use crate::{Digest32, Mrenclave};
 use sgx_types::reader::Reader;
 use std::collections::HashSet;
 use std::io::{self, ErrorKind, Read};
@@ -92,7 +92,7 @@ pub enum SgxsError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SgxsSummary {
     /// The measurement.
-    pub mrenclave: Mrenclave,
+    pub mrenclave: MrEnclave,
     /// ECREATE SSAFRAMESIZE.
     pub ssa_frame_size: u32,
     /// ECREATE SIZE.
@@ -155,7 +155,7 @@ pub fn measure_sgxs(mut r: impl Read) -> Result<SgxsSummary, SgxsError> {
     offset += 64;
     let mut pages: HashSet<u64> = HashSet::new();
     let mut s = SgxsSummary {
-        mrenclave: Digest32([0; 32]),
+        mrenclave: MrEnclave([0; 32]),
         ssa_frame_size,
         size,
         pages_added: 0,
@@ -214,7 +214,7 @@ pub fn measure_sgxs(mut r: impl Read) -> Result<SgxsSummary, SgxsError> {
         }
     }
     let (d, _) = hasher.finish().map_err(io_err(offset))?;
-    s.mrenclave = Digest32(d);
+    s.mrenclave = MrEnclave(d);
     s.stream_len = offset;
     Ok(s)
 }

@@ -3,12 +3,12 @@
 //! that one external signature must cover every metadata block, and writing the signed
 //! output. The DATE default is a parameter: this crate never reads the clock.
 
-use crate::Mrenclave;
 use crate::sdk::{SdkEnclave, SdkError};
 use crate::sdk_gen::{GenError, GeneratedMetadata, SdkConfig};
 use crate::sigstruct::{
     SIGNED_DATA_SIZE, SignError, SigningFields, Sigstruct, SigstructSigner, VerifyError,
 };
+use sgx_types::MrEnclave;
 use std::io::{Read, Seek, Write};
 
 /// Why signing cannot proceed.
@@ -33,9 +33,9 @@ pub enum PrepareError {
         /// Block offset.
         offset: u64,
         /// Its measurement.
-        measured: Mrenclave,
+        measured: MrEnclave,
         /// The first block's.
-        first: Mrenclave,
+        first: MrEnclave,
     },
     /// Blocks carry different SIGSTRUCT fields: one external signature cannot cover them.
     #[error(
@@ -57,7 +57,7 @@ pub enum PrepareError {
 #[derive(Debug, Clone)]
 pub struct Prepared {
     /// The measurement.
-    pub mrenclave: Mrenclave,
+    pub mrenclave: MrEnclave,
     /// One SIGSTRUCT per metadata block (one for SGXS or generated metadata).
     pub sigstructs: Vec<Sigstruct>,
     /// Metadata generated for an unsigned SDK enclave (written with the signature).
@@ -66,7 +66,7 @@ pub struct Prepared {
 
 /// For an SGXS stream measuring `mrenclave`: the Intel SDK defaults, DATE = `date`, then
 /// `fields`.
-pub fn prepare_sgxs(mrenclave: Mrenclave, fields: &SigningFields, date: u32) -> Prepared {
+pub fn prepare_sgxs(mrenclave: MrEnclave, fields: &SigningFields, date: u32) -> Prepared {
     let mut s = Sigstruct::new(mrenclave);
     s.date = date;
     fields.apply(&mut s);
@@ -102,7 +102,7 @@ pub fn prepare_sdk<R: Read + Seek>(
         });
     }
     let mut sigs = Vec::new();
-    let mut first: Option<Mrenclave> = None;
+    let mut first: Option<MrEnclave> = None;
     for b in &encl.blocks {
         let (d, _, _) = encl
             .measure_block(r, b, std::io::sink())

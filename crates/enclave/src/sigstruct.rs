@@ -7,8 +7,9 @@
 //! the exact inverse of parse.
 
 use crate::key::{KEY_BYTES, KeyError, RsaPublicKey, SGX_EXPONENT};
-use crate::{Digest32, Mrenclave, Mrsigner, sha256};
+use crate::sha256;
 use sgx_types::reader::Reader;
+use sgx_types::{MrEnclave, MrSigner};
 
 /// Size of a SIGSTRUCT.
 pub const SIGSTRUCT_SIZE: usize = 1808;
@@ -19,32 +20,27 @@ pub const HEADER: [u8; 12] = [6, 0, 0, 0, 0xe1, 0, 0, 0, 0, 0, 1, 0];
 /// The fixed HEADER2 at offset 24.
 pub const HEADER2: [u8; 16] = [1, 1, 0, 0, 0x60, 0, 0, 0, 0x60, 0, 0, 0, 1, 0, 0, 0];
 
-/// SECS attribute flags used by signers.
+/// SECS attribute flags used by signers (the `sgx_types::Attributes` constants).
 pub mod flags {
+    use sgx_types::Attributes;
     /// Enclave initialised (set by EINIT; never in SIGSTRUCT).
-    pub const INIT: u64 = 0x1;
+    pub const INIT: u64 = Attributes::INIT;
     /// Debug enclave.
-    pub const DEBUG: u64 = 0x2;
+    pub const DEBUG: u64 = Attributes::DEBUG;
     /// 64-bit enclave.
-    pub const MODE64BIT: u64 = 0x4;
+    pub const MODE64BIT: u64 = Attributes::MODE64BIT;
     /// Access to the provisioning key.
-    pub const PROVISION_KEY: u64 = 0x10;
+    pub const PROVISION_KEY: u64 = Attributes::PROVISION_KEY;
     /// Access to the EINITTOKEN key.
-    pub const EINITTOKEN_KEY: u64 = 0x20;
+    pub const EINITTOKEN_KEY: u64 = Attributes::EINITTOKEN_KEY;
     /// Key separation and sharing.
-    pub const KSS: u64 = 0x80;
+    pub const KSS: u64 = Attributes::KSS;
     /// AEX-Notify.
-    pub const AEX_NOTIFY: u64 = 0x400;
+    pub const AEX_NOTIFY: u64 = Attributes::AEX_NOTIFY;
 }
 
-/// SECS.ATTRIBUTES: flags and XFRM.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Attributes {
-    /// Attribute flags (bit 1 DEBUG, bit 2 MODE64BIT, ...).
-    pub flags: u64,
-    /// XSAVE feature request mask.
-    pub xfrm: u64,
-}
+/// SECS.ATTRIBUTES: the `sgx-types` newtype (one SGX vocabulary).
+pub use sgx_types::Attributes;
 
 /// Why bytes are not a SIGSTRUCT.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -266,7 +262,7 @@ impl Sigstruct {
     /// An unsigned SIGSTRUCT for `enclavehash` with the Intel SDK's usual values: vendor 0,
     /// date 0, ATTRIBUTES MODE64BIT/XFRM 0x3, ATTRIBUTEMASK `!DEBUG`/`0xffffffffffffff1b`,
     /// MISCSELECT 0, MISCMASK 0xffffffff, ISVPRODID/ISVSVN 0.
-    pub fn new(enclavehash: Mrenclave) -> Self {
+    pub fn new(enclavehash: MrEnclave) -> Self {
         Self {
             header_type: 0,
             vendor: 0,
@@ -448,13 +444,13 @@ impl Sigstruct {
     }
 
     /// ENCLAVEHASH as a digest.
-    pub fn enclavehash(&self) -> Mrenclave {
-        Digest32(self.enclavehash)
+    pub fn enclavehash(&self) -> MrEnclave {
+        MrEnclave(self.enclavehash)
     }
 
     /// MRSIGNER: SHA-256 of MODULUS exactly as stored (little-endian).
-    pub fn mrsigner(&self) -> Mrsigner {
-        Digest32(sha256(&self.modulus))
+    pub fn mrsigner(&self) -> MrSigner {
+        MrSigner(sha256(&self.modulus))
     }
 
     /// Signs with `signer`: fills MODULUS, EXPONENT, SIGNATURE, Q1 and Q2.
@@ -526,7 +522,7 @@ mod tests {
             Sigstruct::parse(&[0; 10]),
             Err(SigstructError::WrongLength { len: 10 })
         );
-        let mut b = Sigstruct::new(Digest32([1; 32])).encode();
+        let mut b = Sigstruct::new(MrEnclave([1; 32])).encode();
         assert!(Sigstruct::parse(&b).is_ok_and(|s| s.enclavehash == [1; 32]));
         b[25] = 7;
         let e = Sigstruct::parse(&b).unwrap_err();
@@ -558,7 +554,7 @@ mod tests {
     #[test]
     fn every_byte_round_trips() {
         // Reserved areas included: parse -> encode is the identity on any valid SIGSTRUCT.
-        let mut b = Sigstruct::new(Digest32([3; 32])).encode();
+        let mut b = Sigstruct::new(MrEnclave([3; 32])).encode();
         for (i, x) in b.iter_mut().enumerate() {
             if !(0..12).contains(&i) && !(24..40).contains(&i) {
                 *x = (i % 251) as u8;
@@ -571,7 +567,7 @@ mod tests {
     fn dates_and_fields() {
         assert_eq!(date_from_ymd(2021, 3, 12), Some(0x2021_0312));
         assert_eq!(date_from_ymd(2021, 13, 1), None);
-        let mut s = Sigstruct::new(Digest32([0; 32]));
+        let mut s = Sigstruct::new(MrEnclave([0; 32]));
         let f = SigningFields {
             isvprodid: Some(7),
             date: Some(0x2026_0101),
@@ -583,7 +579,7 @@ mod tests {
 
     #[test]
     fn unsigned_does_not_verify() {
-        let s = Sigstruct::new(Digest32([0; 32]));
+        let s = Sigstruct::new(MrEnclave([0; 32]));
         assert!(matches!(
             s.verify(),
             Err(VerifyError::Exponent { value: 0 })

@@ -23,7 +23,7 @@ fn read(b: &[u8]) -> Result<SdkEnclave, SdkError> {
     SdkEnclave::read(&mut Cursor::new(b))
 }
 
-fn measure(b: &[u8]) -> Result<enclave::Mrenclave, SdkError> {
+fn measure(b: &[u8]) -> Result<enclave::MrEnclave, SdkError> {
     let mut c = Cursor::new(b);
     let e = SdkEnclave::read(&mut c)?;
     e.measure(&mut c).map(|(d, _)| d)

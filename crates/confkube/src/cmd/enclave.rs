@@ -5,7 +5,7 @@
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use enclave::Mrenclave;
+use enclave::MrEnclave;
 use enclave::config::EnclaveConfig;
 use enclave::inspect::{
     InputKind, MeasureReport, SdkReport, SgxsReport, SigstructFileReport, SigstructReport,
@@ -288,7 +288,7 @@ fn finish(r: &Input) {
 }
 
 struct Measured {
-    mrenclave: Mrenclave,
+    mrenclave: MrEnclave,
     stats: MeasureStats,
     enclave_size: u64,
     ssa_frame_size: u32,
@@ -791,7 +791,7 @@ fn text_lines(out: &mut impl Write, v: &Value, indent: &str) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use enclave::Digest32;
+    use enclave::MrEnclave;
 
     #[test]
     fn parsers() {
@@ -824,7 +824,7 @@ mod tests {
         let g = temp("garbage.bin", b"not an enclave at all");
         let e = measure_file(&g, None, None).err().unwrap().to_string();
         assert!(e.ends_with("not an Intel SGX SDK enclave (ELF .so), an SGXS stream or a 1808-byte SIGSTRUCT (for a flat page image use `measure --raw`)"), "{e}");
-        let ss = temp("s.sig", &Sigstruct::new(Digest32([0; 32])).encode());
+        let ss = temp("s.sig", &Sigstruct::new(MrEnclave([0; 32])).encode());
         let e = measure_file(&ss, None, None).err().unwrap().to_string();
         assert!(
             e.contains("this is a SIGSTRUCT, which holds only the expected hash"),
