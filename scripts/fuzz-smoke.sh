@@ -35,6 +35,7 @@ if [ -z "$list" ]; then
 fi
 echo "fuzz-smoke: targets: ${targets[*]} (${secs}s each, ${jobs} at a time, sanitizer ${sanitizer})"
 start=$(date +%s)
+cargo +nightly fetch >/dev/null
 cargo +nightly fuzz build --sanitizer "$sanitizer"
 echo "fuzz-smoke: build took $(($(date +%s) - start))s"
 
@@ -67,7 +68,7 @@ if [ -d "$dcap" ]; then
   )
   for t in "${targets[@]}"; do
     case "$t" in
-      quote_parse | quote_verify) seed "$t" "${quotes[@]}" ;;
+      quote_parse | quote_verify | tdx_quote_parse) seed "$t" "${quotes[@]}" ;;
       collateral_parse) seed "$t" "${collateral[@]}" ;;
       sigstruct) seed "$t" \
         "$CONFKUBE_TESTDATA/enclaves/enarx-sgx-encl/encl.ss" \

@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CONFKUBE_TESTDATA="${CONFKUBE_TESTDATA:-$(pwd)/../shared/testdata}"
 
+echo "== cargo fetch (every crate is downloaded before the first build)"
+cargo fetch --locked
 echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"

@@ -1,5 +1,9 @@
-//! The attestation request (MAA `AttestSgxEnclaveRequest`) and the token claims (MAA SGX claim
-//! set plus `x-confkube-*`), built purely from a [`VerifiedQuote`].
+//! The attestation requests (MAA `AttestSgxEnclaveRequest` and `AttestOpenEnclaveRequest`) and
+//! the token claims (MAA SGX claim set, its deprecated duplicate names, plus `x-confkube-*`),
+//! built purely from a [`VerifiedQuote`].
+//!
+//! Base64 fields accept what the MAA clients send: base64url (Microsoft's Python SDK, Gramine,
+//! EGo) and standard base64 (the JS SDK's byte arrays, Occlum), padded or not.
 
 use base64::Engine as _;
 use dcap::VerifiedQuote;
@@ -39,6 +43,96 @@ pub struct AttestRequest {
     pub nonce: Option<String>,
 }
 
+/// `POST /attest/OpenEnclave` body: an Open Enclave report instead of a quote.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttestOpenEnclaveRequest {
+    /// base64(url) of the Open Enclave report: a 16-byte `oe_report_header_t` and the SGX quote.
+    pub report: String,
+    /// As in [`AttestRequest`].
+    #[serde(default)]
+    pub runtime_data: Option<RuntimeData>,
+    /// As in [`AttestRequest`].
+    #[serde(default)]
+    pub init_time_data: Option<RuntimeData>,
+    /// As in [`AttestRequest`].
+    #[serde(default)]
+    pub draft_policy_for_attestation: Option<String>,
+    /// Echoed in the token.
+    #[serde(default)]
+    pub nonce: Option<String>,
+}
+
+impl From<AttestOpenEnclaveRequest> for AttestRequest {
+    fn from(r: AttestOpenEnclaveRequest) -> Self {
+        Self {
+            quote: r.report,
+            runtime_data: r.runtime_data,
+            init_time_data: r.init_time_data,
+            draft_policy_for_attestation: r.draft_policy_for_attestation,
+            nonce: r.nonce,
+        }
+    }
+}
+
+/// `oe_report_header_t.version` (Open Enclave `OE_REPORT_HEADER_VERSION`).
+pub const OE_REPORT_HEADER_VERSION: u32 = 1;
+/// `OE_REPORT_TYPE_SGX_REMOTE`: the report is an SGX (DCAP) quote.
+pub const OE_REPORT_TYPE_SGX_REMOTE: u32 = 2;
+/// `OE_REPORT_TYPE_SGX_LOCAL`: a local report, which no remote party can verify.
+pub const OE_REPORT_TYPE_SGX_LOCAL: u32 = 1;
+
+/// The SGX quote inside an Open Enclave report: `oe_report_header_t` is `version: u32`,
+/// `report_type: u32`, `report_size: u64` (little-endian), then `report_size` bytes of quote
+/// (Open Enclave `include/openenclave/internal/report.h`). The header must say version 1, type
+/// SGX remote, and the exact size that follows.
+pub fn oe_report_quote(report: &[u8]) -> Result<&[u8], RequestError> {
+    let invalid = |m: String| RequestError::Invalid(format!("report: {m}"));
+    let (head, quote) = report.split_at_checked(16).ok_or_else(|| {
+        invalid(format!(
+            "{} bytes is shorter than the 16-byte Open Enclave report header",
+            report.len()
+        ))
+    })?;
+    let u32_at = |i: usize| {
+        head.get(i..i + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map_or(0, u32::from_le_bytes)
+    };
+    let size = head
+        .get(8..16)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, u64::from_le_bytes);
+    let (version, kind) = (u32_at(0), u32_at(4));
+    if version != OE_REPORT_HEADER_VERSION {
+        return Err(invalid(format!(
+            "Open Enclave report header version {version} is not supported (expected 1)"
+        )));
+    }
+    match kind {
+        OE_REPORT_TYPE_SGX_REMOTE => {}
+        OE_REPORT_TYPE_SGX_LOCAL => {
+            return Err(invalid(
+                "a local Open Enclave report (type 1) cannot be verified remotely; send a remote \
+                 report (oe_get_report with OE_REPORT_FLAGS_REMOTE_ATTESTATION)"
+                    .into(),
+            ));
+        }
+        other => {
+            return Err(invalid(format!(
+                "Open Enclave report type {other} is not SGX remote (2)"
+            )));
+        }
+    }
+    if u64::try_from(quote.len()).ok() != Some(size) {
+        return Err(invalid(format!(
+            "the Open Enclave header says {size} bytes of quote follow, but {} do",
+            quote.len()
+        )));
+    }
+    Ok(quote)
+}
+
 /// Why a request is not acceptable (400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -61,7 +155,8 @@ impl RequestError {
     }
 }
 
-/// Decodes base64url (padding optional); standard base64 is accepted too.
+/// Decodes base64url or standard base64, padded or not (Microsoft's SDKs, Gramine and EGo send
+/// base64url; the JS SDK and Occlum standard base64 with padding).
 pub fn decode_b64(field: &str, s: &str) -> Result<Vec<u8>, RequestError> {
     let s = s.trim();
     let trimmed = s.trim_end_matches('=');
@@ -152,6 +247,49 @@ pub struct TokenContext<'a> {
     pub draft: bool,
 }
 
+/// Every claim a token can carry (`claims_supported` of the OpenID configuration).
+pub const CLAIM_NAMES: &[&str] = &[
+    "iss",
+    "iat",
+    "nbf",
+    "exp",
+    "jti",
+    "nonce",
+    "x-ms-ver",
+    "x-ms-attestation-type",
+    "x-ms-policy-hash",
+    "x-ms-sgx-is-debuggable",
+    "x-ms-sgx-mrenclave",
+    "x-ms-sgx-mrsigner",
+    "x-ms-sgx-product-id",
+    "x-ms-sgx-svn",
+    "x-ms-sgx-report-data",
+    "x-ms-sgx-config-id",
+    "x-ms-sgx-config-svn",
+    "x-ms-sgx-isv-extended-product-id",
+    "x-ms-sgx-isv-family-id",
+    "x-ms-sgx-ehd",
+    "x-ms-runtime",
+    "x-ms-inittime",
+    "tee",
+    "ver",
+    "is-debuggable",
+    "sgx-mrenclave",
+    "sgx-mrsigner",
+    "product-id",
+    "svn",
+    "maa-ehd",
+    "x-confkube-tcb-status",
+    "x-confkube-platform-tcb-status",
+    "x-confkube-qe-tcb-status",
+    "x-confkube-advisory-ids",
+    "x-confkube-fmspc",
+    "x-confkube-revocation-checked",
+    "x-confkube-collateral-expires",
+    "x-confkube-policy-rule",
+    "x-confkube-draft-policy",
+];
+
 /// The token claims.
 pub fn claims(v: &VerifiedQuote, c: &TokenContext<'_>) -> Value {
     let r = v.report();
@@ -181,8 +319,18 @@ pub fn claims(v: &VerifiedQuote, c: &TokenContext<'_>) -> Value {
         r.isv_ext_prod_id.to_hex().into(),
     );
     put("x-ms-sgx-isv-family-id", r.isv_family_id.to_hex().into());
+    // MAA's deprecated names, "fully supported and will continue to be included" (MAA claim
+    // sets); Microsoft's SDKs and older relying parties read them.
+    put("ver", "1.0".into());
+    put("is-debuggable", v.debug().into());
+    put("sgx-mrenclave", r.mr_enclave.to_hex().into());
+    put("sgx-mrsigner", r.mr_signer.to_hex().into());
+    put("product-id", r.isv_prod_id.into());
+    put("svn", r.isv_svn.into());
     if let Some(d) = c.runtime {
-        put("x-ms-sgx-ehd", B64URL.encode(&d.bytes).into());
+        let ehd = B64URL.encode(&d.bytes);
+        put("maa-ehd", ehd.clone().into());
+        put("x-ms-sgx-ehd", ehd.into());
         if let Some(j) = &d.json {
             put("x-ms-runtime", j.clone());
         }

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod policy;
 pub mod provider;
 pub mod reload;
+pub mod secrets;
 pub mod serve;
 pub mod server;
 pub mod store;

@@ -58,6 +58,17 @@ pub struct SourceLabels {
     pub source: String,
 }
 
+/// A secret release decision.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SecretReleaseLabels {
+    /// The secret's name (empty when no such secret exists, so callers cannot grow the label
+    /// set); never its value.
+    pub secret: String,
+    /// `released`, `token-invalid`, `release-denied`, `secret-not-found`, `no-transfer-key`,
+    /// or an attestation error code (one-step release).
+    pub result: String,
+}
+
 /// The service's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -75,6 +86,8 @@ pub struct Metrics {
     pub config_reloads: Family<ReloadLabels, Counter>,
     /// 1 while a source's current content is rejected and the last good one is served.
     pub config_stale: Family<SourceLabels, Gauge>,
+    /// Secret release decisions by secret and result.
+    pub secret_releases: Family<SecretReleaseLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -127,6 +140,12 @@ impl Metrics {
              configuration is served",
             config_stale.clone(),
         );
+        let secret_releases = Family::<SecretReleaseLabels, Counter>::default();
+        registry.register(
+            "secret_releases",
+            "Secret release decisions by secret name and result (released, or the problem code)",
+            secret_releases.clone(),
+        );
         Self {
             registry,
             requests,
@@ -135,6 +154,7 @@ impl Metrics {
             cache,
             config_reloads,
             config_stale,
+            secret_releases,
         }
     }
 

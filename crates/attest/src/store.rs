@@ -11,6 +11,7 @@ const POLICIES: TableDefinition<&str, &str> = TableDefinition::new("policies");
 const KEYS: TableDefinition<&str, &str> = TableDefinition::new("signing_keys");
 const COLLATERAL: TableDefinition<&str, &str> = TableDefinition::new("collateral");
 const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings");
+const SECRETS: TableDefinition<&str, &str> = TableDefinition::new("secrets");
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +86,8 @@ pub enum Table {
     Collateral,
     /// Settings (admin token hash, ...).
     Settings,
+    /// Released secrets by name (versions, policies, values sealed under the KEK).
+    Secrets,
 }
 
 impl Table {
@@ -94,6 +97,7 @@ impl Table {
             Self::Keys => KEYS,
             Self::Collateral => COLLATERAL,
             Self::Settings => SETTINGS,
+            Self::Secrets => SECRETS,
         }
     }
 }
@@ -183,7 +187,7 @@ impl Store {
         let store = Self { db, path };
         // Create every table up front so that reads never meet a missing table.
         store.write(|txn| {
-            for t in [POLICIES, KEYS, COLLATERAL, SETTINGS] {
+            for t in [POLICIES, KEYS, COLLATERAL, SETTINGS, SECRETS] {
                 txn.open_table(t)?;
             }
             Ok(())

@@ -35,6 +35,7 @@ const SETS: &[&str] = &[
     "intel-qvl-synthetic",
     "mobilecoin-attestation",
     "oasis-core",
+    "tdx/dcap-qvl",
 ];
 
 #[test]
@@ -85,7 +86,61 @@ fn every_real_case_through_the_cli_contract() {
             n += 1;
         }
     }
-    assert!(n >= 17);
+    assert!(n >= 20);
+}
+
+#[test]
+fn tdx_quote_text_output_names_the_td_fields() {
+    let Some(dir) = testdata::path("dcap/tdx/dcap-qvl") else {
+        return;
+    };
+    let q = dir.join("tdx_quote").display().to_string();
+    let c = dir.join("tdx_quote_collateral.json").display().to_string();
+    let out = confkube(&[
+        "quote",
+        "verify",
+        &q,
+        "--collateral",
+        &c,
+        "--at",
+        "1751328000",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "(TDX trust domain)",
+        "tcb status      UpToDate (platform UpToDate, TDX module UpToDate, QE UpToDate)",
+        "mr_td           91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7",
+        "td_attributes   0000001000000000   xfam e702060000000000",
+        "padding         70 zero bytes after the signature data",
+    ] {
+        assert!(text.contains(want), "{want:?} not in\n{text}");
+    }
+    // A non-zero byte in the padding is a malformed quote.
+    let mut b = std::fs::read(dir.join("tdx_quote")).unwrap();
+    *b.last_mut().unwrap() = 1;
+    let tmp = tmpdir("tdx-padding");
+    let bad = tmp.join("q");
+    std::fs::write(&bad, &b).unwrap();
+    let out = confkube(&[
+        "quote",
+        "verify",
+        bad.to_str().unwrap(),
+        "--collateral",
+        &c,
+        "--at",
+        "1751328000",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let j = stdout_json(&out);
+    assert_eq!(j["error"], "malformed-quote");
+    assert_eq!(
+        j["message"],
+        "malformed quote: 70 trailing bytes after the signature data are not zero padding \
+         (non-zero byte at offset 5005)"
+    );
 }
 
 #[test]
@@ -187,6 +242,80 @@ fn batch_mode_one_result_per_line() {
             .contains("batch.jsonl:2: expected {\"quote\""),
         "{second}"
     );
+
+    // A line whose quote file is JSON (an attestation request) is an input error too.
+    let request = t.join("request.json");
+    std::fs::write(&request, r#"{"quote": "AwACAA"}"#).unwrap();
+    let line = serde_json::json!({"quote": request, "collateral": c});
+    std::fs::write(&batch, format!("{line}\n")).unwrap();
+    let out = confkube(&["quote", "verify", "--batch", batch.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let first: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let msg = first["input_error"].as_str().unwrap();
+    assert!(
+        msg.ends_with(&format!(
+            "batch.jsonl:1: quote {}: QUOTE looks like JSON (an attestation request?) — pass the \
+             quote bytes, or use the base64 text of its \"quote\" field (jq -r .quote FILE | \
+             confkube quote verify - …)",
+            request.display()
+        )),
+        "{msg}"
+    );
+}
+
+/// A batch longer than one unit of work (64 lines) and than the read-ahead window: results
+/// come out in input order, one per line, whatever thread verified them.
+#[test]
+fn batch_results_keep_input_order_across_threads() {
+    let Some(root) = testdata::path("dcap") else {
+        return;
+    };
+    let t = tmpdir("batch-order");
+    let d = root.join("dcap-qvl-sgx");
+    let q = d.join("sgx_quote");
+    let c = d.join("sgx_quote_collateral.json");
+    let kinds = [
+        serde_json::json!({"quote": q, "collateral": c, "at": "2025-07-01T00:00:00Z"}).to_string(),
+        serde_json::json!({"quote": q, "collateral": c, "at": 1754006400}).to_string(),
+        r#"{"quote": 1}"#.to_string(),
+        serde_json::json!({"quote": q, "collateral": t.join("missing.json")}).to_string(),
+    ];
+    let n = 1000;
+    let text: String = (0..n).map(|i| format!("{}\n", kinds[i % 4])).collect();
+    let batch = t.join("batch.jsonl");
+    std::fs::write(&batch, text).unwrap();
+    let out = confkube(&["quote", "verify", "--batch", batch.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), n);
+    for (i, r) in lines.iter().enumerate() {
+        match i % 4 {
+            0 => assert_eq!(
+                r["tcb_status"], "ConfigurationAndSWHardeningNeeded",
+                "line {i}"
+            ),
+            1 => assert_eq!(r["error"], "collateral-expired", "line {i}"),
+            2 => assert!(
+                r["input_error"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("batch.jsonl:{}: expected {{\"quote\"", i + 1)),
+                "line {i}: {r}"
+            ),
+            _ => assert!(
+                r["input_error"].as_str().unwrap().contains(&format!(
+                    "batch.jsonl:{}: reading the collateral file {}",
+                    i + 1,
+                    t.join("missing.json").display()
+                )),
+                "line {i}: {r}"
+            ),
+        }
+    }
 }
 
 #[test]
@@ -196,7 +325,53 @@ fn usage_and_input_errors_exit_2_and_name_the_input() {
     std::fs::write(&bad, "{}").unwrap();
     let q = t.join("q.bin");
     std::fs::write(&q, [3u8, 0, 2, 0]).unwrap();
+    let request = t.join("request.json");
+    std::fs::write(
+        &request,
+        r#"{"quote": "AwACAAAAAAA", "runtimeData": {"data": "aGk", "dataType": "Binary"}}"#,
+    )
+    .unwrap();
+    let pem = t.join("chain.pem");
+    std::fs::write(
+        &pem,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let text = t.join("notes.txt");
+    std::fs::write(&text, "my quote is attached\n").unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "quote",
+                "verify",
+                request.to_str().unwrap(),
+                "--collateral",
+                bad.to_str().unwrap(),
+            ],
+            "QUOTE looks like JSON (an attestation request?) — pass the quote bytes, or use the \
+             base64 text of its \"quote\" field (jq -r .quote FILE | confkube quote verify - …)",
+        ),
+        (
+            vec![
+                "quote",
+                "verify",
+                pem.to_str().unwrap(),
+                "--collateral",
+                bad.to_str().unwrap(),
+            ],
+            "QUOTE looks like PEM (CERTIFICATE) — pass the quote bytes, or hex or base64 text of \
+             them; certificates belong in --collateral or --root-ca",
+        ),
+        (
+            vec![
+                "quote",
+                "verify",
+                text.to_str().unwrap(),
+                "--collateral",
+                bad.to_str().unwrap(),
+            ],
+            "QUOTE is text but neither hex nor base64 (it starts with \"my quote is attached\")",
+        ),
         (
             vec![
                 "quote",
@@ -327,6 +502,58 @@ fn testkit_quotes_verify_only_under_their_explicit_root() {
     let b = f("quote.b64url");
     let out = confkube(&["quote", "verify", &b, "--collateral", &c, "--root-ca", &r]);
     assert_eq!(out.status.code(), Some(0));
+}
+
+/// Intel QVL's name rule through the CLI: a private PKI whose TCB signer is named
+/// `Synthetic SGX TCB Signing` verifies under `--root-ca`; one named `Foo` fails with
+/// `untrusted-root` (a name problem, not a signature problem).
+#[test]
+fn private_pki_names_follow_qvl_phrase_rules() {
+    let verify = |t: &Path| {
+        let f = |n: &str| t.join(n).display().to_string();
+        let (q, c, r) = (f("quote.bin"), f("collateral.json"), f("root-ca.pem"));
+        confkube(&[
+            "quote",
+            "verify",
+            &q,
+            "--collateral",
+            &c,
+            "--root-ca",
+            &r,
+            "--format",
+            "json",
+        ])
+    };
+    let t = tmpdir("testkit-names-ok");
+    testkit(
+        &t,
+        &[
+            "--root-cn",
+            "Synthetic SGX Root CA",
+            "--pck-ca-cn",
+            "Synthetic SGX PCK Processor CA",
+            "--pck-cn",
+            "Synthetic SGX PCK Certificate",
+            "--tcb-signer-cn",
+            "Synthetic SGX TCB Signing",
+        ],
+    );
+    let out = verify(&t);
+    let j = stdout_json(&out);
+    assert_eq!(out.status.code(), Some(0), "{j}");
+    assert_eq!(j["verified"], true);
+
+    let t = tmpdir("testkit-names-bad");
+    testkit(&t, &["--tcb-signer-cn", "Foo"]);
+    let out = verify(&t);
+    assert_eq!(out.status.code(), Some(1));
+    let j = stdout_json(&out);
+    assert_eq!(j["error"], "untrusted-root");
+    assert_eq!(
+        j["message"],
+        "untrusted root: in the TCB info issuer chain, the TCB Signing certificate's common name \
+         \"Foo\" does not contain \"SGX TCB Signing\" (Intel QVL's name rule)"
+    );
 }
 
 #[test]

@@ -10,8 +10,9 @@
 //!
 //! **Never trusted by default.** The root is a fresh key, named "confkube testkit"; a verifier
 //! trusts it only when it is passed explicitly as the trust anchor (`--root-ca`). The CA and
-//! signer common names follow Intel's (the verifier checks them); the organisation says
-//! "confkube testkit (NOT INTEL)".
+//! signer common names default to Intel's; [`PkiNames`] chooses others, to test Intel QVL's name
+//! rule (a CN must contain `SGX Root CA`, `CA`, `SGX PCK Certificate` or `SGX TCB Signing`,
+//! which the verifier checks). The organisation says "confkube testkit (NOT INTEL)".
 //!
 //! **Not here:** anything that reads files or the clock: the caller passes the times.
 //! Certificates and CRLs are built with rcgen; raw r‖s signatures with aws-lc-rs. The SGX
@@ -19,6 +20,9 @@
 //! as bytes.
 
 pub mod der;
+mod tdx;
+
+pub use tdx::{TdxCollateralParams, TdxModuleSpec, TdxQuoteParams, standard_tdx_modules};
 
 use aws_lc_rs::digest;
 use aws_lc_rs::rand::SystemRandom;
@@ -128,6 +132,33 @@ fn dn(cn: &str) -> DistinguishedName {
     d
 }
 
+/// The subject common names of the generated certificates. Verifiers that follow Intel QVL
+/// accept any name that *contains* its role's phrase: `SGX Root CA` (root), `CA` (PCK CA),
+/// `SGX PCK Certificate` (PCK leaf), `SGX TCB Signing` (TCB info and QE identity signer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PkiNames {
+    /// The root CA.
+    pub root: String,
+    /// The PCK CA (the intermediate, also the PCK CRL issuer).
+    pub pck_ca: String,
+    /// The PCK leaf.
+    pub pck: String,
+    /// The TCB Signing certificate.
+    pub tcb_signer: String,
+}
+
+impl Default for PkiNames {
+    /// Intel's names for the CA, leaf and signer; a root named as untrusted.
+    fn default() -> Self {
+        Self {
+            root: "confkube testkit SGX Root CA (untrusted)".into(),
+            pck_ca: "Intel SGX PCK Processor CA".into(),
+            pck: "Intel SGX PCK Certificate".into(),
+            tcb_signer: "Intel SGX TCB Signing".into(),
+        }
+    }
+}
+
 /// The platform and PKI: what the PCK certificate says, and the validity of the certificates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PkiParams {
@@ -145,6 +176,8 @@ pub struct PkiParams {
     pub not_after: i64,
     /// The PCK leaf's own notAfter, when it should expire before the rest.
     pub leaf_not_after: Option<i64>,
+    /// The certificates' common names.
+    pub names: PkiNames,
 }
 
 impl PkiParams {
@@ -159,6 +192,7 @@ impl PkiParams {
             not_before: at - 86_400,
             not_after: at + 7 * 365 * 86_400,
             leaf_not_after: None,
+            names: PkiNames::default(),
         }
     }
 }
@@ -355,11 +389,8 @@ impl Testkit {
     pub fn generate(params: PkiParams) -> Result<Self, TestkitError> {
         let root_key = Key::generate()?;
         let root_serial = serial(1);
-        let mut root_params = ca_params(
-            "confkube testkit SGX Root CA (untrusted)",
-            &root_serial,
-            &params,
-        )?;
+        let names = &params.names;
+        let mut root_params = ca_params(&names.root, &root_serial, &params)?;
         root_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
         root_params.use_authority_key_identifier_extension = false;
         let root_cert = root_params.self_signed(&root_key.rcgen)?;
@@ -374,7 +405,7 @@ impl Testkit {
 
         let ca_key = Key::generate()?;
         let ca_serial = serial(2);
-        let ca_p = ca_params("Intel SGX PCK Processor CA", &ca_serial, &params)?;
+        let ca_p = ca_params(&names.pck_ca, &ca_serial, &params)?;
         let ca_cert = ca_p.signed_by(&ca_key.rcgen, &root_issuer)?;
         let pck_ca = Ca {
             der: ca_cert.der().to_vec(),
@@ -386,7 +417,7 @@ impl Testkit {
 
         let tcb_key = Key::generate()?;
         let tcb_serial = serial(3);
-        let mut tcb_p = ca_params("Intel SGX TCB Signing", &tcb_serial, &params)?;
+        let mut tcb_p = ca_params(&names.tcb_signer, &tcb_serial, &params)?;
         tcb_p.is_ca = IsCa::NoCa;
         tcb_p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         let tcb_cert = tcb_p.signed_by(&tcb_key.rcgen, &root_issuer)?;
@@ -400,7 +431,7 @@ impl Testkit {
 
         let pck_key = Key::generate()?;
         let pck_serial = serial(4);
-        let mut leaf = ca_params("Intel SGX PCK Certificate", &pck_serial, &params)?;
+        let mut leaf = ca_params(&names.pck, &pck_serial, &params)?;
         leaf.is_ca = IsCa::NoCa;
         leaf.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
@@ -554,8 +585,16 @@ impl Testkit {
 
     /// Complete collateral in the `QuoteCollateralV3` encoding.
     pub fn collateral(&self, p: &CollateralParams) -> Result<QuoteCollateralV3, TestkitError> {
-        let tcb_info = self.tcb_info_text(p)?;
-        let qe_identity = self.qe_identity_text(p)?;
+        self.collateral_with(p, self.tcb_info_text(p)?, self.qe_identity_text(p)?)
+    }
+
+    /// Collateral around the given signed texts (signed here).
+    fn collateral_with(
+        &self,
+        p: &CollateralParams,
+        tcb_info: String,
+        qe_identity: String,
+    ) -> Result<QuoteCollateralV3, TestkitError> {
         let (root_ca_crl, pck_crl) = if p.include_crls {
             let mut root_revoked: Vec<&[u8]> = Vec::new();
             if p.revoke_pck_ca {
@@ -593,6 +632,50 @@ impl Testkit {
 
     /// A quote signed end to end: certification data type 5 with this PKI's PCK chain.
     pub fn quote(&self, q: &QuoteParams) -> Result<Vec<u8>, TestkitError> {
+        let (att, signature) = self.signed_qe_block(q.qe_isv_svn, 1)?;
+        let mut report = ReportBody::zeroed();
+        report.cpu_svn = sgx_types::CpuSvn(self.params.pck_tcb);
+        report.attributes = Attributes {
+            flags: Attributes::INIT
+                | Attributes::MODE64BIT
+                | if q.debug { Attributes::DEBUG } else { 0 },
+            xfrm: 0x3,
+        };
+        report.mr_enclave = MrEnclave(q.mrenclave);
+        report.mr_signer = MrSigner(q.mrsigner);
+        report.isv_prod_id = q.isv_prod_id;
+        report.isv_svn = q.isv_svn;
+        report.report_data = ReportData(q.report_data);
+
+        let mut quote = Quote {
+            header: self.header(q.version, 0, q.qe_isv_svn),
+            report,
+            signature,
+        };
+        quote.signature.quote_signature = att.sign(&quote.signed_bytes())?;
+        Ok(quote.to_bytes())
+    }
+
+    fn header(&self, version: u16, tee_type: u32, qe_isv_svn: u16) -> QuoteHeader {
+        QuoteHeader {
+            version,
+            att_key_type: sgx_types::quote::ATT_KEY_TYPE_ECDSA_P256,
+            tee_type,
+            qe_svn: qe_isv_svn,
+            pce_svn: self.params.pce_svn,
+            qe_vendor_id: INTEL_QE_VENDOR_ID,
+            user_data: [0; 20],
+        }
+    }
+
+    /// A fresh attestation key and the signature data endorsing it: the QE report (ISVSVN
+    /// `qe_isv_svn`, ISVPRODID `qe_prod_id`) binding the key, signed by the PCK key, and this
+    /// PKI's PCK chain. The quote signature is left zero for the caller to fill.
+    fn signed_qe_block(
+        &self,
+        qe_isv_svn: u16,
+        qe_prod_id: u16,
+    ) -> Result<(Key, SignatureData), TestkitError> {
         let att = Key::generate()?;
         let att_pub: [u8; 64] = att
             .public_sec1()
@@ -609,8 +692,8 @@ impl Testkit {
         };
         qe_report.mr_enclave = MrEnclave(sha256(b"confkube testkit quoting enclave code"));
         qe_report.mr_signer = MrSigner(testkit_qe_mrsigner());
-        qe_report.isv_prod_id = 1;
-        qe_report.isv_svn = q.qe_isv_svn;
+        qe_report.isv_prod_id = qe_prod_id;
+        qe_report.isv_svn = qe_isv_svn;
         let mut rd = [0u8; 64];
         let mut bind = Vec::with_capacity(96);
         bind.extend_from_slice(&att_pub);
@@ -619,32 +702,9 @@ impl Testkit {
         qe_report.report_data = ReportData(rd);
         let qe_report_signature = self.pck_key.sign(&qe_report.to_bytes())?;
 
-        let mut report = ReportBody::zeroed();
-        report.cpu_svn = sgx_types::CpuSvn(self.params.pck_tcb);
-        report.attributes = Attributes {
-            flags: Attributes::INIT
-                | Attributes::MODE64BIT
-                | if q.debug { Attributes::DEBUG } else { 0 },
-            xfrm: 0x3,
-        };
-        report.mr_enclave = MrEnclave(q.mrenclave);
-        report.mr_signer = MrSigner(q.mrsigner);
-        report.isv_prod_id = q.isv_prod_id;
-        report.isv_svn = q.isv_svn;
-        report.report_data = ReportData(q.report_data);
-
-        let mut quote = Quote {
-            header: QuoteHeader {
-                version: q.version,
-                att_key_type: sgx_types::quote::ATT_KEY_TYPE_ECDSA_P256,
-                tee_type: 0,
-                qe_svn: q.qe_isv_svn,
-                pce_svn: self.params.pce_svn,
-                qe_vendor_id: INTEL_QE_VENDOR_ID,
-                user_data: [0; 20],
-            },
-            report,
-            signature: SignatureData {
+        Ok((
+            att,
+            SignatureData {
                 quote_signature: [0; 64],
                 attestation_key: att_pub,
                 qe_report,
@@ -655,8 +715,6 @@ impl Testkit {
                     data: self.pck_chain_pem().into_bytes(),
                 },
             },
-        };
-        quote.signature.quote_signature = att.sign(&quote.signed_bytes())?;
-        Ok(quote.to_bytes())
+        ))
     }
 }

@@ -11,7 +11,7 @@ use dcap::{
     Collateral, QuoteCollateralV3, TcbStatus, TrustAnchor, VerifiedQuote, Verifier, VerifyError,
     VerifyOptions,
 };
-use dcap_testkit::{CollateralParams, PkiParams, QuoteParams, Testkit};
+use dcap_testkit::{CollateralParams, PkiNames, PkiParams, QuoteParams, Testkit};
 use sgx_types::Quote;
 use std::collections::BTreeSet;
 
@@ -417,7 +417,12 @@ fn every_error_code_is_produced() {
     assert!(!v.revocation_checked());
     assert_eq!(dcap::success_json(&v)["revocation_checked"], false);
 
-    let all: BTreeSet<String> = VerifyError::CODES.iter().map(|c| c.to_string()).collect();
+    // tdx-module-mismatch is TDX-only: tests/tdx_error_codes.rs produces it.
+    let all: BTreeSet<String> = VerifyError::CODES
+        .iter()
+        .filter(|c| **c != "tdx-module-mismatch")
+        .map(|c| c.to_string())
+        .collect();
     let missing: Vec<_> = all.difference(&produced).collect();
     assert!(missing.is_empty(), "codes never produced: {missing:?}");
 }
@@ -445,4 +450,78 @@ fn failure_messages_name_the_item() {
         "CRL missing: the collateral has no root_ca_crl and pck_crl; revocation cannot be \
          checked (allow it explicitly with --allow-missing-crls)"
     );
+}
+
+/// Intel QVL's name rule: each CN must contain its role's phrase (`SGX Root CA`, `CA`,
+/// `SGX PCK Certificate`, `SGX TCB Signing`); a private PKI with such names verifies, one
+/// without fails with `untrusted-root` and names the certificate, the chain and the phrase.
+#[test]
+fn certificate_names_follow_qvl_phrase_rules() {
+    let synthetic = PkiNames {
+        root: "Synthetic SGX Root CA".into(),
+        pck_ca: "Synthetic SGX PCK Platform CA".into(),
+        pck: "Synthetic SGX PCK Certificate".into(),
+        tcb_signer: "Synthetic SGX TCB Signing".into(),
+    };
+    let with_names = |names: PkiNames| {
+        let mut pki = PkiParams::new(AT, Some(TcbStatus::UpToDate));
+        pki.names = names;
+        world_with(pki, CollateralParams::new(AT), QuoteParams::default())
+    };
+    let w = with_names(synthetic.clone());
+    assert_eq!(code(w.verify()), "verified UpToDate");
+    // The PCK CA's name needs only "CA" (QVL's SGX_INTERMEDIATE_CN_PHRASE).
+    let w = with_names(PkiNames {
+        pck_ca: "Example CA".into(),
+        ..synthetic.clone()
+    });
+    assert_eq!(code(w.verify()), "verified UpToDate");
+
+    type Edit = fn(&mut PkiNames);
+    let cases: [(&str, Edit, &str); 4] = [
+        (
+            "root",
+            |n| n.root = "Foo".into(),
+            "untrusted root: in the TCB info issuer chain, the root certificate's common name \
+             \"Foo\" does not contain \"SGX Root CA\" (Intel QVL's name rule)",
+        ),
+        (
+            "TCB signer",
+            |n| n.tcb_signer = "Foo".into(),
+            "untrusted root: in the TCB info issuer chain, the TCB Signing certificate's common \
+             name \"Foo\" does not contain \"SGX TCB Signing\" (Intel QVL's name rule)",
+        ),
+        (
+            "PCK CA",
+            |n| n.pck_ca = "Foo".into(),
+            "untrusted root: in the PCK CRL issuer chain, the PCK CRL issuer certificate's \
+             common name \"Foo\" does not contain \"CA\" (Intel QVL's name rule)",
+        ),
+        (
+            "PCK leaf",
+            |n| n.pck = "Foo".into(),
+            "untrusted root: in the PCK certificate chain, the PCK certificate's common name \
+             \"Foo\" does not contain \"SGX PCK Certificate\" (Intel QVL's name rule)",
+        ),
+    ];
+    for (role, edit, message) in cases {
+        let mut names = synthetic.clone();
+        edit(&mut names);
+        let e = with_names(names).verify().unwrap_err();
+        assert_eq!(e.code(), "untrusted-root", "{role}");
+        assert_eq!(e.to_string(), message, "{role}");
+    }
+
+    // The unverified platform lookup applies the same rules when it is anchored.
+    let w = with_names(PkiNames {
+        pck: "Foo".into(),
+        ..synthetic
+    });
+    assert_eq!(
+        dcap::pck_platform_anchored(&w.quote, &w.anchor())
+            .unwrap_err()
+            .code(),
+        "untrusted-root"
+    );
+    assert!(dcap::pck_platform(&w.quote).is_ok());
 }

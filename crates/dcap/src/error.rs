@@ -1,4 +1,5 @@
-//! The verifier's error vocabulary: exactly the codes of DESIGN.md §4.
+//! The verifier's error vocabulary: the codes of DESIGN.md §4, plus `tdx-module-mismatch` for
+//! TDX quotes.
 
 use sgx_types::ParseError;
 
@@ -67,11 +68,16 @@ pub enum VerifyError {
     /// The collateral has no CRL and missing CRLs were not allowed.
     #[error("CRL missing: {0}")]
     CrlMissing(String),
+    /// TDX: the TD report's TDX module (MRSIGNER_SEAM, SEAM attributes, module version) is not
+    /// one the TCB info describes (QVL `STATUS_TDX_MODULE_MISMATCH`). Not in DESIGN.md §4's
+    /// SGX list: no SGX code fits.
+    #[error("TDX module mismatch: {0}")]
+    TdxModuleMismatch(String),
 }
 
 impl VerifyError {
     /// Every code, in the order of DESIGN.md §4.
-    pub const CODES: [&'static str; 20] = [
+    pub const CODES: [&'static str; 21] = [
         "malformed-quote",
         "unsupported-quote-version",
         "unsupported-attestation-key-type",
@@ -92,6 +98,7 @@ impl VerifyError {
         "tcb-level-not-found",
         "tcb-revoked",
         "crl-missing",
+        "tdx-module-mismatch",
     ];
 
     /// The stable error code (DESIGN.md §4).
@@ -117,6 +124,7 @@ impl VerifyError {
             Self::TcbLevelNotFound(_) => "tcb-level-not-found",
             Self::TcbRevoked(_) => "tcb-revoked",
             Self::CrlMissing(_) => "crl-missing",
+            Self::TdxModuleMismatch(_) => "tdx-module-mismatch",
         }
     }
 }
@@ -124,9 +132,9 @@ impl VerifyError {
 impl From<ParseError> for VerifyError {
     fn from(e: ParseError) -> Self {
         match e {
-            ParseError::UnsupportedVersion(_) | ParseError::UnsupportedTeeType(_) => {
-                Self::UnsupportedQuoteVersion(e.to_string())
-            }
+            ParseError::UnsupportedVersion(_)
+            | ParseError::UnsupportedTeeType(_)
+            | ParseError::UnsupportedBodyType(_) => Self::UnsupportedQuoteVersion(e.to_string()),
             ParseError::UnsupportedAttestationKeyType(_) => {
                 Self::UnsupportedAttestationKeyType(e.to_string())
             }
@@ -167,7 +175,7 @@ mod tests {
         }
         assert_eq!(
             VerifyError::from(ParseError::UnsupportedVersion(5)).to_string(),
-            "unsupported quote version: quote version 5 is not supported (supported: 3, 4)"
+            "unsupported quote version: quote version 5 is not supported (SGX: 3, 4; TDX: 4, 5)"
         );
     }
 }

@@ -9,7 +9,7 @@ use crate::tcb::{QeIdentity, TcbInfo, TcbStatus};
 use crate::x509::{Cert, Crl, PckExtension, parse_pem_chain, parse_pem_chain_with, verify_fixed};
 use aws_lc_rs::digest;
 use sgx_types::quote::{INTEL_QE_VENDOR_ID, cert_type};
-use sgx_types::{Quote, QuoteHeader, ReportBody};
+use sgx_types::{Quote, QuoteHeader, ReportBody, SignatureData};
 
 /// Verification options.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -240,6 +240,35 @@ fn check_root(root: &Cert, anchor: &TrustAnchor, what: &str) -> Result<(), Verif
     Ok(())
 }
 
+/// Intel QVL's certificate name rules (QVL `CertVerification/X509Constants` `SGX_*_CN_PHRASE`,
+/// checked by `BaseVerifier::commonNameContains` in `PckCertVerifier`, `TCBSigningChain` and
+/// `QuoteVerifier`): a certificate's subject common name must *contain* the phrase of its role,
+/// so private PKIs that follow the rule (`CN=Synthetic SGX TCB Signing`) verify as in QVL.
+pub(crate) mod cn_phrase {
+    /// The root of every chain.
+    pub(crate) const ROOT_CA: &str = "SGX Root CA";
+    /// The PCK CA (Processor or Platform) and the PCK CRL issuer.
+    pub(crate) const INTERMEDIATE_CA: &str = "CA";
+    /// The PCK leaf.
+    pub(crate) const PCK: &str = "SGX PCK Certificate";
+    /// The signer of TCB info and QE identity.
+    pub(crate) const TCB_SIGNING: &str = "SGX TCB Signing";
+}
+
+/// QVL's name rule for one certificate of a chain. A wrong name is a chain problem
+/// (`untrusted-root`; QVL `STATUS_SGX_*_MISSING` / `STATUS_INVALID_PCK_CERT`), never a
+/// signature problem.
+fn check_name(c: &Cert, role: &str, phrase: &str, what: &str) -> Result<(), VerifyError> {
+    if c.subject_cn.contains(phrase) {
+        return Ok(());
+    }
+    Err(VerifyError::UntrustedRoot(format!(
+        "in the {what}, the {role} certificate's common name {:?} does not contain {phrase:?} \
+         (Intel QVL's name rule)",
+        c.subject_cn
+    )))
+}
+
 fn check_issued(
     child: &Cert,
     issuer: &Cert,
@@ -262,6 +291,7 @@ fn anchored_pair(
     pem: &str,
     anchor: &TrustAnchor,
     what: &str,
+    signer_name: Option<(&str, &str)>,
     w: &mut Window,
     known_root: Option<&Cert>,
     memo: &mut SigMemo,
@@ -285,6 +315,10 @@ fn anchored_pair(
         return Err(VerifyError::UntrustedRoot(format!("the {what} is empty")));
     };
     check_root(&root, anchor, what)?;
+    check_name(&root, "root", cn_phrase::ROOT_CA, what)?;
+    if let Some((role, phrase)) = signer_name {
+        check_name(&signer, role, phrase, what)?;
+    }
     check_issued(&signer, &root, what, memo)?;
     w.cert(what, &root)?;
     w.cert(what, &signer)?;
@@ -303,7 +337,12 @@ pub(crate) struct VerifiedCollateral {
     memo: SigMemo,
 }
 
-const TCB_SIGNER_CN: &str = "Intel SGX TCB Signing";
+impl VerifiedCollateral {
+    /// Whether both CRLs are present (and were checked).
+    pub(crate) fn revocation_checked(&self) -> bool {
+        self.root_crl.is_some() && self.pck_crl.is_some()
+    }
+}
 
 pub(crate) fn verify_collateral(
     c: &Collateral,
@@ -334,6 +373,7 @@ pub(crate) fn verify_collateral(
         &doc.tcb_info_issuer_chain,
         anchor,
         "TCB info issuer chain",
+        None,
         &mut w,
         None,
         &mut memo,
@@ -373,6 +413,7 @@ pub(crate) fn verify_collateral(
         &doc.qe_identity_issuer_chain,
         anchor,
         "QE identity issuer chain",
+        None,
         &mut w,
         None,
         &mut memo,
@@ -403,6 +444,7 @@ pub(crate) fn verify_collateral(
             &doc.pck_crl_issuer_chain,
             anchor,
             "PCK CRL issuer chain",
+            Some(("PCK CRL issuer", cn_phrase::INTERMEDIATE_CA)),
             &mut w,
             Some(&root),
             &mut memo,
@@ -443,12 +485,6 @@ fn verify_signed_json(
     what: &str,
     fail: fn(String) -> VerifyError,
 ) -> Result<(), VerifyError> {
-    if !signer.subject_cn.contains(TCB_SIGNER_CN) {
-        return Err(fail(format!(
-            "the {what} is signed by {}, not by {TCB_SIGNER_CN}",
-            signer.subject_cn
-        )));
-    }
     if root_crl.is_some_and(|crl| crl.revokes(signer)) {
         return Err(fail(format!(
             "the {what} signing certificate ({}) is revoked by the root CA CRL",
@@ -461,7 +497,15 @@ fn verify_signed_json(
             signer.subject_cn
         )));
     }
-    Ok(())
+    // QVL checks the name before the signature; checked after it here, a wrong signer key
+    // stays a signature failure (as the shared expected results say) and a valid signature
+    // by a certificate that is not a TCB Signing certificate is a chain failure.
+    check_name(
+        signer,
+        "TCB Signing",
+        cn_phrase::TCB_SIGNING,
+        &format!("{what} issuer chain"),
+    )
 }
 
 /// What a verified PCK chain says about the platform.
@@ -472,8 +516,28 @@ pub(crate) struct VerifiedPck {
     pub(crate) window: Window,
 }
 
-const PCK_CA_CNS: [&str; 2] = ["Intel SGX PCK Processor CA", "Intel SGX PCK Platform CA"];
-const PCK_LEAF_CN: &str = "Intel SGX PCK Certificate";
+/// The PCK chain's shape: leaf, CA, root; the root carries the anchor's key; QVL's name rules;
+/// each certificate signed by the next.
+fn check_pck_chain<'c>(
+    certs: &'c [Cert],
+    anchor: &TrustAnchor,
+    memo: &mut SigMemo,
+) -> Result<[&'c Cert; 3], VerifyError> {
+    const WHAT: &str = "PCK certificate chain";
+    let [leaf, ca, root] = certs else {
+        return Err(VerifyError::UntrustedRoot(format!(
+            "the {WHAT} has {} certificates; expected 3 (PCK, CA, root)",
+            certs.len()
+        )));
+    };
+    check_root(root, anchor, WHAT)?;
+    check_name(root, "root", cn_phrase::ROOT_CA, WHAT)?;
+    check_name(ca, "PCK CA", cn_phrase::INTERMEDIATE_CA, WHAT)?;
+    check_name(leaf, "PCK", cn_phrase::PCK, WHAT)?;
+    check_issued(ca, root, WHAT, memo)?;
+    check_issued(leaf, ca, WHAT, memo)?;
+    Ok([leaf, ca, root])
+}
 
 pub(crate) fn verify_pck_chain(
     pem: &[u8],
@@ -486,21 +550,7 @@ pub(crate) fn verify_pck_chain(
     let certs = memo.parse_chain(pem).map_err(|e| {
         VerifyError::UnsupportedCertificationData(format!("the {WHAT} cannot be read: {e}"))
     })?;
-    let [leaf, ca, root] = certs.as_slice() else {
-        return Err(VerifyError::UntrustedRoot(format!(
-            "the {WHAT} has {} certificates; expected 3 (PCK, CA, root)",
-            certs.len()
-        )));
-    };
-    check_root(root, anchor, WHAT)?;
-    check_issued(ca, root, WHAT, &mut memo)?;
-    check_issued(leaf, ca, WHAT, &mut memo)?;
-    if !PCK_CA_CNS.contains(&ca.subject_cn.as_str()) || !leaf.subject_cn.contains(PCK_LEAF_CN) {
-        return Err(VerifyError::UntrustedRoot(format!(
-            "the {WHAT} is not a PCK chain ({} issued by {})",
-            leaf.subject_cn, ca.subject_cn
-        )));
-    }
+    let [leaf, ca, root] = check_pck_chain(&certs, anchor, &mut memo)?;
     let mut w = coll.window;
     w.now = now;
     for c in [root, ca, leaf] {
@@ -542,10 +592,10 @@ pub(crate) fn verify_pck_chain(
 /// The PCK chain of a quote: from certification data type 5, or for types 1–4 from the
 /// collateral's out-of-band `pck_certificate_chain`.
 pub(crate) fn pck_chain_source<'a>(
-    q: &'a Quote,
+    sig: &'a SignatureData,
     c: &'a Collateral,
 ) -> Result<&'a [u8], VerifyError> {
-    let cd = &q.signature.certification_data;
+    let cd = &sig.certification_data;
     match cd.kind {
         cert_type::PCK_CERT_CHAIN => Ok(&cd.data),
         cert_type::PPID_CLEARTEXT
@@ -572,8 +622,8 @@ pub(crate) fn pck_chain_source<'a>(
 }
 
 /// For certification data types 1–3: the platform identity in the quote must be the PCK's.
-fn check_platform_identity(q: &Quote, ext: &PckExtension) -> Result<(), VerifyError> {
-    let cd = &q.signature.certification_data;
+fn check_platform_identity(sig: &SignatureData, ext: &PckExtension) -> Result<(), VerifyError> {
+    let cd = &sig.certification_data;
     let Some(info) = cd.ppid_platform_info() else {
         return Ok(());
     };
@@ -600,17 +650,25 @@ fn check_platform_identity(q: &Quote, ext: &PckExtension) -> Result<(), VerifyEr
     Ok(())
 }
 
-/// The per-quote checks, given verified collateral and PCK chain. `qe_report_verified` lets the
-/// cache skip the QE report signature when these exact QE report bytes and signature were
-/// already verified with this PCK key; `on_qe_report_verified` records a fresh verification.
-pub(crate) fn verify_quote_with(
-    raw: &[u8],
-    q: Quote,
-    coll: &VerifiedCollateral,
+/// Lets the cache skip the QE report signature when these exact QE report bytes and signature
+/// were already verified with this PCK key.
+pub(crate) type QeReportVerified<'a> = &'a dyn Fn(&[u8], &[u8; 64]) -> bool;
+/// Records a fresh QE report verification.
+pub(crate) type OnQeReportVerified<'a> = &'a dyn Fn(&[u8], &[u8; 64]);
+
+/// The checks every DCAP quote gets, whatever its TEE, given verified collateral and PCK chain:
+/// FMSPC and PCE-ID, the platform identity of certification data types 1-3, the QE report
+/// signature, the attestation-key binding, the QE identity, and the quote signature over
+/// `signed`. Returns the QE's TCB level.
+pub(crate) fn verify_signed_quote<'c>(
+    signed: &[u8],
+    header: &QuoteHeader,
+    sig: &SignatureData,
+    coll: &'c VerifiedCollateral,
     pck: &VerifiedPck,
-    qe_report_verified: &dyn Fn(&[u8], &[u8; 64]) -> bool,
-    on_qe_report_verified: &dyn Fn(&[u8], &[u8; 64]),
-) -> Result<VerifiedQuote, VerifyError> {
+    qe_report_verified: QeReportVerified<'_>,
+    on_qe_report_verified: OnQeReportVerified<'_>,
+) -> Result<&'c crate::tcb::QeTcbLevel, VerifyError> {
     let tcb = &coll.tcb_info;
     let ext = &pck.ext;
     if ext.fmspc != tcb.fmspc {
@@ -627,9 +685,8 @@ pub(crate) fn verify_quote_with(
             hex::encode(tcb.pce_id)
         )));
     }
-    check_platform_identity(&q, ext)?;
+    check_platform_identity(sig, ext)?;
 
-    let sig = &q.signature;
     let qe_report = sig.qe_report.to_bytes();
     if !qe_report_verified(&qe_report, &sig.qe_report_signature) {
         if !verify_fixed(&pck.leaf_key, &qe_report, &sig.qe_report_signature) {
@@ -653,19 +710,53 @@ pub(crate) fn verify_quote_with(
         ));
     }
 
-    let qe_tcb = check_qe_identity(&q, &coll.qe_identity)?;
+    let qe_tcb = check_qe_identity(header, sig, &coll.qe_identity)?;
 
     let mut att_key = [0u8; 65];
     att_key[0] = 4;
     if let Some(dst) = att_key.get_mut(1..) {
         dst.copy_from_slice(&sig.attestation_key);
     }
-    let signed = raw.get(..Quote::SIGNED_LEN).unwrap_or_default();
     if !verify_fixed(&att_key, signed, &sig.quote_signature) {
         return Err(VerifyError::QuoteSignatureInvalid(
             "the quote signature does not verify with the attestation key".into(),
         ));
     }
+    Ok(qe_tcb)
+}
+
+/// The per-quote checks of an SGX quote, given verified collateral and PCK chain.
+pub(crate) fn verify_quote_with(
+    raw: &[u8],
+    q: Quote,
+    coll: &VerifiedCollateral,
+    pck: &VerifiedPck,
+    qe_report_verified: QeReportVerified<'_>,
+    on_qe_report_verified: OnQeReportVerified<'_>,
+) -> Result<VerifiedQuote, VerifyError> {
+    if coll.tcb_info.tdx.is_some() {
+        return Err(VerifyError::TcbLevelNotFound(
+            "the TCB info is for TDX (id \"TDX\"); this quote is SGX".into(),
+        ));
+    }
+    if coll.qe_identity.id != "QE" {
+        return Err(VerifyError::QeIdentityMismatch(format!(
+            "the QE identity is {:?}; an SGX quote needs the \"QE\" identity",
+            coll.qe_identity.id
+        )));
+    }
+    let signed = raw.get(..Quote::SIGNED_LEN).unwrap_or_default();
+    let qe_tcb = verify_signed_quote(
+        signed,
+        &q.header,
+        &q.signature,
+        coll,
+        pck,
+        qe_report_verified,
+        on_qe_report_verified,
+    )?;
+    let tcb = &coll.tcb_info;
+    let ext = &pck.ext;
 
     let level = tcb.match_level(&ext.tcb_comp_svn, ext.pce_svn).ok_or_else(|| {
         VerifyError::TcbLevelNotFound(format!(
@@ -708,14 +799,15 @@ pub(crate) fn verify_quote_with(
 }
 
 fn check_qe_identity<'a>(
-    q: &Quote,
+    header: &QuoteHeader,
+    sig: &SignatureData,
     id: &'a QeIdentity,
 ) -> Result<&'a crate::tcb::QeTcbLevel, VerifyError> {
-    let r = &q.signature.qe_report;
-    if q.header.qe_vendor_id != INTEL_QE_VENDOR_ID {
+    let r = &sig.qe_report;
+    if header.qe_vendor_id != INTEL_QE_VENDOR_ID {
         return Err(VerifyError::QeIdentityMismatch(format!(
             "QE vendor ID {} is not Intel's",
-            hex::encode(q.header.qe_vendor_id)
+            hex::encode(header.qe_vendor_id)
         )));
     }
     if r.mr_signer.0 != id.mrsigner {
@@ -807,8 +899,16 @@ fn pck_platform_impl(
     quote: &[u8],
     anchor: Option<&TrustAnchor>,
 ) -> Result<PckPlatform, VerifyError> {
-    let q = Quote::parse(quote)?;
-    let cd = &q.signature.certification_data;
+    let q = sgx_types::DcapQuote::parse(quote)?;
+    let cd = match &q {
+        sgx_types::DcapQuote::Tdx(t) => &t.signature.certification_data,
+        sgx_types::DcapQuote::Sgx(s) => &s.signature.certification_data,
+        _ => {
+            return Err(VerifyError::UnsupportedQuoteVersion(
+                "a quote of an unknown TEE".into(),
+            ));
+        }
+    };
     if cd.kind != cert_type::PCK_CERT_CHAIN {
         return Err(VerifyError::UnsupportedCertificationData(format!(
             "certification data type {} carries no PCK chain; the service needs type 5",
@@ -824,17 +924,7 @@ fn pck_platform_impl(
         ));
     };
     if let Some(anchor) = anchor {
-        const WHAT: &str = "PCK certificate chain";
-        let [leaf, ca, root] = certs.as_slice() else {
-            return Err(VerifyError::UntrustedRoot(format!(
-                "the {WHAT} has {} certificates; expected 3 (PCK, CA, root)",
-                certs.len()
-            )));
-        };
-        let mut memo = SigMemo::default();
-        check_root(root, anchor, WHAT)?;
-        check_issued(ca, root, WHAT, &mut memo)?;
-        check_issued(leaf, ca, WHAT, &mut memo)?;
+        check_pck_chain(&certs, anchor, &mut SigMemo::default())?;
     }
     let ext = leaf
         .sgx_extension

@@ -13,9 +13,10 @@
 //! zeroed `e_shoff`/`e_shnum`/`e_shstrndx`); then the layout table in order, groups expanded.
 //! The file is read page by page through `Read + Seek`; the image is never loaded whole.
 
+use crate::Mrenclave;
 use crate::measure::{MeasureError, MeasureStats, Measurer, PAGE_SIZE, secinfo};
 use crate::sigstruct::{SIGSTRUCT_SIZE, Sigstruct, SigstructError};
-use crate::{Mrenclave, le};
+use sgx_types::reader::Reader;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
 /// `metadata_t.magic_num`.
@@ -113,9 +114,20 @@ pub enum SdkError {
         /// What is wrong.
         what: String,
     },
-    /// A metadata version the replay does not implement.
+    /// Bytes of a non-empty `.note.sgxmeta` descriptor that are neither a metadata block nor
+    /// zero padding (a damaged magic, or a chain that does not end cleanly).
+    #[error("malformed .note.sgxmeta at offset {offset:#x}: expected {expected}, found {found}")]
+    BadChain {
+        /// File offset of the unexpected bytes.
+        offset: u64,
+        /// What `sgx_sign` writes there.
+        expected: String,
+        /// What is there.
+        found: String,
+    },
+    /// A metadata version the replay does not implement (`dump` still shows its SIGSTRUCT).
     #[error(
-        "unsupported metadata version {major}.{minor} at offset {offset:#x}: supported are 1.4+, 2.x, 3.x, 11.x, 13.x"
+        "unsupported metadata version {major}.{minor} at offset {offset:#x}: the loader replay supports 1.3+, 2.x, 3.x, 11.x, 13.x"
     )]
     UnsupportedVersion {
         /// The block's file offset.
@@ -330,6 +342,9 @@ pub struct MetadataBlock {
     pub layout: Vec<LayoutItem>,
     /// ELRANGE, for majors 11 and 13.
     pub elrange: Option<Elrange>,
+    /// Where the block's data ends (its `size`, or for a size-0 last block the end of its
+    /// tables), relative to the block.
+    pub data_end: u32,
     /// The block's bytes up to the end of the descriptor (content offsets index into it).
     bytes: Vec<u8>,
 }
@@ -362,6 +377,116 @@ pub struct SdkEnclave {
     pub tls: Option<LoadSegment>,
     /// `.symtab` (offset, size) and its string table (offset, size), if present.
     symtab: Option<(u64, u64, u64, u64)>,
+}
+
+/// The ELF64 header fields the reader needs (`Elf64_Ehdr`).
+struct Ehdr {
+    phoff: u64,
+    shoff: u64,
+    phentsize: u16,
+    phnum: u16,
+    shentsize: u16,
+    shnum: u16,
+    shstrndx: u16,
+}
+
+fn elf_err(offset: u64) -> impl Fn(sgx_types::ParseError) -> SdkError {
+    move |_| SdkError::BadElf {
+        offset,
+        what: "truncated ELF structure",
+    }
+}
+
+impl Ehdr {
+    fn parse(b: &[u8; 64]) -> Result<Self, SdkError> {
+        let mut r = Reader::new(b);
+        let e = elf_err(0);
+        r.take(16, "e_ident").map_err(&e)?;
+        r.u16("e_type").map_err(&e)?;
+        r.u16("e_machine").map_err(&e)?;
+        r.u32("e_version").map_err(&e)?;
+        r.u64("e_entry").map_err(&e)?;
+        let phoff = r.u64("e_phoff").map_err(&e)?;
+        let shoff = r.u64("e_shoff").map_err(&e)?;
+        r.u32("e_flags").map_err(&e)?;
+        r.u16("e_ehsize").map_err(&e)?;
+        let h = Self {
+            phoff,
+            shoff,
+            phentsize: r.u16("e_phentsize").map_err(&e)?,
+            phnum: r.u16("e_phnum").map_err(&e)?,
+            shentsize: r.u16("e_shentsize").map_err(&e)?,
+            shnum: r.u16("e_shnum").map_err(&e)?,
+            shstrndx: r.u16("e_shstrndx").map_err(&e)?,
+        };
+        r.finish().map_err(&e)?;
+        Ok(h)
+    }
+}
+
+/// `Elf64_Phdr` (56 bytes): its type and the segment.
+struct Phdr;
+
+impl Phdr {
+    fn parse(b: &[u8], at: u64) -> Result<(u32, LoadSegment), SdkError> {
+        let mut r = Reader::new(b);
+        let e = elf_err(at);
+        let p_type = r.u32("p_type").map_err(&e)?;
+        let flags = r.u32("p_flags").map_err(&e)?;
+        let offset = r.u64("p_offset").map_err(&e)?;
+        let vaddr = r.u64("p_vaddr").map_err(&e)?;
+        r.u64("p_paddr").map_err(&e)?;
+        let filesz = r.u64("p_filesz").map_err(&e)?;
+        let memsz = r.u64("p_memsz").map_err(&e)?;
+        r.u64("p_align").map_err(&e)?;
+        r.finish().map_err(&e)?;
+        Ok((
+            p_type,
+            LoadSegment {
+                offset,
+                vaddr,
+                filesz,
+                memsz,
+                flags,
+            },
+        ))
+    }
+}
+
+/// The `Elf64_Shdr` fields the reader needs (64 bytes).
+#[derive(Clone, Copy)]
+struct Shdr {
+    name: u32,
+    sh_type: u32,
+    offset: u64,
+    size: u64,
+    link: u32,
+    addralign: u64,
+}
+
+impl Shdr {
+    fn parse(b: &[u8]) -> Result<Self, sgx_types::ParseError> {
+        let mut r = Reader::new(b);
+        let name = r.u32("sh_name")?;
+        let sh_type = r.u32("sh_type")?;
+        r.u64("sh_flags")?;
+        r.u64("sh_addr")?;
+        let offset = r.u64("sh_offset")?;
+        let size = r.u64("sh_size")?;
+        let link = r.u32("sh_link")?;
+        r.u32("sh_info")?;
+        let addralign = r.u64("sh_addralign")?;
+        r.u64("sh_entsize")?;
+        r.finish()?;
+        Ok(Self {
+            name,
+            sh_type,
+            offset,
+            size,
+            link,
+            addralign,
+        })
+    }
 }
 
 fn io_at(offset: u64) -> impl FnOnce(io::Error) -> SdkError {
@@ -405,12 +530,10 @@ impl SdkEnclave {
         if class != 2 || data != 1 {
             return Err(SdkError::UnsupportedElf { class, data });
         }
-        let u16h = |o| le::u16_at(&eh, o).unwrap_or_default();
-        let u64h = |o| le::u64_at(&eh, o).unwrap_or_default();
-        let (phoff, shoff) = (u64h(0x20), u64h(0x28));
-        let (phentsize, phnum) = (u16h(0x36), u16h(0x38));
-        let (shentsize, shnum, shstrndx) = (u16h(0x3a), u16h(0x3c), u16h(0x3e));
-        if phentsize != 56 {
+        let ehdr = Ehdr::parse(&eh)?;
+        let (phoff, shoff, shstrndx) = (ehdr.phoff, ehdr.shoff, ehdr.shstrndx);
+        let (shentsize, shnum) = (ehdr.shentsize, ehdr.shnum);
+        if ehdr.phentsize != 56 {
             return Err(SdkError::BadElf {
                 offset: 0x36,
                 what: "e_phentsize is not 56",
@@ -419,32 +542,36 @@ impl SdkEnclave {
         let ph = read_vec(
             r,
             phoff,
-            56 * u64::from(phnum),
+            56 * u64::from(ehdr.phnum),
             file_len,
             "program headers outside the file",
         )?;
         let mut segments = Vec::new();
         let mut tls = None;
-        for p in ph.chunks_exact(56) {
-            let seg = LoadSegment {
-                flags: le::u32_at(p, 4).unwrap_or_default(),
-                offset: le::u64_at(p, 8).unwrap_or_default(),
-                vaddr: le::u64_at(p, 16).unwrap_or_default(),
-                filesz: le::u64_at(p, 32).unwrap_or_default(),
-                memsz: le::u64_at(p, 40).unwrap_or_default(),
-            };
-            match le::u32_at(p, 0) {
-                Some(1) => segments.push(seg),
-                Some(7) => tls = Some(seg),
+        for (i, p) in ph.chunks_exact(56).enumerate() {
+            let at = phoff + 56 * i as u64;
+            let (p_type, seg) = Phdr::parse(p, at)?;
+            match p_type {
+                1 => segments.push(seg),
+                7 => tls = Some(seg),
                 _ => {}
             }
         }
-        for (i, s) in segments.iter().enumerate() {
+        for s in segments.iter().chain(&tls) {
             if s.offset.checked_add(s.filesz).is_none_or(|e| e > file_len) || s.filesz > s.memsz {
-                let _ = i;
                 return Err(SdkError::BadElf {
                     offset: s.offset,
                     what: "PT_LOAD file range outside the file or p_filesz > p_memsz",
+                });
+            }
+            if s.vaddr
+                .checked_add(s.memsz)
+                .and_then(|e| e.checked_next_multiple_of(PAGE_SIZE as u64))
+                .is_none()
+            {
+                return Err(SdkError::BadElf {
+                    offset: s.offset,
+                    what: "p_vaddr + p_memsz overflows the address space",
                 });
             }
         }
@@ -464,17 +591,18 @@ impl SdkEnclave {
             file_len,
             "section headers outside the file",
         )?;
-        let shdr = |i: u16| sh.get(usize::from(i) * 64..usize::from(i) * 64 + 64);
+        let shdr = |i: u16| -> Option<Shdr> {
+            let start = usize::from(i) * 64;
+            sh.get(start..start + 64).and_then(|b| Shdr::parse(b).ok())
+        };
         let strtab = shdr(shstrndx).ok_or(SdkError::BadElf {
             offset: 0x3e,
             what: "e_shstrndx out of range",
         })?;
-        let str_off = le::u64_at(strtab, 24).unwrap_or_default();
-        let str_size = le::u64_at(strtab, 32).unwrap_or_default().min(1 << 20);
         let names = read_vec(
             r,
-            str_off,
-            str_size,
+            strtab.offset,
+            strtab.size.min(1 << 20),
             file_len,
             "section name table outside the file",
         )?;
@@ -482,29 +610,23 @@ impl SdkEnclave {
         let mut symtab = None;
         for i in 0..shnum {
             let Some(s) = shdr(i) else { break };
-            if le::u32_at(s, 4) == Some(2) {
+            if s.sh_type == 2 {
                 // SHT_SYMTAB; sh_link names its string table.
-                let link = le::u32_at(s, 40).unwrap_or_default();
-                if let Some(st) = u16::try_from(link).ok().and_then(shdr) {
-                    symtab = Some((
-                        le::u64_at(s, 24).unwrap_or_default(),
-                        le::u64_at(s, 32).unwrap_or_default(),
-                        le::u64_at(st, 24).unwrap_or_default(),
-                        le::u64_at(st, 32).unwrap_or_default(),
-                    ));
+                if let Some(st) = u16::try_from(s.link).ok().and_then(shdr) {
+                    symtab = Some((s.offset, s.size, st.offset, st.size));
                 }
             }
-            let name_off = le::u32_at(s, 0).unwrap_or_default() as usize;
-            let name = names.get(name_off..).unwrap_or_default();
+            let name = usize::try_from(s.name)
+                .ok()
+                .and_then(|o| names.get(o..))
+                .unwrap_or_default();
             let name = name.split(|&b| b == 0).next().unwrap_or_default();
             if name == b".note.sgxmeta" {
                 note_sh = Some(s);
             }
         }
         let s = note_sh.ok_or(SdkError::NoMetadataSection)?;
-        let sh_offset = le::u64_at(s, 24).unwrap_or_default();
-        let sh_size = le::u64_at(s, 32).unwrap_or_default();
-        let sh_addralign = le::u64_at(s, 48).unwrap_or_default();
+        let (sh_offset, sh_size, sh_addralign) = (s.offset, s.size, s.addralign);
         let mut nh = [0u8; 12 + 13];
         if sh_offset.checked_add(25).is_none_or(|e| e > file_len) {
             return Err(SdkError::BadNote {
@@ -513,9 +635,14 @@ impl SdkEnclave {
             });
         }
         read_at(r, sh_offset, &mut nh)?;
-        let namesz = le::u32_at(&nh, 0).unwrap_or_default();
-        let descsz = le::u32_at(&nh, 4).unwrap_or_default();
-        let note_type = le::u32_at(&nh, 8).unwrap_or_default();
+        let mut nr = Reader::new(&nh);
+        let note_err = |_| SdkError::BadNote {
+            offset: sh_offset,
+            what: "note header truncated",
+        };
+        let namesz = nr.u32("namesz").map_err(note_err)?;
+        let descsz = nr.u32("descsz").map_err(note_err)?;
+        let note_type = nr.u32("type").map_err(note_err)?;
         if namesz != 13 || nh.get(12..25) != Some(&NOTE_NAME[..]) {
             return Err(SdkError::BadNote {
                 offset: sh_offset,
@@ -591,15 +718,21 @@ impl SdkEnclave {
             self.file_len,
             "symbol names outside the file",
         )?;
-        for sym in syms.chunks_exact(24) {
-            let n = le::u32_at(sym, 0).unwrap_or_default() as usize;
-            let sym_name = names.get(n..).unwrap_or_default();
+        for (i, sym) in syms.chunks_exact(24).enumerate() {
+            // Elf64_Sym: st_name, st_info, st_other, st_shndx, st_value, st_size.
+            let mut sr = Reader::new(sym);
+            let e = elf_err(off.saturating_add(24 * i as u64));
+            let n = sr.u32("st_name").map_err(&e)?;
+            sr.take(4, "st_info/st_other/st_shndx").map_err(&e)?;
+            let value = sr.u64("st_value").map_err(&e)?;
+            let size = sr.u64("st_size").map_err(&e)?;
+            let sym_name = usize::try_from(n)
+                .ok()
+                .and_then(|n| names.get(n..))
+                .unwrap_or_default();
             let sym_name = sym_name.split(|&b| b == 0).next().unwrap_or_default();
             if sym_name == name.as_bytes() {
-                return Ok(Some((
-                    le::u64_at(sym, 8).unwrap_or_default(),
-                    le::u64_at(sym, 16).unwrap_or_default(),
-                )));
+                return Ok(Some((value, size)));
             }
         }
         Ok(None)
@@ -637,6 +770,13 @@ impl SdkEnclave {
         sink: W,
     ) -> Result<(Mrenclave, MeasureStats, W), SdkError> {
         let boff = block.file_offset;
+        if !replay_supported(block.major, block.minor) {
+            return Err(SdkError::UnsupportedVersion {
+                offset: boff,
+                major: block.major,
+                minor: block.minor,
+            });
+        }
         let merr = |source| SdkError::Measure {
             offset: boff,
             source,
@@ -665,7 +805,20 @@ impl SdkEnclave {
         let max_pages = ecreate_size / PAGE_SIZE as u64;
         // 1. PT_LOAD segments.
         let mut page = [0u8; PAGE_SIZE];
+        // Metadata 1.3 (SGX 1.5): the loader adds one zero page after the highest segment
+        // seen so far in certain rounding cases (`loader.cpp` `build_sections`).
+        let sgx15 = (block.major, block.minor) == (1, 3);
+        let mut last: Option<&LoadSegment> = None;
         for seg in &self.segments {
+            if sgx15
+                && let Some(l) = last
+                && let Some(rva) = sgx15_extra_page(l, Some(seg.vaddr), boff)?
+            {
+                m.add_page(rva, l.secinfo(), None, true).map_err(merr)?;
+            }
+            if seg.vaddr > last.map_or(0, |l| l.vaddr) {
+                last = Some(seg);
+            }
             let flags = seg.secinfo();
             let mut off = 0u64;
             if seg.filesz > 0 {
@@ -699,6 +852,12 @@ impl SdkEnclave {
                         .map_err(merr)?;
                 }
             }
+        }
+        if sgx15
+            && let Some(l) = last
+            && let Some(rva) = sgx15_extra_page(l, None, boff)?
+        {
+            m.add_page(rva, l.secinfo(), None, true).map_err(merr)?;
         }
         // 2. Layout table.
         let mut visits = 0u64;
@@ -810,6 +969,39 @@ impl SdkEnclave {
     }
 }
 
+/// The SGX 1.5 loader's extra page (`build_sections`, metadata 1.3 only): with `last` the
+/// segment of highest RVA so far, a zero page (EADD + EEXTEND, `last`'s SECINFO) is added at
+/// `end = ROUND_TO_PAGE(rva + memsz)` when `end < ROUND_TO_PAGE(ROUND_TO_PAGE(memsz) + rva)` (an
+/// unaligned start whose rounding lost a page) and, between segments, when `end` lies below
+/// the page of the next segment's RVA. Returns that page's RVA.
+pub(crate) fn sgx15_extra_page(
+    last: &LoadSegment,
+    next_rva: Option<u64>,
+    block_offset: u64,
+) -> Result<Option<u64>, SdkError> {
+    let page = PAGE_SIZE as u64;
+    let overflow = || SdkError::BadMetadata {
+        offset: block_offset,
+        what: format!(
+            "PT_LOAD at p_vaddr {:#x} with p_memsz {:#x} overflows the address space",
+            last.vaddr, last.memsz
+        ),
+    };
+    let end = last
+        .vaddr
+        .checked_add(last.memsz)
+        .and_then(|e| e.checked_next_multiple_of(page))
+        .ok_or_else(overflow)?;
+    let alt = last
+        .memsz
+        .checked_next_multiple_of(page)
+        .and_then(|m| m.checked_add(last.vaddr))
+        .and_then(|e| e.checked_next_multiple_of(page))
+        .ok_or_else(overflow)?;
+    let below_next = next_rva.is_none_or(|n| end < n & !(page - 1));
+    Ok((end < alt && below_next).then_some(end))
+}
+
 fn too_many(offset: u64) -> SdkError {
     SdkError::BadMetadata {
         offset,
@@ -917,10 +1109,12 @@ fn build_context<W: Write>(
                 .copy_from_slice(tpl);
             // TCS: ossa (16), ofs_base (48), ogs_base (56) are relative to the TCS page.
             for off in [16usize, 48, 56] {
-                let v = le::u64_at(&page, off).unwrap_or_default().wrapping_add(rva);
-                if let Some(d) = page.get_mut(off..off + 8) {
-                    d.copy_from_slice(&v.to_le_bytes());
-                }
+                let field = page.get_mut(off..off + 8).ok_or_else(bad)?;
+                let v = Reader::new(field)
+                    .u64("TCS offset field")
+                    .map_err(|_| bad())?
+                    .wrapping_add(rva);
+                field.copy_from_slice(&v.to_le_bytes());
             }
             for i in 0..e.page_count {
                 m.add_page(page_at(i), e.si_flags, Some(&page), extend)
@@ -966,152 +1160,334 @@ fn build_context<W: Write>(
 /// Parses the metadata chain of a `.note.sgxmeta` descriptor; `base` is the descriptor's file
 /// offset (used in errors and [`MetadataBlock::file_offset`]). An all-zero descriptor (an
 /// unsigned enclave) gives no blocks.
+///
+/// Strict where `sgx_sign` is: the descriptor is either all zero, or blocks back to back (each
+/// starting with the magic, the next one at `offset + size`) followed by zero padding only.
+/// A damaged magic, a size that runs past the block's data or the descriptor, or non-zero
+/// bytes after the last block are [`SdkError::BadChain`] / [`SdkError::BadMetadata`] naming
+/// the offset — never a silently shorter chain.
 pub fn parse_metadata_chain(desc: &[u8], base: u64) -> Result<Vec<MetadataBlock>, SdkError> {
-    let mut blocks = Vec::new();
+    let mut blocks: Vec<MetadataBlock> = Vec::new();
     let mut pos = 0usize;
-    while let Some(rest) = desc.get(pos..) {
-        if le::u64_at(rest, 0) != Some(METADATA_MAGIC) {
+    loop {
+        let rest = desc.get(pos..).unwrap_or_default();
+        if rest.iter().all(|&b| b == 0) {
             break;
         }
-        let file_offset = base + pos as u64;
-        let b = parse_block(rest, file_offset)?;
-        let size = b.size as usize;
+        let offset = file_offset(base, pos)?;
+        let mut magic = [0u8; 8];
+        for (m, b) in magic.iter_mut().zip(rest) {
+            *m = *b;
+        }
+        let found = u64::from_le_bytes(magic);
+        if found != METADATA_MAGIC || rest.len() < 8 {
+            let expected = match blocks.last() {
+                None => format!(
+                    "the metadata magic {METADATA_MAGIC:#018x} (or an all-zero descriptor: an unsigned enclave)"
+                ),
+                Some(prev) => format!(
+                    "the metadata magic {METADATA_MAGIC:#018x} of a further block, or zero padding, after the block at {:#x} (size {:#x})",
+                    prev.file_offset, prev.size
+                ),
+            };
+            let found = match rest.iter().position(|&b| b != 0) {
+                Some(i) if found == 0 => format!(
+                    "zero there but the non-zero byte {:#04x} at offset {:#x}",
+                    rest.get(i).copied().unwrap_or_default(),
+                    file_offset(base, pos.saturating_add(i))?
+                ),
+                _ => format!("{found:#018x}"),
+            };
+            return Err(SdkError::BadChain {
+                offset,
+                expected,
+                found,
+            });
+        }
+        let b = parse_block(rest, offset)?;
+        let (size, data_end) = (b.size, b.data_end);
         blocks.push(b);
         if size == 0 {
+            // The chain ends at size 0; what follows its data must be padding.
+            let tail_at = pos.saturating_add(data_end as usize);
+            let tail = desc.get(tail_at..).unwrap_or_default();
+            if let Some(i) = tail.iter().position(|&b| b != 0) {
+                return Err(SdkError::BadChain {
+                    offset: file_offset(base, tail_at.saturating_add(i))?,
+                    expected: format!(
+                        "zero padding after the last block at {offset:#x} (size 0 ends the chain)"
+                    ),
+                    found: "a non-zero byte".into(),
+                });
+            }
             break;
         }
-        pos += size;
+        pos = pos
+            .checked_add(size as usize)
+            .ok_or(SdkError::BadMetadata {
+                offset,
+                what: "size overflows".into(),
+            })?;
     }
     Ok(blocks)
 }
+
+fn file_offset(base: u64, pos: usize) -> Result<u64, SdkError> {
+    u64::try_from(pos)
+        .ok()
+        .and_then(|p| base.checked_add(p))
+        .ok_or(SdkError::BadNote {
+            offset: base,
+            what: "descriptor offset overflows",
+        })
+}
+
+/// Whether the loader replay implements metadata version `major.minor`: 1.3 (SGX 1.5, with
+/// its extra-page rule), 1.4+, 2.x, 3.x and the ELRANGE majors 11 and 13.
+pub fn replay_supported(major: u32, minor: u32) -> bool {
+    matches!((major, minor), (1, 3..) | (2 | 3 | 11 | 13, _))
+}
+
+/// Fixed `metadata_t` header through `dirs[0..2]` (every version has PATCH and LAYOUT).
+const METADATA_HEADER_MIN: usize = METADATA_DIRS_OFFSET + 16;
 
 pub(crate) fn parse_block(b: &[u8], file_offset: u64) -> Result<MetadataBlock, SdkError> {
     let bad = |what: String| SdkError::BadMetadata {
         offset: file_offset,
         what,
     };
-    if b.len() < METADATA_DIRS_OFFSET + 16 {
+    if b.len() < METADATA_HEADER_MIN {
         return Err(bad("shorter than the fixed header".into()));
     }
-    let u32b = |o| le::u32_at(b, o).unwrap_or_default();
-    let u64b = |o| le::u64_at(b, o).unwrap_or_default();
-    let version = u64b(8);
-    let (major, minor) = ((version >> 32) as u32, version as u32);
-    match (major, minor) {
-        (1, 0..=3) => {
-            return Err(SdkError::UnsupportedVersion {
-                offset: file_offset,
-                major,
-                minor,
-            });
-        }
-        (1 | 2 | 3 | 11 | 13, _) => {}
-        _ => {
-            return Err(SdkError::UnsupportedVersion {
-                offset: file_offset,
-                major,
-                minor,
-            });
-        }
-    }
-    let size = u32b(16);
-    if size != 0 && (size as usize) < METADATA_DIRS_OFFSET + 16 {
+    let rd = |e: sgx_types::ParseError| bad(e.to_string());
+    let mut r = Reader::new(b);
+    let _magic = r.u64("magic_num").map_err(rd)?;
+    let version = r.u64("version").map_err(rd)?;
+    let (major, minor) = (
+        u32::try_from(version >> 32).unwrap_or(u32::MAX),
+        u32::try_from(version & 0xffff_ffff).unwrap_or(u32::MAX),
+    );
+    let size = r.u32("size").map_err(rd)?;
+    let tcs_policy = r.u32("tcs_policy").map_err(rd)?;
+    let ssa_frame_size = r.u32("ssa_frame_size").map_err(rd)?;
+    let max_save_buffer_size = r.u32("max_save_buffer_size").map_err(rd)?;
+    let desired_misc_select = r.u32("desired_misc_select").map_err(rd)?;
+    let tcs_min_pool = r.u32("tcs_min_pool").map_err(rd)?;
+    let enclave_size = r.u64("enclave_size").map_err(rd)?;
+    let attributes = crate::sigstruct::Attributes {
+        flags: r.u64("attributes.flags").map_err(rd)?,
+        xfrm: r.u64("attributes.xfrm").map_err(rd)?,
+    };
+    let css = r.take(SIGSTRUCT_SIZE, "enclave_css").map_err(rd)?;
+    if size != 0 && (size as usize) < METADATA_HEADER_MIN {
         return Err(bad(format!("size {size:#x} is smaller than the header")));
     }
-    let css = b
-        .get(METADATA_CSS_OFFSET..METADATA_CSS_OFFSET + SIGSTRUCT_SIZE)
-        .unwrap_or_default();
+    if size as usize > b.len() {
+        return Err(bad(format!(
+            "size {size:#x} runs past the end of the .note.sgxmeta descriptor ({:#x} bytes left)",
+            b.len()
+        )));
+    }
     let sigstruct = Sigstruct::parse(css).map_err(|source| SdkError::Sigstruct {
         offset: file_offset + METADATA_CSS_OFFSET as u64,
         source,
     })?;
-    let dir = |i: usize| {
-        (
-            u32b(METADATA_DIRS_OFFSET + 8 * i),
-            u32b(METADATA_DIRS_OFFSET + 8 * i + 4),
-        )
+    let replayable = replay_supported(major, minor);
+    let mut block = MetadataBlock {
+        file_offset,
+        major,
+        minor,
+        size,
+        tcs_policy,
+        ssa_frame_size,
+        max_save_buffer_size,
+        desired_misc_select,
+        tcs_min_pool,
+        enclave_size,
+        attributes,
+        sigstruct,
+        patches: Vec::new(),
+        layout: Vec::new(),
+        elrange: None,
+        data_end: if size == 0 {
+            METADATA_HEADER_MIN as u32
+        } else {
+            size
+        },
+        bytes: b.to_vec(),
     };
+    if !replayable {
+        // Only the fixed header and the SIGSTRUCT are known for this version: `dump` shows
+        // them, `measure` refuses with UnsupportedVersion.
+        return Ok(block);
+    }
+    let mut dirs = [(0u32, 0u32); 4];
+    let ndirs = if major >= 3 { 4 } else { 2 };
+    for d in dirs.iter_mut().take(ndirs) {
+        *d = (
+            r.u32("dirs.offset").map_err(rd)?,
+            r.u32("dirs.size").map_err(rd)?,
+        );
+    }
+    let mut data_end = METADATA_DIRS_OFFSET + 8 * ndirs;
     let table = |i: usize, entry: usize, name: &str| -> Result<&[u8], SdkError> {
-        let (off, sz) = dir(i);
+        let (off, sz) = dirs.get(i).copied().unwrap_or_default();
         if !(sz as usize).is_multiple_of(entry) {
             return Err(bad(format!(
                 "{name} directory size {sz:#x} is not a multiple of {entry}"
             )));
         }
-        b.get(off as usize..off as usize + sz as usize)
+        (off as usize)
+            .checked_add(sz as usize)
+            .and_then(|end| b.get(off as usize..end))
             .ok_or_else(|| {
                 bad(format!(
                     "{name} directory {off:#x}+{sz:#x} outside the metadata"
                 ))
             })
     };
-    let patches = table(0, 32, "patch")?
-        .chunks_exact(32)
-        .map(|p| Patch {
-            dst: le::u64_at(p, 0).unwrap_or_default(),
-            src: le::u32_at(p, 8).unwrap_or_default(),
-            size: le::u32_at(p, 12).unwrap_or_default(),
-        })
-        .collect();
-    let layout = table(1, 32, "layout")?
-        .chunks_exact(32)
-        .map(|l| {
-            let id = le::u16_at(l, 0).unwrap_or_default();
-            if id & GROUP_FLAG != 0 {
-                LayoutItem::Group(LayoutGroup {
-                    id,
-                    entry_count: le::u16_at(l, 2).unwrap_or_default(),
-                    load_times: le::u32_at(l, 4).unwrap_or_default(),
-                    load_step: le::u64_at(l, 8).unwrap_or_default(),
-                })
-            } else {
-                LayoutItem::Entry(LayoutEntry {
-                    id,
-                    attributes: le::u16_at(l, 2).unwrap_or_default(),
-                    page_count: le::u32_at(l, 4).unwrap_or_default(),
-                    rva: le::u64_at(l, 8).unwrap_or_default(),
-                    content_size: le::u32_at(l, 16).unwrap_or_default(),
-                    content_offset: le::u32_at(l, 20).unwrap_or_default(),
-                    si_flags: le::u64_at(l, 24).unwrap_or_default(),
-                })
-            }
-        })
-        .collect();
+    // The tables end the data `sgx_sign` writes (templates come first); patch sources and
+    // layout contents are bounds-checked when the block is replayed.
+    let mut note_end = |off: u32, len: u64| {
+        let end = u64::from(off).saturating_add(len);
+        data_end = data_end.max(usize::try_from(end).unwrap_or(usize::MAX));
+    };
+    let (po, ps) = dirs[0];
+    let (lo, ls) = dirs[1];
+    if ps != 0 {
+        note_end(po, u64::from(ps));
+    }
+    if ls != 0 {
+        note_end(lo, u64::from(ls));
+    }
+    let mut patches = Vec::new();
+    for p in table(0, 32, "patch")?.chunks_exact(32) {
+        let mut r = Reader::new(p);
+        let patch = Patch {
+            dst: r.u64("patch.dst").map_err(rd)?,
+            src: r.u32("patch.src").map_err(rd)?,
+            size: r.u32("patch.size").map_err(rd)?,
+        };
+        patches.push(patch);
+    }
+    let mut layout = Vec::new();
+    for l in table(1, 32, "layout")?.chunks_exact(32) {
+        let mut r = Reader::new(l);
+        let id = r.u16("layout.id").map_err(rd)?;
+        if id & GROUP_FLAG != 0 {
+            layout.push(LayoutItem::Group(LayoutGroup {
+                id,
+                entry_count: r.u16("group.entry_count").map_err(rd)?,
+                load_times: r.u32("group.load_times").map_err(rd)?,
+                load_step: r.u64("group.load_step").map_err(rd)?,
+            }));
+        } else {
+            let e = LayoutEntry {
+                id,
+                attributes: r.u16("layout.attributes").map_err(rd)?,
+                page_count: r.u32("layout.page_count").map_err(rd)?,
+                rva: r.u64("layout.rva").map_err(rd)?,
+                content_size: r.u32("layout.content_size").map_err(rd)?,
+                content_offset: r.u32("layout.content_offset").map_err(rd)?,
+                si_flags: r.u64("layout.si_flags").map_err(rd)?,
+            };
+            layout.push(LayoutItem::Entry(e));
+        }
+    }
     let elrange = if matches!(major, 11 | 13) {
         let e = table(2, 24, "ELRANGE")?;
-        e.get(..24).map(|e| Elrange {
-            image_address: le::u64_at(e, 0).unwrap_or_default(),
-            start_address: le::u64_at(e, 8).unwrap_or_default(),
-            size: le::u64_at(e, 16).unwrap_or_default(),
-        })
+        let (eo, es) = dirs[2];
+        if es != 0 {
+            note_end(eo, u64::from(es));
+        }
+        match e.get(..24) {
+            Some(e) => {
+                let mut r = Reader::new(e);
+                Some(Elrange {
+                    image_address: r.u64("elrange.image_address").map_err(rd)?,
+                    start_address: r.u64("elrange.start_address").map_err(rd)?,
+                    size: r.u64("elrange.size").map_err(rd)?,
+                })
+            }
+            None => None,
+        }
     } else {
         None
     };
-    if major >= 3 && dir(3).1 != 0 {
+    if major >= 3 && dirs[3].1 != 0 {
         return Err(SdkError::Unsupported {
             offset: file_offset,
             what: "DIR_EXTEND (FIPS shared object appended to the image)",
         });
     }
-    Ok(MetadataBlock {
-        file_offset,
-        major,
-        minor,
-        size,
-        tcs_policy: u32b(20),
-        ssa_frame_size: u32b(24),
-        max_save_buffer_size: u32b(28),
-        desired_misc_select: u32b(32),
-        tcs_min_pool: u32b(36),
-        enclave_size: u64b(40),
-        attributes: crate::sigstruct::Attributes {
-            flags: u64b(48),
-            xfrm: u64b(56),
-        },
-        sigstruct,
-        patches,
-        layout,
-        elrange,
-        bytes: b.to_vec(),
-    })
+    let data_end = u32::try_from(data_end).unwrap_or(u32::MAX);
+    if size != 0 {
+        if data_end > size {
+            return Err(bad(format!(
+                "size {size:#x} ends before the block's data, which reaches {data_end:#x}"
+            )));
+        }
+        // sgx_sign sets size = end of the data it wrote; bytes between the data and `size`
+        // can only be zero (a larger size would swallow the next block).
+        let tail = b.get(data_end as usize..size as usize).unwrap_or_default();
+        if let Some(i) = tail.iter().position(|&x| x != 0) {
+            let at = file_offset + u64::from(data_end) + i as u64;
+            return Err(bad(format!(
+                "size {size:#x} runs past the end of the block's data ({data_end:#x}) over a non-zero byte at offset {at:#x}"
+            )));
+        }
+    }
+    block.patches = patches;
+    block.layout = layout;
+    block.elrange = elrange;
+    block.data_end = if size == 0 { data_end } else { size };
+    Ok(block)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(vaddr: u64, memsz: u64) -> LoadSegment {
+        LoadSegment {
+            offset: 0,
+            vaddr,
+            filesz: 0,
+            memsz,
+            flags: 6,
+        }
+    }
+
+    #[test]
+    fn sgx15_extra_page_rule() {
+        // Aligned start: rounding loses nothing, no page.
+        assert_eq!(
+            sgx15_extra_page(&seg(0x1000, 0x100), None, 0).unwrap(),
+            None
+        );
+        // 0x1100 + 0x100 rounds to 0x2000; ROUND(0x100) + 0x1100 rounds to 0x3000: page 0x2000.
+        assert_eq!(
+            sgx15_extra_page(&seg(0x1100, 0x100), None, 0).unwrap(),
+            Some(0x2000)
+        );
+        // Unaligned but the tail crosses a page (0x668 + 0xcb8 > 0x1000): no page.
+        assert_eq!(
+            sgx15_extra_page(&seg(0x232668, 0x10cb8), None, 0).unwrap(),
+            None
+        );
+        // Between segments only when the page lies below the next segment's page.
+        assert_eq!(
+            sgx15_extra_page(&seg(0x1100, 0x100), Some(0x2fff), 0).unwrap(),
+            None
+        );
+        assert_eq!(
+            sgx15_extra_page(&seg(0x1100, 0x100), Some(0x3000), 0).unwrap(),
+            Some(0x2000)
+        );
+        let e = sgx15_extra_page(&seg(u64::MAX - 0x10, 0x100), None, 0x40).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "malformed metadata block at offset 0x40: PT_LOAD at p_vaddr 0xffffffffffffffef with p_memsz 0x100 overflows the address space"
+        );
+    }
 }

@@ -184,13 +184,23 @@ pub fn review(endpoint: Endpoint, body: &[u8], config: &Config) -> Result<Review
     if !may_request_epc(raw.get()) {
         return Ok(answer(uid, Decision::Allow, Outcome::Ignored));
     }
-    let pod: Pod = serde_json::from_str::<lean::Pod>(raw.get())
-        .map_err(|e| ReviewError::Object {
-            uid: uid.to_owned(),
-            message: e.to_string(),
-        })?
-        .into();
-    Ok(decide(endpoint, uid, &pod, config))
+    let lean: lean::Pod = serde_json::from_str(raw.get()).map_err(|e| ReviewError::Object {
+        uid: uid.to_owned(),
+        message: e.to_string(),
+    })?;
+    let has_metadata = lean.has_metadata();
+    let pod: Pod = lean.into();
+    Ok(decide(endpoint, uid, &pod, has_metadata, config))
+}
+
+/// `patch` preceded by the creation of an empty `/metadata`.
+fn with_metadata(patch: Patch) -> Patch {
+    let mut ops = vec![crate::PatchOp::Add {
+        path: "/metadata".to_owned(),
+        value: serde_json::Value::Object(serde_json::Map::new()),
+    }];
+    ops.extend(patch.0);
+    Patch(ops)
 }
 
 /// Cheap pre-check on the raw pod JSON: false only when the pod certainly names no EPC
@@ -207,7 +217,16 @@ enum Decision {
     Deny(Denial),
 }
 
-fn decide(endpoint: Endpoint, uid: &str, pod: &Pod, config: &Config) -> Reviewed {
+/// `has_metadata`: whether the object has a `metadata` member. The typed Pod cannot tell a
+/// missing `metadata` from an empty one, and the patch's `/metadata/...` operations need the
+/// member to exist in the object it applies to.
+fn decide(
+    endpoint: Endpoint,
+    uid: &str,
+    pod: &Pod,
+    has_metadata: bool,
+    config: &Config,
+) -> Reviewed {
     let sgx = |outcome| {
         if is_sgx(pod) {
             outcome
@@ -218,7 +237,8 @@ fn decide(endpoint: Endpoint, uid: &str, pod: &Pod, config: &Config) -> Reviewed
     match endpoint {
         Endpoint::Mutate => match mutate(pod, config) {
             Ok(patch) if patch.is_empty() => answer(uid, Decision::Allow, sgx(Outcome::Allowed)),
-            Ok(patch) => answer(uid, Decision::Patch(patch), Outcome::Patched),
+            Ok(patch) if has_metadata => answer(uid, Decision::Patch(patch), Outcome::Patched),
+            Ok(patch) => answer(uid, Decision::Patch(with_metadata(patch)), Outcome::Patched),
             Err(d) => {
                 let reason = d.reason();
                 answer(uid, Decision::Deny(d), Outcome::Denied(reason))
@@ -322,9 +342,16 @@ mod lean {
     #[derive(Deserialize)]
     pub(super) struct Pod {
         #[serde(default)]
-        metadata: Metadata,
+        metadata: Option<Metadata>,
         #[serde(default)]
         spec: Option<Spec>,
+    }
+
+    impl Pod {
+        /// Whether the object has a (non-null) `metadata` member.
+        pub(super) fn has_metadata(&self) -> bool {
+            self.metadata.is_some()
+        }
     }
 
     #[derive(Deserialize, Default)]
@@ -408,7 +435,7 @@ mod lean {
             let containers = |v: Vec<Container>| v.into_iter().map(Into::into).collect();
             core::Pod {
                 metadata: ObjectMeta {
-                    annotations: p.metadata.annotations,
+                    annotations: p.metadata.and_then(|m| m.annotations),
                     ..Default::default()
                 },
                 spec: p.spec.map(|s| core::PodSpec {

@@ -666,7 +666,9 @@ fn add_node_affinity(patch: &mut Patch, spec: &PodSpec, config: &Config) {
         return;
     };
     if sel.node_selector_terms.is_empty() {
-        patch.add(format!("{required}/nodeSelectorTerms/-"), term());
+        // The typed model cannot tell `{}`, `{"nodeSelectorTerms": null}` and `[]` apart, so
+        // set the whole member: `add` creates it when absent and replaces it otherwise.
+        patch.add(format!("{required}/nodeSelectorTerms"), json!([term()]));
         return;
     }
     // Terms are ORed: every term must carry the requirements.

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 /// The node extended resource for EPC, in bytes.
-pub const EPC_RESOURCE: &str = "sgx.intel.com/epc";
+pub const EPC_RESOURCE: &str = kube_sgx::EPC;
 /// The label Intel's tooling and the DaemonSet selectors use.
 pub const CAPABLE_LABEL: &str = "sgx.intel.com/capable";
 /// The prefix of confkube's detail labels.

@@ -62,8 +62,8 @@ impl SgxResource {
     /// The extended resource name, e.g. `sgx.intel.com/enclave`.
     pub fn resource_name(self) -> &'static str {
         match self {
-            Self::Enclave => "sgx.intel.com/enclave",
-            Self::Provision => "sgx.intel.com/provision",
+            Self::Enclave => kube_sgx::ENCLAVE,
+            Self::Provision => kube_sgx::PROVISION,
         }
     }
 

@@ -63,7 +63,7 @@ impl QuoteHeader {
     /// Encoded length.
     pub const LEN: usize = 48;
 
-    fn read(r: &mut Reader<'_>) -> Result<Self, ParseError> {
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, ParseError> {
         Ok(Self {
             version: r.u16("header.version")?,
             att_key_type: r.u16("header.att_key_type")?,
@@ -75,7 +75,7 @@ impl QuoteHeader {
         })
     }
 
-    fn write(&self, w: &mut Writer) {
+    pub(crate) fn write(&self, w: &mut Writer) {
         w.u16(self.version)
             .u16(self.att_key_type)
             .u32(self.tee_type)
@@ -236,23 +236,12 @@ impl Quote {
         let sig_len = r.u32("signature_data_len")?;
         let mut s = r.sub(sig_len as usize, "signature_data")?;
         r.finish()?;
-        let quote_signature = s.array("quote_signature")?;
-        let attestation_key = s.array("attestation_key")?;
         let signature = if header.version == 3 {
+            let quote_signature = s.array("quote_signature")?;
+            let attestation_key = s.array("attestation_key")?;
             SignatureData::read_qe_block(&mut s, quote_signature, attestation_key)?
         } else {
-            let kind = s.u16("certification_data.type")?;
-            if kind != cert_type::QE_REPORT_CERTIFICATION_DATA {
-                return Err(ParseError::UnexpectedCertificationDataType {
-                    expected: cert_type::QE_REPORT_CERTIFICATION_DATA,
-                    found: kind,
-                });
-            }
-            let size = s.u32("certification_data.size")?;
-            let mut inner = s.sub(size as usize, "certification_data")?;
-            let sig = SignatureData::read_qe_block(&mut inner, quote_signature, attestation_key)?;
-            inner.finish()?;
-            sig
+            read_v4_signature(&mut s)?
         };
         s.finish()?;
         Ok(Self {
@@ -264,19 +253,16 @@ impl Quote {
 
     /// Encodes the quote; `Quote::parse(b)?.to_bytes() == b` for every valid quote.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut sig = Writer::with_capacity(1024 + self.signature.certification_data.data.len());
-        sig.bytes(&self.signature.quote_signature)
-            .bytes(&self.signature.attestation_key);
-        if self.header.version == 3 {
+        let sig = if self.header.version == 3 {
+            let mut sig =
+                Writer::with_capacity(1024 + self.signature.certification_data.data.len());
+            sig.bytes(&self.signature.quote_signature)
+                .bytes(&self.signature.attestation_key);
             self.signature.write_qe_block(&mut sig);
+            sig.into_vec()
         } else {
-            let mut inner = Writer::with_capacity(1024);
-            self.signature.write_qe_block(&mut inner);
-            sig.u16(cert_type::QE_REPORT_CERTIFICATION_DATA)
-                .u32(len_u32(inner.len()))
-                .bytes(&inner.into_vec());
-        }
-        let sig = sig.into_vec();
+            write_v4_signature(&self.signature)
+        };
         let mut w = Writer::with_capacity(Self::SIGNED_LEN + 4 + sig.len());
         self.header.write(&mut w);
         self.report.write(&mut w);
@@ -293,10 +279,42 @@ impl Quote {
     }
 }
 
+/// Reads v4/v5 signature data: signature, attestation key, then certification data of type 6
+/// holding the QE report block (shared by SGX v4 and TDX quotes).
+pub(crate) fn read_v4_signature(s: &mut Reader<'_>) -> Result<SignatureData, ParseError> {
+    let quote_signature = s.array("quote_signature")?;
+    let attestation_key = s.array("attestation_key")?;
+    let kind = s.u16("certification_data.type")?;
+    if kind != cert_type::QE_REPORT_CERTIFICATION_DATA {
+        return Err(ParseError::UnexpectedCertificationDataType {
+            expected: cert_type::QE_REPORT_CERTIFICATION_DATA,
+            found: kind,
+        });
+    }
+    let size = s.u32("certification_data.size")?;
+    let mut inner = s.sub(size as usize, "certification_data")?;
+    let sig = SignatureData::read_qe_block(&mut inner, quote_signature, attestation_key)?;
+    inner.finish()?;
+    Ok(sig)
+}
+
+/// The encoder twin of [`read_v4_signature`].
+pub(crate) fn write_v4_signature(sig: &SignatureData) -> Vec<u8> {
+    let mut inner = Writer::with_capacity(1024 + sig.certification_data.data.len());
+    sig.write_qe_block(&mut inner);
+    let mut w = Writer::with_capacity(134 + inner.len());
+    w.bytes(&sig.quote_signature)
+        .bytes(&sig.attestation_key)
+        .u16(cert_type::QE_REPORT_CERTIFICATION_DATA)
+        .u32(len_u32(inner.len()))
+        .bytes(&inner.into_vec());
+    w.into_vec()
+}
+
 /// A length that must fit the 32-bit size fields; the encoders are only given data that came
 /// from a parse or from builders with small inputs, so saturating is unreachable in practice and
 /// keeps the encoder total.
-fn len_u32(n: usize) -> u32 {
+pub(crate) fn len_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 

@@ -37,7 +37,9 @@ pub use cache::{
     CacheConfig, CacheCounters, Clock, CollateralCache, CollateralPersistence, SystemClock,
 };
 pub use offline::OfflineDir;
-pub use pccs::{INTEL_ROOT_CA_CRL_URL, PccsClient, PccsConfig, RootCrlSource, UpdateType};
+pub use pccs::{
+    INTEL_ROOT_CA_CRL_URL, PccsClient, PccsConfig, ProxyConfig, RootCrlSource, UpdateType,
+};
 pub use pcs::collateral_next_update;
 
 /// The CA that issued the platform's PCK certificate; selects the PCK CRL (`pckcrl?ca=`).

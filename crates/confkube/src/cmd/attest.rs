@@ -51,8 +51,8 @@ enum OutputFormat {
 
 #[derive(Debug, Args)]
 struct KeygenArgs {
-    /// Signature algorithm: ES256 (P-256) or RS256 (RSA-2048).
-    #[arg(long, value_enum, default_value = "ES256")]
+    /// Signature algorithm: RS256 (RSA-2048, the default, as Azure Attestation) or ES256 (P-256).
+    #[arg(long, value_enum, default_value = "RS256")]
     alg: Alg,
     /// The key file to create (mode 0600). An existing file is never overwritten.
     #[arg(long)]
@@ -64,12 +64,27 @@ struct KeygenArgs {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Alg {
-    /// ECDSA P-256 (default).
+    /// ECDSA P-256.
     #[value(name = "ES256")]
     Es256,
-    /// RSA-2048 PKCS#1 v1.5.
+    /// RSA-2048 PKCS#1 v1.5 (the default of serve, as Azure Attestation).
     #[value(name = "RS256")]
     Rs256,
+}
+
+fn parse_issuer(s: &str) -> Result<String, String> {
+    let trimmed = s.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
+    match rest {
+        Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace) => {
+            Ok(trimmed.to_string())
+        }
+        _ => Err(format!(
+            "{s:?} is not an issuer URL (https://host[:port][/path], as clients dial it)"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -104,17 +119,23 @@ struct ServeArgs {
     /// and the default policy still rejects them).
     #[arg(long)]
     allow_missing_crls: bool,
-    /// Token issuer (`iss`, base of jwks_uri). Default: http(s)://<listen>.
-    #[arg(long)]
-    issuer: Option<String>,
+    /// Token issuer (`iss`, base of jku and jwks_uri), e.g. https://attest.example.com: the URL
+    /// clients dial (a trailing slash is dropped). Repeat for every external name the service is
+    /// reached by: a request whose Host is an issuer's host[:port] gets that issuer, any other
+    /// the first. Default: http(s)://<listen>.
+    #[arg(long, value_name = "URL", value_parser = parse_issuer)]
+    issuer: Vec<String>,
     /// Token lifetime: seconds, or with a unit (30m, 8h, 1d); at most 7d.
     #[arg(long, value_name = "DURATION", default_value = "8h", value_parser = token_lifetime)]
     token_lifetime: i64,
-    /// Algorithm of new token signing keys (not with --signing-key-dir: each key file has its own).
+    /// Algorithm of new token signing keys (not with --signing-key-dir: each key file has its
+    /// own). RS256 (RSA-2048) as Azure Attestation; ES256 for relying parties that prefer it. A
+    /// store whose active key has the other algorithm gets a new active key; the old one stays
+    /// in /certs until its tokens have expired.
     #[arg(
         long,
         value_enum,
-        default_value = "ES256",
+        default_value = "RS256",
         conflicts_with = "signing_key_dir"
     )]
     signing_alg: Alg,
@@ -168,6 +189,22 @@ struct ServeArgs {
     body_limit: usize,
     #[command(flatten)]
     limits: super::ServerLimits,
+    /// Secret release: the key-encryption key sealing stored secret values (32 random bytes in
+    /// base64; generated 0600 on first start when absent). Default: DATA_DIR/secrets.kek.
+    #[arg(long, value_name = "FILE", conflicts_with = "secrets_dir")]
+    secrets_kek_file: Option<PathBuf>,
+    /// Secret release from mounted files instead of the store: one file per secret, named after
+    /// it (a Kubernetes Secret); PUT/DELETE /secrets are then refused. Re-read every
+    /// --config-reload-interval seconds.
+    #[arg(long, value_name = "DIR", requires = "secrets_policy_file")]
+    secrets_dir: Option<PathBuf>,
+    /// The release policies of --secrets-dir: JSON {"<name>": {"policy": {...},
+    /// "contentType"?: str, "version"?: N}} (a ConfigMap).
+    #[arg(long, value_name = "FILE", requires = "secrets_dir")]
+    secrets_policy_file: Option<PathBuf>,
+    /// Releases allowed per attestation token (jti) within its lifetime. Default: unlimited.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    secrets_max_releases_per_token: Option<u32>,
     /// Demo mode: generate (once) a test PKI, collateral and a quote under DATA_DIR/demo, and
     /// trust that demo root. Never use it for real enclaves.
     #[arg(long, conflicts_with_all = ["root_ca", "collateral_dir", "pccs_url"])]
@@ -298,6 +335,40 @@ fn generated_admin_token(data_dir: &Path) -> Result<(AdminToken, PathBuf)> {
         }
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
+}
+
+/// Secret release: from --secrets-dir/--secrets-policy-file (polled), else the store with the
+/// KEK file.
+fn enable_secrets(
+    a: &ServeArgs,
+    service: &Arc<Service>,
+    store: &Arc<attest::store::Store>,
+    every: std::time::Duration,
+) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    use attest::secrets::{Secrets, kek::Kek, model};
+    let (backend, watch) = match (&a.secrets_dir, &a.secrets_policy_file) {
+        (Some(dir), Some(policy_file)) => {
+            let cfg = model::FileConfig {
+                dir: dir.clone(),
+                policy_file: policy_file.clone(),
+            };
+            let files = model::FileBackend::load(cfg).context("loading the secrets files")?;
+            (model::Backend::Files(files), true)
+        }
+        _ => {
+            let path = a
+                .secrets_kek_file
+                .clone()
+                .unwrap_or_else(|| a.data_dir.join("secrets.kek"));
+            let kek = Kek::load_or_generate(&path)?;
+            (
+                model::Backend::Store(model::StoreBackend::new(store.clone(), kek)),
+                false,
+            )
+        }
+    };
+    service.enable_secrets(Secrets::new(backend, a.secrets_max_releases_per_token))?;
+    Ok(watch.then(|| tokio::spawn(attest::secrets::watch(service.clone(), every))))
 }
 
 struct Demo {
@@ -466,7 +537,8 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
     };
     let issuer = a
         .issuer
-        .clone()
+        .first()
+        .cloned()
         .unwrap_or_else(|| format!("{scheme}://{}", a.listen));
     let cfg = ServiceConfig {
         issuer: issuer.clone(),
@@ -485,9 +557,11 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
     };
     let service = Arc::new(
         Service::new(cfg, Some(store.clone()), Arc::new(cache), clock)
-            .context("starting the attestation service")?,
+            .context("starting the attestation service")?
+            .with_issuers(a.issuer.iter().skip(1).cloned().collect()),
     );
     let reload_every = a.config_reload_interval;
+    let secrets_watcher = enable_secrets(&a, &service, &store, reload_every)?;
     let watcher =
         replicated.then(|| tokio::spawn(attest::reload::watch(service.clone(), reload_every)));
     let tls_watcher = tls.as_ref().map(|t| {
@@ -537,7 +611,10 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
     server
         .serve(router, limits, events, runtime::shutdown_signal())
         .await?;
-    for w in [watcher, tls_watcher].into_iter().flatten() {
+    for w in [watcher, tls_watcher, secrets_watcher]
+        .into_iter()
+        .flatten()
+    {
         w.abort();
     }
     Ok(ExitCode::SUCCESS)
@@ -547,5 +624,31 @@ pub(crate) fn run(args: AttestArgs) -> Result<ExitCode> {
     match args.command {
         AttestCommand::Serve(a) => runtime::run(Threads::PerCore, serve(*a)),
         AttestCommand::Keygen(k) => keygen(&k),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuers() {
+        assert_eq!(
+            parse_issuer("https://attest.example.com/"),
+            Ok("https://attest.example.com".into())
+        );
+        assert_eq!(
+            parse_issuer("http://127.0.0.1:8080"),
+            Ok("http://127.0.0.1:8080".into())
+        );
+        assert_eq!(
+            parse_issuer("attest.example.com"),
+            Err(
+                "\"attest.example.com\" is not an issuer URL (https://host[:port][/path], as \
+                 clients dial it)"
+                    .into()
+            )
+        );
+        assert!(parse_issuer("https://").is_err());
     }
 }

@@ -171,12 +171,7 @@ struct FieldArgs {
 }
 
 fn parse_u64(s: &str) -> Result<u64, String> {
-    let s = s.trim().replace('_', "");
-    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(h) => u64::from_str_radix(h, 16),
-        None => s.parse(),
-    };
-    r.map_err(|e| format!("{s:?} is not a number (decimal or 0x-hex): {e}"))
+    enclave::config::parse_number(s)
 }
 
 fn parse_u32(s: &str) -> Result<u32, String> {
@@ -188,19 +183,7 @@ fn parse_u16(s: &str) -> Result<u16, String> {
 }
 
 fn parse_date(s: &str) -> Result<u32, String> {
-    let s = s.trim().replace('-', "");
-    if s == "0" {
-        return Ok(0);
-    }
-    let bad = || format!("date {s:?}: use YYYYMMDD (e.g. 20260131) or 0");
-    if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let n = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<u32>().ok());
-    match (n(0..4), n(4..6), n(6..8)) {
-        (Some(y), Some(m), Some(d)) => date_from_ymd(y, m, d).ok_or_else(bad),
-        _ => Err(bad()),
-    }
+    enclave::config::parse_date(s)
 }
 
 /// Today's date (UTC) as SIGSTRUCT DATE.
@@ -267,124 +250,12 @@ impl FieldArgs {
 fn read_config(p: &Path) -> Result<SigningFields> {
     let text = std::fs::read_to_string(p)
         .with_context(|| format!("reading signing config {}", p.display()))?;
-    if text.trim_start().starts_with('<') {
-        return config_from_xml(&text)
-            .with_context(|| format!("{}: invalid Enclave.config.xml", p.display()));
-    }
-    let v: Value = serde_json::from_str(&text).with_context(|| {
+    enclave::config::signing_fields_from_text(&text).with_context(|| {
         format!(
-            "{}: not JSON (or an Enclave.config.xml); see docs/enclave.md",
+            "{}: invalid signing config (Enclave.config.xml or JSON, see docs/enclave.md)",
             p.display()
         )
-    })?;
-    config_from_json(&v).with_context(|| format!("{}: invalid signing config", p.display()))
-}
-
-fn json_num(v: &Value, key: &str) -> Result<Option<u64>> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .map(Some)
-            .with_context(|| format!("{key}: not a non-negative integer")),
-        Some(Value::String(s)) => parse_u64(s)
-            .map(Some)
-            .map_err(|e| anyhow::anyhow!("{key}: {e}")),
-        Some(_) => bail!("{key}: expected a number or a \"0x..\" string"),
-    }
-}
-
-fn config_from_json(v: &Value) -> Result<SigningFields> {
-    let Some(obj) = v.as_object() else {
-        bail!("expected a JSON object")
-    };
-    const KNOWN: [&str; 10] = [
-        "isvprodid",
-        "isvsvn",
-        "date",
-        "vendor",
-        "swdefined",
-        "miscselect",
-        "miscmask",
-        "attributes",
-        "attributemask",
-        "debug_signed",
-    ];
-    if let Some(k) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        bail!("unknown key {k:?}; known keys: {}", KNOWN.join(", "));
-    }
-    let u16f = |k| -> Result<Option<u16>> {
-        json_num(v, k)?
-            .map(|n| u16::try_from(n).with_context(|| format!("{k}: over 16 bits")))
-            .transpose()
-    };
-    let u32f = |k| -> Result<Option<u32>> {
-        json_num(v, k)?
-            .map(|n| u32::try_from(n).with_context(|| format!("{k}: over 32 bits")))
-            .transpose()
-    };
-    let date = match v.get("date") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(parse_date(s).map_err(|e| anyhow::anyhow!(e))?),
-        Some(Value::Number(n)) => Some(parse_date(&n.to_string()).map_err(|e| anyhow::anyhow!(e))?),
-        Some(_) => bail!("date: expected \"YYYYMMDD\""),
-    };
-    let empty = json!({});
-    let attrs = v.get("attributes").unwrap_or(&empty);
-    let mask = v.get("attributemask").unwrap_or(&empty);
-    Ok(SigningFields {
-        header_type: match v.get("debug_signed") {
-            Some(Value::Bool(true)) => Some(1 << 31),
-            Some(Value::Bool(false)) => Some(0),
-            None | Some(Value::Null) => None,
-            Some(_) => bail!("debug_signed: expected true or false"),
-        },
-        vendor: u32f("vendor")?,
-        date,
-        swdefined: u32f("swdefined")?,
-        miscselect: u32f("miscselect")?,
-        miscmask: u32f("miscmask")?,
-        attributes_flags: json_num(attrs, "flags")?,
-        attributes_xfrm: json_num(attrs, "xfrm")?,
-        attributemask_flags: json_num(mask, "flags")?,
-        attributemask_xfrm: json_num(mask, "xfrm")?,
-        isvprodid: u16f("isvprodid")?,
-        isvsvn: u16f("isvsvn")?,
-        isvfamilyid: None,
-        isvextprodid: None,
     })
-}
-
-/// The subset of Intel's `Enclave.config.xml` that sets SIGSTRUCT fields.
-fn config_from_xml(text: &str) -> Result<SigningFields> {
-    let tag = |name: &str| -> Option<String> {
-        let open = format!("<{name}>");
-        let start = text.find(&open)? + open.len();
-        let end = start + text.get(start..)?.find(&format!("</{name}>"))?;
-        text.get(start..end).map(|s| s.trim().to_string())
-    };
-    let num = |name: &str| -> Result<Option<u64>> {
-        tag(name)
-            .map(|s| parse_u64(&s).map_err(|e| anyhow::anyhow!("<{name}>: {e}")))
-            .transpose()
-    };
-    let misc_mask = num("MiscMask")?.map(|m| m as u32);
-    let misc_select = num("MiscSelect")?.map(|s| (s as u32) & misc_mask.unwrap_or(u32::MAX));
-    let disable_debug = num("DisableDebug")? == Some(1);
-    let mut f = SigningFields {
-        isvprodid: num("ProdID")?.map(|n| n as u16),
-        isvsvn: num("ISVSVN")?.map(|n| n as u16),
-        miscselect: misc_select,
-        miscmask: misc_mask,
-        ..Default::default()
-    };
-    if disable_debug {
-        f.attributemask_flags = Some(!0x00ff_0000_0000_0000);
-    }
-    if let Some(r) = num("ReleaseType")? {
-        f.header_type = Some(if r & 1 != 0 { 1 << 31 } else { 0 });
-    }
-    Ok(f)
 }
 
 /// What kind of file a path holds.
@@ -611,7 +482,8 @@ fn generate_metadata(
     };
     let text = std::fs::read_to_string(cfg_path)
         .with_context(|| format!("reading {}", cfg_path.display()))?;
-    let cfg = sdk_config_from_xml(&text)
+    let cfg = enclave::config::EnclaveConfig::parse(&text)
+        .and_then(|c| c.sdk_config())
         .with_context(|| format!("{}: unusable Enclave.config.xml", cfg_path.display()))?;
     let d = SdkConfig::default();
     if cfg.heap_init_size != cfg.heap_max_size
@@ -629,68 +501,6 @@ fn generate_metadata(
     }
     enclave::sdk_gen::generate(r, e, &cfg)
         .with_context(|| format!("{}: generating SGX metadata", p.display()))
-}
-
-/// The layout-relevant subset of Intel's `Enclave.config.xml`; settings this tool cannot
-/// reproduce are refused by name.
-fn sdk_config_from_xml(text: &str) -> Result<SdkConfig> {
-    const UNSUPPORTED: [&str; 14] = [
-        "ReservedMemoryMaxSize",
-        "ReservedMemoryMinSize",
-        "ReservedMemoryInitSize",
-        "ReservedMemoryExecutable",
-        "UserRegionSize",
-        "EnableKSS",
-        "ISVEXTPRODID_H",
-        "ISVEXTPRODID_L",
-        "ISVFAMILYID_H",
-        "ISVFAMILYID_L",
-        "EnclaveImageAddress",
-        "ELRANGEStartAddress",
-        "ELRANGESize",
-        "AEXNotify",
-    ];
-    if let Some(t) = UNSUPPORTED
-        .iter()
-        .find(|t| text.contains(&format!("<{t}>")))
-    {
-        bail!("<{t}> is not supported when generating metadata; sign with Intel sgx_sign");
-    }
-    let tag = |name: &str| -> Result<Option<u64>> {
-        let open = format!("<{name}>");
-        let Some(start) = text.find(&open).map(|i| i + open.len()) else {
-            return Ok(None);
-        };
-        let end = text
-            .get(start..)
-            .and_then(|t| t.find(&format!("</{name}>")))
-            .with_context(|| format!("<{name}> is not closed"))?;
-        let v = text.get(start..start + end).unwrap_or_default().trim();
-        parse_u64(v)
-            .map(Some)
-            .map_err(|e| anyhow::anyhow!("<{name}>: {e}"))
-    };
-    let u32t = |name: &str| -> Result<Option<u32>> {
-        tag(name)?
-            .map(|v| u32::try_from(v).with_context(|| format!("<{name}> does not fit 32 bits")))
-            .transpose()
-    };
-    let d = SdkConfig::default();
-    let tcs_num = u32t("TCSNum")?.unwrap_or(d.tcs_num);
-    let heap_max_size = tag("HeapMaxSize")?.unwrap_or(d.heap_max_size);
-    Ok(SdkConfig {
-        tcs_num,
-        tcs_max_num: u32t("TCSMaxNum")?.unwrap_or(tcs_num),
-        tcs_min_pool: u32t("TCSMinPool")?.unwrap_or(d.tcs_min_pool),
-        tcs_policy: u32t("TCSPolicy")?.unwrap_or(d.tcs_policy),
-        stack_max_size: tag("StackMaxSize")?.unwrap_or(d.stack_max_size),
-        stack_min_size: tag("StackMinSize")?.unwrap_or(d.stack_min_size),
-        heap_max_size,
-        heap_min_size: tag("HeapMinSize")?.unwrap_or(d.heap_min_size),
-        heap_init_size: tag("HeapInitSize")?.unwrap_or(heap_max_size),
-        misc_select: u32t("MiscSelect")?.unwrap_or(d.misc_select)
-            & u32t("MiscMask")?.unwrap_or(u32::MAX),
-    })
 }
 
 /// The embedded ENCLAVEHASH should equal the measurement; if not, the image or its metadata
@@ -1032,7 +842,7 @@ fn write_output(input: &Path, out: &Path, p: &Prepared, signed: &[Sigstruct]) ->
             match &p.generated {
                 Some(g) => {
                     let mut g = g.clone();
-                    g.set_sigstruct(signed.first().context("no SIGSTRUCT")?);
+                    g.set_sigstruct(signed.first().context("no SIGSTRUCT")?)?;
                     e.write_with_metadata(&mut r, &mut w, &g.bytes)
                 }
                 None => e.write_with_sigstructs(&mut r, &mut w, signed),
@@ -1142,13 +952,46 @@ fn dump(file: &Path, format: Format) -> Result<ExitCode> {
             (v, true)
         }
         Kind::Sdk => {
-            let (e, mut r) = read_sdk(file)?;
+            let f = open(file)?;
+            let total = file_len(&f);
+            let mut r = Progress::new(BufReader::with_capacity(1 << 16, f), total);
+            let e = match SdkEnclave::read(&mut r) {
+                Ok(e) => e,
+                Err(e @ enclave::sdk::SdkError::Io { .. }) => {
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "{}: cannot read the SGX SDK enclave",
+                        file.display()
+                    )));
+                }
+                Err(e) => {
+                    // A damaged enclave is a failed check, not a usage error.
+                    eprintln!("error: {}: {:#}", file.display(), anyhow::Error::new(e));
+                    return Ok(ExitCode::from(1));
+                }
+            };
             let mut blocks = Vec::new();
             let mut ok = true;
             for (i, b) in e.blocks.iter().enumerate() {
-                let m = measure_sdk_block(file, &e, &mut r, i)?;
-                let sj = sigstruct_json(&b.sigstruct, Some(m.mrenclave));
+                let m = match measure_sdk_block(file, &e, &mut r, i) {
+                    Ok(m) => Some(m),
+                    Err(err) => {
+                        // dump never refuses on a metadata version: the SIGSTRUCT is at the
+                        // same offset in every version.
+                        if !err.chain().any(|c| {
+                            matches!(
+                                c.downcast_ref::<enclave::sdk::SdkError>(),
+                                Some(enclave::sdk::SdkError::UnsupportedVersion { .. })
+                            )
+                        }) {
+                            return Err(err);
+                        }
+                        eprintln!("warning: {err:#}");
+                        None
+                    }
+                };
+                let sj = sigstruct_json(&b.sigstruct, m.as_ref().map(|m| m.mrenclave));
                 ok &= ok_of(&sj);
+
                 let layout: Vec<Value> = b
                     .layout
                     .iter()
@@ -1184,8 +1027,8 @@ fn dump(file: &Path, format: Format) -> Result<ExitCode> {
                         "start_address": hex64(x.start_address),
                         "size": hex64(x.size),
                     })),
-                    "pages_eadded": m.stats.pages_added,
-                    "pages_eextended": m.stats.pages_extended,
+                    "pages_eadded": m.as_ref().map(|m| m.stats.pages_added),
+                    "pages_eextended": m.as_ref().map(|m| m.stats.pages_extended),
                     "patches": b.patches.iter().map(|p| json!({
                         "dst": hex64(p.dst), "src": format!("{:#x}", p.src), "size": format!("{:#x}", p.size),
                     })).collect::<Vec<_>>(),
@@ -1310,39 +1153,6 @@ mod tests {
         assert!(today() > 0x2020_0101);
     }
 
-    #[test]
-    fn xml_config() {
-        let f = config_from_xml(
-            "<EnclaveConfiguration><ProdID>5</ProdID><ISVSVN>2</ISVSVN><MiscSelect>1</MiscSelect>\
-             <MiscMask>0xFFFFFFFF</MiscMask><DisableDebug>1</DisableDebug></EnclaveConfiguration>",
-        )
-        .unwrap();
-        assert_eq!(f.isvprodid, Some(5));
-        assert_eq!(f.isvsvn, Some(2));
-        assert_eq!(f.miscselect, Some(1));
-        assert_eq!(f.miscmask, Some(0xffff_ffff));
-        assert_eq!(f.attributemask_flags, Some(0xff00_ffff_ffff_ffff));
-        assert!(config_from_xml("<ProdID>x</ProdID>").is_err());
-    }
-
-    #[test]
-    fn json_config() {
-        let f = config_from_json(&json!({
-            "isvprodid": 3, "isvsvn": "0x2", "date": "20250101",
-            "attributes": {"flags": "0x6"}, "debug_signed": true
-        }))
-        .unwrap();
-        assert_eq!(f.isvprodid, Some(3));
-        assert_eq!(f.isvsvn, Some(2));
-        assert_eq!(f.date, Some(0x2025_0101));
-        assert_eq!(f.attributes_flags, Some(6));
-        assert_eq!(f.header_type, Some(1 << 31));
-        let e = config_from_json(&json!({"isvprodd": 1})).unwrap_err();
-        assert!(e.to_string().starts_with("unknown key \"isvprodd\""));
-        let e = config_from_json(&json!({"isvsvn": 70000})).unwrap_err();
-        assert_eq!(e.to_string(), "isvsvn: over 16 bits");
-    }
-
     fn temp(name: &str, data: &[u8]) -> PathBuf {
         let p =
             std::env::temp_dir().join(format!("confkube-enclave-{}-{name}", std::process::id()));
@@ -1390,38 +1200,5 @@ mod tests {
         assert!(!partial_path(&out).exists());
         let _ = std::fs::remove_file(img);
         let _ = std::fs::remove_file(out);
-    }
-
-    #[test]
-    fn sdk_xml_config() {
-        let c = sdk_config_from_xml(
-            "<EnclaveConfiguration><TCSNum>10</TCSNum><TCSPolicy>1</TCSPolicy>\
-             <StackMaxSize>0x40000</StackMaxSize><HeapMaxSize>0x100000</HeapMaxSize>\
-             <MiscSelect>3</MiscSelect><MiscMask>0xFFFFFFFE</MiscMask></EnclaveConfiguration>",
-        )
-        .unwrap();
-        assert_eq!(
-            c,
-            SdkConfig {
-                tcs_num: 10,
-                tcs_max_num: 10,
-                heap_init_size: 0x100000,
-                misc_select: 2,
-                ..SdkConfig::default()
-            }
-        );
-        let e = sdk_config_from_xml("<UserRegionSize>0x1000</UserRegionSize>").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "<UserRegionSize> is not supported when generating metadata; sign with Intel sgx_sign"
-        );
-        let e = sdk_config_from_xml("<TCSNum>ten</TCSNum>").unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("<TCSNum>: \"ten\" is not a number"),
-            "{e}"
-        );
-        let e = sdk_config_from_xml("<TCSNum>3").unwrap_err();
-        assert_eq!(e.to_string(), "<TCSNum> is not closed");
     }
 }

@@ -77,7 +77,7 @@ pub(crate) struct NodeAgentArgs {
     node_resync_secs: u64,
 }
 
-fn epc_size(s: &str) -> Result<u64, String> {
+fn epc_size(s: &str) -> Result<u64, node_agent::discovery::EpcSizeError> {
     node_agent::discovery::parse_epc_size(s)
 }
 

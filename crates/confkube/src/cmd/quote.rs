@@ -4,16 +4,20 @@
 //! Exit codes: 0 verified, 1 verification failed, 2 usage or I/O error.
 
 use anyhow::{Context, Result, anyhow, bail};
-use base64::Engine as _;
 use clap::{Args, Subcommand, ValueEnum};
-use dcap::{Collateral, TrustAnchor, VerifiedQuote, Verifier, VerifyOptions};
+use dcap::{
+    Collateral, TrustAnchor, VerifiedDcapQuote, VerifiedQuote, VerifiedTdxQuote, Verifier,
+    VerifyOptions,
+};
 use serde::Deserialize;
 use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, mpsc};
 
-/// Verify SGX DCAP quotes, or generate a test PKI with quotes for relying parties.
+/// Verify SGX and TDX DCAP quotes, or generate a test PKI with quotes for relying parties.
 #[derive(Debug, Args)]
 pub(crate) struct QuoteArgs {
     #[command(subcommand)]
@@ -22,7 +26,8 @@ pub(crate) struct QuoteArgs {
 
 #[derive(Debug, Subcommand)]
 enum QuoteCommand {
-    /// Verify an SGX DCAP quote against collateral (exit 0 verified, 1 not verified, 2 error).
+    /// Verify an SGX or TDX DCAP quote against collateral (exit 0 verified, 1 not verified, 2
+    /// error).
     Verify(VerifyArgs),
     /// Generate a test PKI, collateral and quotes, for building relying parties without SGX.
     Testkit(super::testkit::TestkitArgs),
@@ -78,32 +83,11 @@ fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// Decodes a quote given as raw bytes, or as hex or base64 (standard or URL-safe) text.
-pub(crate) fn decode_quote_input(bytes: &[u8]) -> Vec<u8> {
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return bytes.to_vec();
-    };
-    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    if compact.is_empty() {
-        return bytes.to_vec();
-    }
-    let hex_body = compact.strip_prefix("0x").unwrap_or(&compact);
-    if hex_body.len().is_multiple_of(2)
-        && hex_body.bytes().all(|b| b.is_ascii_hexdigit())
-        && let Ok(b) = hex::decode(hex_body)
-    {
-        return b;
-    }
-    let engines = [
-        &base64::engine::general_purpose::STANDARD,
-        &base64::engine::general_purpose::URL_SAFE,
-        &base64::engine::general_purpose::STANDARD_NO_PAD,
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-    ];
-    engines
-        .iter()
-        .find_map(|e| e.decode(&compact).ok())
-        .unwrap_or_else(|| bytes.to_vec())
+/// Reads and decodes a quote file (raw, hex or base64); JSON, PEM or other text is a usage
+/// error naming the file.
+fn read_quote(path: &Path) -> Result<Vec<u8>> {
+    let bytes = read_input(path, "quote")?;
+    dcap::decode_quote_input(&bytes).with_context(|| format!("quote {}", path.display()))
 }
 
 fn read_input(path: &Path, what: &str) -> Result<Vec<u8>> {
@@ -153,57 +137,20 @@ fn print_result(
     out: &mut impl Write,
     format: Format,
     label: &str,
-    result: &Result<VerifiedQuote, dcap::VerifyError>,
+    result: &Result<VerifiedDcapQuote, dcap::VerifyError>,
 ) -> std::io::Result<()> {
     match format {
         Format::Json => {
             let v = match result {
-                Ok(v) => dcap::success_json(v),
+                Ok(v) => dcap::dcap_success_json(v),
                 Err(e) => dcap::failure_json(e),
             };
             writeln!(out, "{v}")
         }
         Format::Text => match result {
-            Ok(v) => {
-                let r = v.report();
-                writeln!(out, "VERIFIED  {label}")?;
-                writeln!(
-                    out,
-                    "  tcb status      {} (platform {}, QE {})",
-                    v.tcb_status(),
-                    v.platform_tcb_status(),
-                    v.qe_tcb_status()
-                )?;
-                let adv = if v.advisory_ids().is_empty() {
-                    "none".to_string()
-                } else {
-                    v.advisory_ids().join(", ")
-                };
-                writeln!(out, "  advisories      {adv}")?;
-                writeln!(out, "  mrenclave       {}", r.mr_enclave)?;
-                writeln!(out, "  mrsigner        {}", r.mr_signer)?;
-                writeln!(
-                    out,
-                    "  isv_prod_id     {}   isv_svn {}",
-                    r.isv_prod_id, r.isv_svn
-                )?;
-                let debug = if v.debug() {
-                    "YES (debug enclave: its memory can be read; policy decides)"
-                } else {
-                    "no"
-                };
-                writeln!(out, "  debug           {debug}")?;
-                writeln!(out, "  report_data     {}", r.report_data)?;
-                writeln!(out, "  fmspc           {}", hex::encode(v.fmspc()))?;
-                if !v.revocation_checked() {
-                    writeln!(
-                        out,
-                        "  revocation      NOT CHECKED (collateral without CRLs, allowed by \
-                         --allow-missing-crls)"
-                    )?;
-                }
-                Ok(())
-            }
+            Ok(VerifiedDcapQuote::Tdx(v)) => print_tdx_text(out, label, v),
+            Ok(VerifiedDcapQuote::Sgx(v)) => print_sgx_text(out, label, v),
+            Ok(_) => writeln!(out, "VERIFIED  {label}"),
             Err(e) => {
                 writeln!(out, "NOT VERIFIED  {label}")?;
                 writeln!(out, "  error           {}", e.code())?;
@@ -211,6 +158,102 @@ fn print_result(
             }
         },
     }
+}
+
+fn print_tdx_text(out: &mut impl Write, label: &str, v: &VerifiedTdxQuote) -> std::io::Result<()> {
+    let r = v.report();
+    writeln!(out, "VERIFIED  {label}  (TDX trust domain)")?;
+    writeln!(
+        out,
+        "  tcb status      {} (platform {}, TDX module {}, QE {})",
+        v.tcb_status(),
+        v.platform_tcb_status(),
+        v.tdx_module_tcb_status(),
+        v.qe_tcb_status()
+    )?;
+    let adv = if v.advisory_ids().is_empty() {
+        "none".to_string()
+    } else {
+        v.advisory_ids().join(", ")
+    };
+    writeln!(out, "  advisories      {adv}")?;
+    writeln!(out, "  mr_td           {}", r.mr_td)?;
+    for (i, m) in r.rt_mr.iter().enumerate() {
+        writeln!(out, "  rtmr{i}           {m}")?;
+    }
+    writeln!(out, "  mr_config_id    {}", r.mr_config_id)?;
+    writeln!(out, "  mr_owner        {}", r.mr_owner)?;
+    writeln!(out, "  mr_owner_config {}", r.mr_owner_config)?;
+    writeln!(
+        out,
+        "  td_attributes   {}   xfam {}",
+        hex::encode(r.td_attributes.to_bytes()),
+        hex::encode(r.xfam.to_le_bytes())
+    )?;
+    let debug = if v.debug() {
+        "YES (debug TD: its memory can be read; policy decides)"
+    } else {
+        "no"
+    };
+    writeln!(out, "  debug           {debug}")?;
+    writeln!(out, "  report_data     {}", r.report_data)?;
+    writeln!(out, "  fmspc           {}", hex::encode(v.fmspc()))?;
+    if v.trailing_zero_bytes() > 0 {
+        writeln!(
+            out,
+            "  padding         {} zero bytes after the signature data",
+            v.trailing_zero_bytes()
+        )?;
+    }
+    if !v.revocation_checked() {
+        writeln!(
+            out,
+            "  revocation      NOT CHECKED (collateral without CRLs, allowed by \
+             --allow-missing-crls)"
+        )?;
+    }
+    Ok(())
+}
+
+fn print_sgx_text(out: &mut impl Write, label: &str, v: &VerifiedQuote) -> std::io::Result<()> {
+    let r = v.report();
+    writeln!(out, "VERIFIED  {label}")?;
+    writeln!(
+        out,
+        "  tcb status      {} (platform {}, QE {})",
+        v.tcb_status(),
+        v.platform_tcb_status(),
+        v.qe_tcb_status()
+    )?;
+    let adv = if v.advisory_ids().is_empty() {
+        "none".to_string()
+    } else {
+        v.advisory_ids().join(", ")
+    };
+    writeln!(out, "  advisories      {adv}")?;
+    writeln!(out, "  mrenclave       {}", r.mr_enclave)?;
+    writeln!(out, "  mrsigner        {}", r.mr_signer)?;
+    writeln!(
+        out,
+        "  isv_prod_id     {}   isv_svn {}",
+        r.isv_prod_id, r.isv_svn
+    )?;
+    let debug = if v.debug() {
+        "YES (debug enclave: its memory can be read; policy decides)"
+    } else {
+        "no"
+    };
+    writeln!(out, "  debug           {debug}")?;
+    writeln!(out, "  report_data     {}", r.report_data)?;
+    writeln!(out, "  fmspc           {}", hex::encode(v.fmspc()))?;
+    if !v.revocation_checked() {
+        writeln!(
+            out,
+            "  revocation      NOT CHECKED (collateral without CRLs, allowed by \
+                         --allow-missing-crls)"
+        )?;
+    }
+    Ok(())
 }
 
 fn run_verify(a: VerifyArgs) -> Result<ExitCode> {
@@ -224,12 +267,12 @@ fn run_verify(a: VerifyArgs) -> Result<ExitCode> {
     };
     let job = Job {
         label: quote_path.display().to_string(),
-        quote: decode_quote_input(&read_input(quote_path, "quote")?),
+        quote: read_quote(quote_path)?,
         collateral: load_collateral(coll_path)?,
         anchor: load_anchor(a.root_ca.as_deref())?,
         at: a.at.unwrap_or_else(now_unix),
     };
-    let result = verifier.verify(&job.quote, &job.collateral, job.at, &job.anchor);
+    let result = verifier.verify_dcap(&job.quote, &job.collateral, job.at, &job.anchor);
     let mut out = std::io::stdout().lock();
     print_result(
         &mut out,
@@ -256,28 +299,174 @@ struct BatchLine {
     root_ca: Option<PathBuf>,
 }
 
-fn batch_job(line: &str, base: &Path, default_at: Option<i64>) -> Result<Job> {
-    let l: BatchLine = serde_json::from_str(line).context(
-        r#"expected {"quote": PATH, "collateral": PATH, "at"?: TIME, "root_ca"?: PATH}"#,
-    )?;
-    let at = match l.at {
-        None | Some(Value::Null) => default_at.unwrap_or_else(now_unix),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .ok_or_else(|| anyhow!("\"at\" {n} is not whole seconds"))?,
-        Some(Value::String(s)) => parse_time(&s).map_err(|e| anyhow!("\"at\": {e}"))?,
-        Some(other) => bail!("\"at\" must be RFC 3339 text or Unix seconds, not {other}"),
-    };
-    let quote_path = base.join(&l.quote);
-    Ok(Job {
-        label: quote_path.display().to_string(),
-        quote: decode_quote_input(&read_input(&quote_path, "quote")?),
-        collateral: load_collateral(&base.join(&l.collateral))?,
-        anchor: load_anchor(l.root_ca.map(|p| base.join(p)).as_deref())?,
-        at,
-    })
+/// Parsed files of one batch, keyed by path: each distinct collateral and root file is read and
+/// parsed once (bounded: past [`FILE_CACHE_MAX`] distinct paths the cache starts over). A file
+/// that cannot be read is remembered as its error message.
+#[derive(Default)]
+struct FileCache {
+    collateral: HashMap<PathBuf, Result<Arc<Collateral>, Arc<str>>>,
+    anchors: HashMap<Option<PathBuf>, Result<Arc<TrustAnchor>, Arc<str>>>,
 }
 
+/// Distinct collateral (or root) files kept per batch.
+const FILE_CACHE_MAX: usize = 4096;
+
+fn cached<K: std::hash::Hash + Eq + Clone, V>(
+    map: &mut HashMap<K, Result<Arc<V>, Arc<str>>>,
+    key: &K,
+    load: impl FnOnce() -> Result<V>,
+) -> Result<Arc<V>, Arc<str>> {
+    if let Some(v) = map.get(key) {
+        return v.clone();
+    }
+    if map.len() >= FILE_CACHE_MAX {
+        map.clear();
+    }
+    let v = load()
+        .map(Arc::new)
+        .map_err(|e| Arc::from(format!("{e:#}")));
+    map.insert(key.clone(), v.clone());
+    v
+}
+
+/// One line of a batch, resolved on the reading thread (collateral and root from the
+/// [`FileCache`]); the quote file is read by the worker.
+enum Work {
+    Verify {
+        line: usize,
+        quote_path: PathBuf,
+        collateral: Arc<Collateral>,
+        anchor: Arc<TrustAnchor>,
+        at: i64,
+    },
+    /// The line cannot be verified: its message.
+    InputError(String),
+}
+
+fn batch_work(
+    line: &str,
+    n: usize,
+    base: &Path,
+    default_at: Option<i64>,
+    batch: &Path,
+    files: &mut FileCache,
+) -> Work {
+    let input_error =
+        |e: &dyn std::fmt::Display| Work::InputError(format!("{}:{n}: {e}", batch.display()));
+    let l: BatchLine = match serde_json::from_str(line) {
+        Ok(l) => l,
+        Err(e) => {
+            let e = anyhow::Error::new(e).context(
+                r#"expected {"quote": PATH, "collateral": PATH, "at"?: TIME, "root_ca"?: PATH}"#,
+            );
+            return input_error(&format_args!("{e:#}"));
+        }
+    };
+    let at = match l.at {
+        None | Some(Value::Null) => Ok(default_at.unwrap_or_else(now_unix)),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .ok_or_else(|| format!("\"at\" {n} is not whole seconds")),
+        Some(Value::String(s)) => parse_time(&s).map_err(|e| format!("\"at\": {e}")),
+        Some(other) => Err(format!(
+            "\"at\" must be RFC 3339 text or Unix seconds, not {other}"
+        )),
+    };
+    let at = match at {
+        Ok(at) => at,
+        Err(e) => return input_error(&e),
+    };
+    let coll_path = base.join(&l.collateral);
+    let collateral = match cached(&mut files.collateral, &coll_path, || {
+        load_collateral(&coll_path)
+    }) {
+        Ok(c) => c,
+        Err(e) => return input_error(&e),
+    };
+    let root_path = l.root_ca.map(|p| base.join(p));
+    let anchor = match cached(&mut files.anchors, &root_path, || {
+        load_anchor(root_path.as_deref())
+    }) {
+        Ok(a) => a,
+        Err(e) => return input_error(&e),
+    };
+    Work::Verify {
+        line: n,
+        quote_path: base.join(&l.quote),
+        collateral,
+        anchor,
+        at,
+    }
+}
+
+/// The output of a chunk of lines, in line order.
+#[derive(Default)]
+struct Done {
+    text: Vec<u8>,
+    failed: u64,
+    errors: u64,
+}
+
+fn input_error_line(out: &mut Vec<u8>, format: Format, msg: &str) -> std::io::Result<()> {
+    match format {
+        // Not a verification result: no error CODE (the codes are only for quotes that were
+        // verified), but still one object on this line.
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::json!({"verified": false, "input_error": msg})
+        ),
+        Format::Text => writeln!(out, "ERROR  {msg}"),
+    }
+}
+
+fn run_chunk(verifier: &Verifier, chunk: Vec<Work>, format: Format, batch: &Path) -> Done {
+    let mut done = Done::default();
+    for w in chunk {
+        // Writing into a Vec cannot fail.
+        let _ = match w {
+            Work::InputError(msg) => {
+                done.errors += 1;
+                input_error_line(&mut done.text, format, &msg)
+            }
+            Work::Verify {
+                line,
+                quote_path,
+                collateral,
+                anchor,
+                at,
+            } => match read_quote(&quote_path) {
+                Err(e) => {
+                    done.errors += 1;
+                    let msg = format!("{}:{line}: {e:#}", batch.display());
+                    input_error_line(&mut done.text, format, &msg)
+                }
+                Ok(quote) => {
+                    let r = verifier.verify_dcap(&quote, &collateral, at, &anchor);
+                    done.failed += u64::from(r.is_err());
+                    print_result(
+                        &mut done.text,
+                        format,
+                        &quote_path.display().to_string(),
+                        &r,
+                    )
+                }
+            },
+        };
+    }
+    done
+}
+
+/// Lines per unit of work handed to a thread.
+const CHUNK_LINES: usize = 64;
+/// Chunks in flight per thread (read ahead, being verified, or waiting to be printed in order):
+/// bounds memory whatever the batch size.
+const CHUNKS_PER_THREAD: usize = 4;
+
+/// Verifies a JSON Lines batch on every core: the reading thread parses lines and resolves
+/// collateral/root files (each parsed once per batch), workers read quotes and verify, results
+/// are written in input order as soon as they are ready (streaming, with at most
+/// `threads × CHUNKS_PER_THREAD × CHUNK_LINES` lines in flight).
 fn run_batch(verifier: &Verifier, batch: &Path, a: &VerifyArgs) -> Result<ExitCode> {
     if a.collateral.is_some() || a.root_ca.is_some() {
         bail!("--batch takes collateral and root_ca from each line; drop --collateral/--root-ca");
@@ -286,35 +475,94 @@ fn run_batch(verifier: &Verifier, batch: &Path, a: &VerifyArgs) -> Result<ExitCo
         .with_context(|| format!("opening the batch file {}", batch.display()))?;
     let base = batch.parent().unwrap_or(Path::new("."));
     let format = a.format.unwrap_or(Format::Json);
-    let mut out = std::io::stdout().lock();
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let window = threads.saturating_mul(CHUNKS_PER_THREAD);
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let (mut failed, mut errors) = (0u64, 0u64);
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("reading {} line {}", batch.display(), i + 1))?;
-        if line.trim().is_empty() {
-            continue;
+    let mut files = FileCache::default();
+
+    let (work_tx, work_rx) = mpsc::sync_channel::<(u64, Vec<Work>)>(window);
+    let work_rx = Mutex::new(work_rx);
+    let (done_tx, done_rx) = mpsc::channel::<(u64, Done)>();
+    std::thread::scope(|s| -> Result<()> {
+        for _ in 0..threads {
+            let (work_rx, done_tx) = (&work_rx, done_tx.clone());
+            s.spawn(move || {
+                loop {
+                    let next = work_rx
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .recv();
+                    let Ok((seq, chunk)) = next else { return };
+                    if done_tx
+                        .send((seq, run_chunk(verifier, chunk, format, batch)))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
         }
-        match batch_job(&line, base, a.at) {
-            Ok(job) => {
-                let r = verifier.verify(&job.quote, &job.collateral, job.at, &job.anchor);
-                failed += u64::from(r.is_err());
-                print_result(&mut out, format, &job.label, &r)?;
+        drop(done_tx);
+        let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
+        let (mut sent, mut printed) = (0u64, 0u64);
+        let mut emit = |d: Done, out: &mut dyn Write| -> std::io::Result<()> {
+            failed += d.failed;
+            errors += d.errors;
+            out.write_all(&d.text)
+        };
+        // Receives one finished chunk and writes every chunk now next in line.
+        let mut collect = |pending: &mut BTreeMap<u64, Done>,
+                           printed: &mut u64,
+                           out: &mut std::io::BufWriter<std::io::StdoutLock<'_>>|
+         -> Result<bool> {
+            let Ok((seq, d)) = done_rx.recv() else {
+                return Ok(false);
+            };
+            pending.insert(seq, d);
+            while let Some(d) = pending.remove(printed) {
+                emit(d, out)?;
+                *printed += 1;
             }
-            Err(e) => {
-                errors += 1;
-                let msg = format!("{}:{}: {e:#}", batch.display(), i + 1);
-                match format {
-                    // Not a verification result: no error CODE (the codes are only for quotes
-                    // that were verified), but still one object on this line.
-                    Format::Json => writeln!(
-                        out,
-                        "{}",
-                        serde_json::json!({"verified": false, "input_error": msg})
-                    )?,
-                    Format::Text => writeln!(out, "ERROR  {msg}")?,
+            out.flush().context("writing the results")?;
+            Ok(true)
+        };
+        let mut lines = std::io::BufReader::new(file).lines().enumerate();
+        let mut chunk = Vec::with_capacity(CHUNK_LINES);
+        let mut eof = false;
+        while !eof {
+            match lines.next() {
+                None => eof = true,
+                Some((i, line)) => {
+                    let line = line
+                        .with_context(|| format!("reading {} line {}", batch.display(), i + 1))?;
+                    if !line.trim().is_empty() {
+                        chunk.push(batch_work(&line, i + 1, base, a.at, batch, &mut files));
+                    }
                 }
             }
+            if chunk.len() == CHUNK_LINES || (eof && !chunk.is_empty()) {
+                while sent - printed >= window as u64 {
+                    if !collect(&mut pending, &mut printed, &mut out)? {
+                        bail!("a verification thread stopped");
+                    }
+                }
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_LINES));
+                work_tx
+                    .send((sent, full))
+                    .map_err(|_| anyhow!("a verification thread stopped"))?;
+                sent += 1;
+            }
         }
-    }
+        drop(work_tx);
+        while printed < sent {
+            if !collect(&mut pending, &mut printed, &mut out)? {
+                bail!("a verification thread stopped");
+            }
+        }
+        Ok(())
+    })?;
+    out.flush().context("writing the results")?;
     Ok(match (errors, failed) {
         (0, 0) => ExitCode::SUCCESS,
         (0, _) => ExitCode::from(1),
@@ -332,19 +580,6 @@ pub(crate) fn run(args: QuoteArgs) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quote_input_detection() {
-        let raw = vec![3u8, 0, 2, 0, 0xff, 0x10];
-        assert_eq!(decode_quote_input(&raw), raw);
-        assert_eq!(decode_quote_input(b"03000200ff10\n"), raw);
-        assert_eq!(decode_quote_input(b"0x03000200FF10"), raw);
-        assert_eq!(decode_quote_input(b"AwACAP8Q"), raw);
-        assert_eq!(decode_quote_input(b"AwACAP8Q\n"), raw);
-        assert_eq!(decode_quote_input(b"AwACAP8Q"), raw);
-        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0xfb, 0xff, 0xfe]);
-        assert_eq!(decode_quote_input(url.as_bytes()), vec![0xfb, 0xff, 0xfe]);
-    }
 
     #[test]
     fn times() {

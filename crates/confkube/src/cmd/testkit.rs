@@ -4,7 +4,7 @@ use super::quote::parse_time;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use dcap::TcbStatus;
-use dcap_testkit::{CollateralParams, PkiParams, QuoteParams, Testkit};
+use dcap_testkit::{CollateralParams, PkiNames, PkiParams, QuoteParams, Testkit};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -49,6 +49,18 @@ pub(crate) struct TestkitArgs {
     /// valid for 30 days from it, certificates from a day before it for 7 years.
     #[arg(long, value_parser = parse_time)]
     at: Option<i64>,
+    /// Common name of the root CA (Intel QVL's rule: it must contain "SGX Root CA").
+    #[arg(long, value_name = "NAME")]
+    root_cn: Option<String>,
+    /// Common name of the PCK CA (Intel QVL's rule: it must contain "CA").
+    #[arg(long, value_name = "NAME")]
+    pck_ca_cn: Option<String>,
+    /// Common name of the PCK certificate (it must contain "SGX PCK Certificate").
+    #[arg(long, value_name = "NAME")]
+    pck_cn: Option<String>,
+    /// Common name of the TCB Signing certificate (it must contain "SGX TCB Signing").
+    #[arg(long, value_name = "NAME")]
+    tcb_signer_cn: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -97,8 +109,15 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
 pub(crate) fn run(a: TestkitArgs) -> Result<ExitCode> {
     let at =
         a.at.unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp());
-    let kit =
-        Testkit::generate(PkiParams::new(at, a.tcb_status.0)).context("generating the test PKI")?;
+    let mut pki = PkiParams::new(at, a.tcb_status.0);
+    let defaults = PkiNames::default();
+    pki.names = PkiNames {
+        root: a.root_cn.clone().unwrap_or(defaults.root),
+        pck_ca: a.pck_ca_cn.clone().unwrap_or(defaults.pck_ca),
+        pck: a.pck_cn.clone().unwrap_or(defaults.pck),
+        tcb_signer: a.tcb_signer_cn.clone().unwrap_or(defaults.tcb_signer),
+    };
+    let kit = Testkit::generate(pki).context("generating the test PKI")?;
     let defaults = QuoteParams::default();
     let report_data = match (&a.report_data, &a.runtime_data) {
         (Some(rd), _) => *rd,

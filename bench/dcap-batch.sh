@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Batch verification benchmark, in one run on one machine: `confkube quote verify --batch` over
+# N lines of the real quote dcap/dcap-qvl-sgx/sgx_quote (release binary, every core), against a
+# single-threaded dcap-qvl 0.7.1 loop over the same quote N times (collateral deserialized once,
+# before timing), and N P-256 verifications with aws-lc-rs (the per-quote CPU reference).
+#
+# Usage: bash bench/dcap-batch.sh [N]   (default N=2000; RUNS=5 confkube runs, median reported)
+# Prints wall and CPU times and the two ratios of issue 12 item 7:
+#   throughput ratio  = dcap-qvl wall per quote / confkube wall per quote (target >= 20 on 2 cores)
+#   CPU per quote     = confkube (user+sys) / N  vs  one P-256 verify (target <= 1.15x)
+# The confkube CPU is also given as a marginal cost (run with 2N lines minus run with N lines,
+# divided by N), which removes process start, collateral parsing and the first, cold
+# verification. Test data: CONFKUBE_TESTDATA (default ../shared/testdata next to the repo).
+# No timing assertions: this prints numbers; docs/benchmarks.md records them.
+set -euo pipefail
+N="${1:-2000}"
+RUNS="${RUNS:-5}"
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+export CONFKUBE_TESTDATA="${CONFKUBE_TESTDATA:-$repo/../shared/testdata}"
+target="${CARGO_TARGET_DIR:-$repo/target}"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+echo "== machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+(cd "$repo" && cargo build --release --locked --quiet --bin confkube)
+(cd "$repo/bench/dcap-compare" && env -u CARGO_TARGET_DIR cargo build --release --locked --quiet --bin batch_baseline)
+confkube="$target/release/confkube"
+baseline="$repo/bench/dcap-compare/target/release/batch_baseline"
+
+"$baseline" write-batch "$work/batch.jsonl" "$N"
+"$baseline" write-batch "$work/batch2.jsonl" "$((2 * N))"
+
+# One confkube run: prints "wall_s user_s sys_s"; checks that every line verified.
+run() {
+  local file="$1" lines="$2" t
+  t="$( { TIMEFORMAT='%R %U %S'; time "$confkube" quote verify --batch "$file" >"$work/out.jsonl"; } 2>&1 )"
+  local ok
+  ok="$(grep -c '"verified":true' "$work/out.jsonl" || true)"
+  [ "$ok" = "$lines" ] || { echo "only $ok of $lines lines verified" >&2; exit 1; }
+  echo "$t"
+}
+
+echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+base_json="$("$baseline" measure "$N" | tail -1)"
+echo "dcap-qvl + P-256 reference: $base_json"
+: >"$work/runs"
+for _ in $(seq "$RUNS"); do
+  echo "$(run "$work/batch.jsonl" "$N") $(run "$work/batch2.jsonl" "$((2 * N))")" >>"$work/runs"
+done
+echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "confkube runs (wall user sys for N lines, then for 2N lines):"
+cat "$work/runs"
+
+python3 - "$N" "$base_json" "$work/runs" <<'PY'
+import json, statistics, sys
+n = int(sys.argv[1]); b = json.loads(sys.argv[2])
+runs = [list(map(float, l.split())) for l in open(sys.argv[3]) if l.strip()]
+wall = statistics.median(r[0] for r in runs)
+cpu = statistics.median(r[1] + r[2] for r in runs)
+marg = statistics.median(((r[4] + r[5]) - (r[1] + r[2])) for r in runs)
+qvl_wall = b["dcap_qvl_wall_ns"] / n / 1e3
+qvl_cpu = b["dcap_qvl_cpu_ns"] / n / 1e3
+p256 = b["p256_verify_cpu_ns"] / n / 1e3
+ck_wall = wall / n * 1e6
+ck_cpu = cpu / n * 1e6
+ck_marg = marg / n * 1e6
+print(f"N = {n}")
+print(f"dcap-qvl 0.7.1, 1 thread: {qvl_wall:.1f} us wall per quote ({qvl_cpu:.1f} us CPU)")
+print(f"confkube --batch: {wall*1e3:.1f} ms wall for {n} lines = {ck_wall:.1f} us wall per quote (median of {len(runs)})")
+print(f"throughput ratio confkube / dcap-qvl: {qvl_wall / ck_wall:.1f}x (target >= 20x)")
+print(f"one P-256 verify (aws-lc-rs): {p256:.1f} us CPU")
+print(f"confkube CPU per quote: {ck_cpu:.1f} us total ({ck_cpu / p256:.2f}x P-256), "
+      f"{ck_marg:.1f} us marginal ({ck_marg / p256:.2f}x P-256) (target <= 1.15x)")
+PY
