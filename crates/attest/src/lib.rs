@@ -16,6 +16,7 @@
 //! **Specs:** DESIGN.md §5; `shared/spec/dcap-attestation.md` §6 (PCS/PCCS) and §8 (MAA API and
 //! claims).
 
+pub mod admin;
 pub mod claims;
 pub mod collateral;
 pub mod keyfile;

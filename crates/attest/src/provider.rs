@@ -1,9 +1,9 @@
 //! Wiring between the collateral sources ([`crate::collateral`]) and the service: the
-//! [`CollateralProvider`] seam over a [`CollateralCache`], the redb persistence of cached
-//! collateral, and a clock that honours a pinned verification time.
+//! [`CollateralProvider`] seam over a [`CollateralCache`] (judged at the time the service passes
+//! in, so one request sees one time), and the redb persistence of cached collateral.
 
 use crate::collateral::{
-    Clock, CollateralCache, CollateralPersistence, PckCaType, PlatformId, SourceError,
+    CollateralCache, CollateralPersistence, PckCaType, PlatformId, SourceError,
 };
 use crate::server::{BoxFuture, CollateralProvider, ProviderError};
 use crate::store::{Store, Table};
@@ -24,11 +24,11 @@ impl CollateralProvider for CollateralCache {
     fn collateral<'a>(
         &'a self,
         platform: &'a PckPlatform,
-        _now: i64,
+        now: i64,
     ) -> BoxFuture<'a, Result<Arc<Collateral>, ProviderError>> {
         Box::pin(async move {
             let id = platform_id(platform);
-            self.get(&id).await.map_err(|e| match e {
+            self.get_at(&id, now).await.map_err(|e| match e {
                 SourceError::NotFound { .. } => ProviderError::NotFound {
                     fmspc: id.fmspc_hex(),
                     message: e.to_string(),
@@ -69,16 +69,5 @@ impl CollateralPersistence for StorePersistence {
         if let Err(e) = self.0.put(Table::Collateral, key, json) {
             tracing::warn!(error = %e, key, "cannot persist collateral");
         }
-    }
-}
-
-/// The system clock, or a pinned time (`--at`).
-#[derive(Debug, Clone, Copy)]
-pub struct ServiceClock(pub Option<i64>);
-
-impl Clock for ServiceClock {
-    fn now(&self) -> i64 {
-        self.0
-            .unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp())
     }
 }

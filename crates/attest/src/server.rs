@@ -4,6 +4,7 @@
 use crate::claims::{
     self, AttestOpenEnclaveRequest, AttestRequest, Data, RequestError, TokenContext,
 };
+use crate::collateral::Clock;
 use crate::keyfile::{KeyDirConfig, read_key_dir};
 use crate::keys::{KEYS_MANAGED_BY_DIRECTORY, KeyError, KeyRing, SigningAlg};
 use crate::metrics::{Metrics, OutcomeLabels, RequestLabels, RouteLabels};
@@ -83,8 +84,9 @@ pub struct ServiceConfig {
     pub issuer: String,
     /// Token lifetime in seconds.
     pub token_lifetime: i64,
-    /// Pinned verification clock (archived collateral, tests); `None` = the system clock.
-    pub pinned_time: Option<i64>,
+    /// Pinned verification time (`--at`: archived collateral): quotes and collateral are judged
+    /// at this time instead of the clock's. Tokens, keys and JWKS always use the clock.
+    pub verify_at: Option<i64>,
     /// The trust anchor.
     pub anchor: TrustAnchor,
     /// Accept collateral without CRLs.
@@ -117,7 +119,19 @@ pub enum ServiceError {
     /// The policy file cannot be used.
     #[error(transparent)]
     PolicyFile(#[from] PolicyFileError),
+    /// The token lifetime is not in `1..=MAX_TOKEN_LIFETIME`.
+    #[error(
+        "the token lifetime of {seconds} s is out of range (1 s to {MAX_TOKEN_LIFETIME} s, 7 days)"
+    )]
+    TokenLifetime {
+        /// The configured lifetime, in seconds.
+        seconds: i64,
+    },
 }
+
+/// The longest token lifetime (7 days): keeps `exp` arithmetic far from overflow and tokens
+/// short-lived.
+pub const MAX_TOKEN_LIFETIME: i64 = 7 * 86_400;
 
 /// The service state shared by all requests.
 pub struct Service {
@@ -133,6 +147,7 @@ pub struct Service {
     pub(crate) metrics: Metrics,
     platforms: Mutex<HashMap<Box<[u8]>, PckPlatform>>,
     pub(crate) reload: Mutex<ReloadState>,
+    clock: Arc<dyn Clock>,
     /// Secret release (`crate::secrets`), when enabled.
     pub(crate) secrets: std::sync::OnceLock<Arc<crate::secrets::Secrets>>,
     /// Every issuer the service answers as: `cfg.issuer` first, then
@@ -207,26 +222,23 @@ struct InstalledPolicy {
     jws: Option<String>,
 }
 
-fn system_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-fn sha256(b: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b).as_ref());
-    out
-}
-
 impl Service {
     /// Builds the service: keys from `--signing-key-dir` or the store (created when absent),
     /// the policy from `--policy-file` or the store. A bad key directory or policy file is an
-    /// error naming the file and the reason.
+    /// error naming the file and the reason. `clock` is the service's one clock, read once per
+    /// request (give the collateral cache the same one).
     pub fn new(
         cfg: ServiceConfig,
         store: Option<Arc<Store>>,
         collateral: Arc<dyn CollateralProvider>,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, ServiceError> {
-        let now = cfg.pinned_time.unwrap_or_else(system_now);
+        if !(1..=MAX_TOKEN_LIFETIME).contains(&cfg.token_lifetime) {
+            return Err(ServiceError::TokenLifetime {
+                seconds: cfg.token_lifetime,
+            });
+        }
+        let now = clock.now();
         let metrics = Metrics::new();
         let mut reload = ReloadState::default();
         let keys = match &cfg.signing_key_dir {
@@ -278,6 +290,7 @@ impl Service {
             metrics,
             platforms: Mutex::new(HashMap::new()),
             reload: Mutex::new(reload),
+            clock,
             secrets: std::sync::OnceLock::new(),
             issuers: Vec::new(),
             tcb_numbers: Mutex::new(TcbNumbers::default()),
@@ -360,8 +373,9 @@ impl Service {
             .collect()
     }
 
+    /// The service clock (tokens, keys, JWKS).
     pub(crate) fn now(&self) -> i64 {
-        self.cfg.pinned_time.unwrap_or_else(system_now)
+        self.clock.now()
     }
 
     /// The metrics registry.
@@ -478,11 +492,7 @@ impl Service {
         else {
             return false;
         };
-        aws_lc_rs::constant_time::verify_slices_are_equal(
-            &sha256(token.trim().as_bytes()),
-            &self.cfg.admin_token_sha256,
-        )
-        .is_ok()
+        crate::admin::presented_matches(&self.cfg.admin_token_sha256, token)
     }
 }
 
@@ -749,7 +759,9 @@ pub(crate) async fn attest_claims(
             )
         })?;
 
+    // The clock is read once per request; `--at` moves only the verification time.
     let now = s.now();
+    let verify_at = s.cfg.verify_at.unwrap_or(now);
     let verify_failed = |e: dcap::VerifyError| {
         s.outcome(e.code(), "");
         problem(StatusCode::BAD_REQUEST, e.code(), e.full_message(), None)
@@ -772,7 +784,7 @@ pub(crate) async fn attest_claims(
         }
         _ => {}
     }
-    let collateral = s.collateral.collateral(&platform, now).await;
+    let collateral = s.collateral.collateral(&platform, verify_at).await;
     if let Ok(c) = &collateral {
         s.note_collateral(c);
     }
@@ -790,7 +802,7 @@ pub(crate) async fn attest_claims(
     })?;
     let verified = s
         .verifier
-        .verify_dcap(&quote, &collateral, now, &s.cfg.anchor)
+        .verify_dcap(&quote, &collateral, verify_at, &s.cfg.anchor)
         .map_err(verify_failed)?;
     let tcb = verified.tcb_status().as_str();
     match &verified {

@@ -25,6 +25,28 @@ pub enum StoreError {
         /// What went wrong.
         message: String,
     },
+    /// The file exists but is empty or cannot be read as a store: starting on it would mean new
+    /// signing keys and the default policy, silently.
+    #[error(
+        "store {path} is damaged ({reason}); refusing to start with new signing keys and the \
+         default policy: restore it from a backup, or pass --init-store to move it aside and \
+         start with an empty store"
+    )]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Another process holds the store.
+    #[error(
+        "store {path} is in use by another confkube process; stop it, or give this one its own \
+         --data-dir"
+    )]
+    Locked {
+        /// The file.
+        path: PathBuf,
+    },
     /// A transaction failed.
     #[error("store {path}: {message}")]
     Io {
@@ -33,6 +55,17 @@ pub enum StoreError {
         /// What went wrong.
         message: String,
     },
+}
+
+/// What [`Store::open_with`] does with an existing file that is empty or unreadable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IfDamaged {
+    /// Refuse to open it ([`StoreError::Damaged`]).
+    Refuse,
+    /// Move it aside (renamed to `confkube.redb.damaged-<unix seconds>`, never deleted) and
+    /// create an empty store (`--init-store`).
+    MoveAside,
 }
 
 /// The store handle; cheap to share (`Arc<Store>`).
@@ -70,8 +103,38 @@ impl Table {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the store in `dir`; an existing file that is empty or unreadable is
+    /// refused.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, IfDamaged::Refuse)
+    }
+
+    /// Opens (or creates) the store in `dir`, with `if_damaged` for an existing file that is
+    /// empty (zero length) or that redb cannot open. The file lock is taken here: a second
+    /// process gets [`StoreError::Locked`].
+    pub fn open_with(dir: &Path, if_damaged: IfDamaged) -> Result<Self, StoreError> {
+        match Self::open_once(dir) {
+            Err(StoreError::Damaged { path, reason }) if if_damaged == IfDamaged::MoveAside => {
+                let stamp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let aside = path.with_file_name(format!("confkube.redb.damaged-{stamp}"));
+                std::fs::rename(&path, &aside).map_err(|e| StoreError::Open {
+                    path: path.clone(),
+                    message: format!("cannot move the damaged store aside: {e}"),
+                })?;
+                tracing::warn!(
+                    damaged = %aside.display(),
+                    %reason,
+                    "--init-store: the damaged store was moved aside; starting with an empty store"
+                );
+                Self::open_once(dir)
+            }
+            other => other,
+        }
+    }
+
+    fn open_once(dir: &Path) -> Result<Self, StoreError> {
         let open_err = |path: &Path, e: &dyn std::fmt::Display| StoreError::Open {
             path: path.to_path_buf(),
             message: e.to_string(),
@@ -84,6 +147,12 @@ impl Store {
                 .map_err(|e| open_err(dir, &e))?;
         }
         let path = dir.join("confkube.redb");
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+            return Err(StoreError::Damaged {
+                path,
+                reason: "the file is empty".into(),
+            });
+        }
         let mut opts = std::fs::OpenOptions::new();
         opts.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
@@ -98,10 +167,23 @@ impl Store {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
                 .map_err(|e| open_err(&path, &e))?;
         }
-        let backend = redb::backends::FileBackend::new(file).map_err(|e| open_err(&path, &e))?;
+        let existed = file.metadata().is_ok_and(|m| m.len() > 0);
+        let backend = redb::backends::FileBackend::new(file).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.clone() },
+            e => open_err(&path, &e),
+        })?;
         let db = redb::Builder::new()
             .create_with_backend(backend)
-            .map_err(|e| open_err(&path, &e))?;
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    StoreError::Locked { path: path.clone() }
+                }
+                e if existed => StoreError::Damaged {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                },
+                e => open_err(&path, &e),
+            })?;
         let store = Self { db, path };
         // Create every table up front so that reads never meet a missing table.
         store.write(|txn| {
@@ -210,6 +292,72 @@ mod tests {
             let dmode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
             assert_eq!(dmode, 0o700);
         }
+    }
+
+    #[test]
+    fn empty_or_truncated_stores_are_refused_unless_init_store() {
+        let dir = tmp("damaged");
+        {
+            let s = Store::open(&dir).unwrap();
+            s.put(Table::Keys, "kid", &"k".repeat(100_000)).unwrap();
+        }
+        let file = dir.join("confkube.redb");
+        let full = std::fs::read(&file).unwrap();
+        let msg = |reason: &str| {
+            format!(
+                "store {} is damaged ({reason}); refusing to start with new signing keys and \
+                 the default policy: restore it from a backup, or pass --init-store to move it \
+                 aside and start with an empty store",
+                file.display()
+            )
+        };
+
+        std::fs::write(&file, b"").unwrap();
+        let e = Store::open(&dir).unwrap_err();
+        assert_eq!(e.to_string(), msg("the file is empty"));
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().len(),
+            0,
+            "nothing written"
+        );
+
+        for len in [1, 100, full.len() / 2] {
+            std::fs::write(&file, &full[..len]).unwrap();
+            let e = Store::open(&dir).unwrap_err();
+            assert!(
+                matches!(&e, StoreError::Damaged { path, .. } if path == &file),
+                "{len}: {e}"
+            );
+            assert_eq!(
+                std::fs::read(&file).unwrap(),
+                &full[..len],
+                "{len}: untouched"
+            );
+        }
+
+        // --init-store: the damaged file is kept aside, and a new store starts empty.
+        let s = Store::open_with(&dir, IfDamaged::MoveAside).unwrap();
+        assert_eq!(s.list(Table::Keys).unwrap(), vec![]);
+        let aside: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("confkube.redb.damaged-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        assert_eq!(
+            std::fs::read(dir.join(&aside[0])).unwrap(),
+            &full[..full.len() / 2]
+        );
+        // And a second process meets the lock.
+        let e = Store::open(&dir).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "store {} is in use by another confkube process; stop it, or give this one its \
+                 own --data-dir",
+                file.display()
+            )
+        );
     }
 
     #[test]

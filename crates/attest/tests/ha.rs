@@ -12,7 +12,6 @@
 use attest::collateral::{CacheConfig, CollateralCache, OfflineDir};
 use attest::keyfile::{KeyDirConfig, generate_pem};
 use attest::keys::SigningAlg;
-use attest::provider::ServiceClock;
 use attest::reload::{ReloadOutcome, ReloadReport};
 use attest::server::{Service, ServiceConfig, router};
 use attest::store::{Store, Table};
@@ -28,6 +27,16 @@ use std::time::Duration;
 use tower::ServiceExt as _;
 
 const AT: i64 = 1_767_225_600;
+
+/// The test clock: one fixed time, for the service and its cache alike.
+#[derive(Debug, Clone, Copy)]
+struct FixedClock(i64);
+
+impl attest::collateral::Clock for FixedClock {
+    fn now(&self) -> i64 {
+        self.0
+    }
+}
 const ADMIN: &str = "admin-secret";
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 const ATTEST: &str = "/attest/SgxEnclave?api-version=2022-08-01";
@@ -107,7 +116,7 @@ impl Env {
         ServiceConfig {
             issuer: "https://attest.example".into(),
             token_lifetime: 28_800,
-            pinned_time: Some(AT + 3600),
+            verify_at: None,
             anchor: TrustAnchor::from_certificate(self.kit.root_pem().as_bytes()).unwrap(),
             allow_missing_crls: false,
             signing_alg: SigningAlg::ES256,
@@ -134,10 +143,10 @@ impl Env {
     ) -> Result<Arc<Service>, attest::server::ServiceError> {
         let cache = CollateralCache::new(
             Arc::new(OfflineDir::new(self.dir.join("collateral"))),
-            Arc::new(ServiceClock(Some(AT + 3600))),
+            Arc::new(FixedClock(AT + 3600)),
             CacheConfig::default(),
         );
-        Service::new(cfg, store, Arc::new(cache)).map(Arc::new)
+        Service::new(cfg, store, Arc::new(cache), Arc::new(FixedClock(AT + 3600))).map(Arc::new)
     }
 
     fn quote(&self, debug: bool) -> Vec<u8> {

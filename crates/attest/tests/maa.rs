@@ -12,7 +12,6 @@
 
 use attest::collateral::{CacheConfig, CollateralCache, OfflineDir};
 use attest::keys::SigningAlg;
-use attest::provider::ServiceClock;
 use attest::server::{Service, ServiceConfig, router};
 use attest::store::Store;
 use axum::body::Body;
@@ -26,6 +25,16 @@ use std::sync::Arc;
 use tower::ServiceExt as _;
 
 const AT: i64 = 1_767_225_600;
+
+/// The test clock: one fixed time, for the service and its cache alike.
+#[derive(Debug, Clone, Copy)]
+struct FixedClock(i64);
+
+impl attest::collateral::Clock for FixedClock {
+    fn now(&self) -> i64 {
+        self.0
+    }
+}
 const ADMIN: &str = "admin-secret-0123456789";
 const ISSUER: &str = "https://attest.example";
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -46,13 +55,13 @@ struct Env {
 fn service(kit: &Testkit, dir: &Path, alg: SigningAlg) -> Service {
     let cache = CollateralCache::new(
         Arc::new(OfflineDir::new(dir.join("collateral"))),
-        Arc::new(ServiceClock(Some(AT + 3600))),
+        Arc::new(FixedClock(AT + 3600)),
         CacheConfig::default(),
     );
     let cfg = ServiceConfig {
         issuer: format!("{ISSUER}/"),
         token_lifetime: 28_800,
-        pinned_time: Some(AT + 3600),
+        verify_at: None,
         anchor: TrustAnchor::from_certificate(kit.root_pem().as_bytes()).unwrap(),
         allow_missing_crls: false,
         signing_alg: alg,
@@ -65,7 +74,13 @@ fn service(kit: &Testkit, dir: &Path, alg: SigningAlg) -> Service {
             .unwrap(),
     };
     let store = Arc::new(Store::open(&dir.join("data")).unwrap());
-    Service::new(cfg, Some(store), Arc::new(cache)).unwrap()
+    Service::new(
+        cfg,
+        Some(store),
+        Arc::new(cache),
+        Arc::new(FixedClock(AT + 3600)),
+    )
+    .unwrap()
 }
 
 fn env(name: &str) -> Env {

@@ -10,7 +10,6 @@
 
 use attest::collateral::{CacheConfig, CollateralCache, OfflineDir};
 use attest::keys::SigningAlg;
-use attest::provider::ServiceClock;
 use attest::secrets::Secrets;
 use attest::secrets::kek::Kek;
 use attest::secrets::model::{Backend, FileBackend, FileConfig, StoreBackend};
@@ -26,6 +25,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use tower::ServiceExt as _;
+
+/// The test clock: one fixed time, for the service and its cache alike.
+#[derive(Debug, Clone, Copy)]
+struct FixedClock(i64);
+
+impl attest::collateral::Clock for FixedClock {
+    fn now(&self) -> i64 {
+        self.0
+    }
+}
 
 const AT: i64 = 1_767_225_600;
 const NOW: i64 = AT + 3600;
@@ -63,13 +72,13 @@ fn service_at(
 ) -> Arc<Service> {
     let cache = CollateralCache::new(
         Arc::new(OfflineDir::new(dir.join("collateral"))),
-        Arc::new(ServiceClock(Some(now))),
+        Arc::new(FixedClock(now)),
         CacheConfig::default(),
     );
     let cfg = ServiceConfig {
         issuer: issuer.into(),
         token_lifetime: 28_800,
-        pinned_time: Some(now),
+        verify_at: None,
         anchor: TrustAnchor::from_certificate(kit.root_pem().as_bytes()).unwrap(),
         allow_missing_crls: false,
         signing_alg: SigningAlg::RS256,
@@ -81,7 +90,9 @@ fn service_at(
             .try_into()
             .unwrap(),
     };
-    let svc = Arc::new(Service::new(cfg, Some(store), Arc::new(cache)).unwrap());
+    let svc = Arc::new(
+        Service::new(cfg, Some(store), Arc::new(cache), Arc::new(FixedClock(now))).unwrap(),
+    );
     if let Some(s) = secrets {
         svc.enable_secrets(s).unwrap();
     }

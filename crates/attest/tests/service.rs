@@ -9,7 +9,6 @@
 
 use attest::collateral::{CacheConfig, CollateralCache, OfflineDir};
 use attest::keys::SigningAlg;
-use attest::provider::ServiceClock;
 use attest::server::{Service, ServiceConfig, router};
 use attest::store::Store;
 use axum::body::Body;
@@ -23,6 +22,16 @@ use std::sync::Arc;
 use tower::ServiceExt as _;
 
 const AT: i64 = 1_767_225_600;
+
+/// The test clock: one fixed time, for the service and its cache alike.
+#[derive(Debug, Clone, Copy)]
+struct FixedClock(i64);
+
+impl attest::collateral::Clock for FixedClock {
+    fn now(&self) -> i64 {
+        self.0
+    }
+}
 const ADMIN: &str = "admin-secret";
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 const ATTEST: &str = "/attest/SgxEnclave?api-version=2022-08-01";
@@ -43,13 +52,13 @@ fn tmp(name: &str) -> PathBuf {
 fn service(kit: &Testkit, dir: &Path, store: Option<Arc<Store>>, alg: SigningAlg) -> Arc<Service> {
     let cache = CollateralCache::new(
         Arc::new(OfflineDir::new(dir.join("collateral"))),
-        Arc::new(ServiceClock(Some(AT + 3600))),
+        Arc::new(FixedClock(AT + 3600)),
         CacheConfig::default(),
     );
     let cfg = ServiceConfig {
         issuer: "https://attest.example".into(),
         token_lifetime: 28_800,
-        pinned_time: Some(AT + 3600),
+        verify_at: None,
         anchor: TrustAnchor::from_certificate(kit.root_pem().as_bytes()).unwrap(),
         allow_missing_crls: false,
         signing_alg: alg,
@@ -61,7 +70,7 @@ fn service(kit: &Testkit, dir: &Path, store: Option<Arc<Store>>, alg: SigningAlg
             .try_into()
             .unwrap(),
     };
-    Arc::new(Service::new(cfg, store, Arc::new(cache)).unwrap())
+    Arc::new(Service::new(cfg, store, Arc::new(cache), Arc::new(FixedClock(AT + 3600))).unwrap())
 }
 
 fn env(name: &str, status: TcbStatus) -> Env {
@@ -544,4 +553,102 @@ async fn rs256_option() {
             .starts_with("MII")
     );
     decode_token(token, &jwks);
+}
+
+/// `--at` pins only the verification time: collateral from 2026-01 verifies, and the token's
+/// `iat`/`nbf`/`exp` come from the real clock, so PyJWT-style `exp` checks pass on arrival.
+#[tokio::test]
+async fn a_pinned_verification_time_does_not_backdate_tokens() {
+    let e = env("verify-at", TcbStatus::UpToDate);
+    let build = |verify_at: Option<i64>| {
+        let cache = CollateralCache::new(
+            Arc::new(OfflineDir::new(e.dir.join("collateral"))),
+            Arc::new(attest::collateral::SystemClock),
+            CacheConfig::default(),
+        );
+        let cfg = ServiceConfig {
+            issuer: "https://attest.example".into(),
+            token_lifetime: 28_800,
+            verify_at,
+            anchor: TrustAnchor::from_certificate(e.kit.root_pem().as_bytes()).unwrap(),
+            allow_missing_crls: false,
+            signing_alg: SigningAlg::ES256,
+            signing_key_dir: None,
+            policy_file: None,
+            body_limit: 64 * 1024,
+            admin_token_sha256: [0; 32],
+        };
+        Arc::new(
+            Service::new(
+                cfg,
+                None,
+                Arc::new(cache),
+                Arc::new(attest::collateral::SystemClock),
+            )
+            .unwrap(),
+        )
+    };
+    let quote = quote_for(&e.kit, b"archived", false);
+    let body = attest_body(&quote, Some(b"archived"), None);
+
+    // On the real clock the 2026-01 collateral has expired.
+    let (st, _, v) = call(&build(None), "POST", ATTEST, Some(body.clone()), false).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["code"], "collateral-expired", "{v}");
+
+    let svc = build(Some(AT + 3600));
+    let before = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (st, _, v) = call(&svc, "POST", ATTEST, Some(body), false).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let after = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (_, _, jwks) = call(&svc, "GET", "/certs", None, false).await;
+    let token = v["token"].as_str().unwrap();
+    // Validated against the wall clock this time, exp and nbf included.
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks).unwrap();
+    let key =
+        jsonwebtoken::DecodingKey::from_jwk(set.find(header.kid.as_deref().unwrap()).unwrap())
+            .unwrap();
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_issuer(&["https://attest.example"]);
+    validation.validate_nbf = true;
+    let claims = jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .unwrap()
+        .claims;
+    let iat = claims["iat"].as_i64().unwrap();
+    assert!(
+        (before..=after).contains(&iat),
+        "iat {iat} not in {before}..={after}"
+    );
+    assert_eq!(claims["nbf"].as_i64().unwrap(), iat);
+    assert_eq!(claims["exp"].as_i64().unwrap(), iat + 28_800);
+}
+
+#[test]
+fn token_lifetime_is_capped_at_7_days() {
+    let e = Testkit::generate(PkiParams::new(AT, Some(TcbStatus::UpToDate))).unwrap();
+    for lifetime in [0, attest::server::MAX_TOKEN_LIFETIME + 1, i64::MAX] {
+        let cfg = ServiceConfig {
+            issuer: "https://attest.example".into(),
+            token_lifetime: lifetime,
+            verify_at: None,
+            anchor: TrustAnchor::from_certificate(e.root_pem().as_bytes()).unwrap(),
+            allow_missing_crls: false,
+            signing_alg: SigningAlg::ES256,
+            signing_key_dir: None,
+            policy_file: None,
+            body_limit: 64 * 1024,
+            admin_token_sha256: [0; 32],
+        };
+        let cache = CollateralCache::new(
+            Arc::new(OfflineDir::new(PathBuf::from("/nonexistent"))),
+            Arc::new(FixedClock(AT)),
+            CacheConfig::default(),
+        );
+        let err = Service::new(cfg, None, Arc::new(cache), Arc::new(FixedClock(AT))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("the token lifetime of {lifetime} s is out of range (1 s to 604800 s, 7 days)")
+        );
+    }
 }

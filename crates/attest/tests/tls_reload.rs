@@ -12,7 +12,6 @@
 
 use attest::collateral::{CacheConfig, CollateralCache, OfflineDir};
 use attest::keys::SigningAlg;
-use attest::provider::ServiceClock;
 use attest::reload::watch_tls;
 use attest::serve::serve;
 use attest::server::{Service, ServiceConfig, router};
@@ -91,13 +90,13 @@ fn k8s_publish(dir: &Path, generation: u32, cert: &str, key: &str) {
 fn service(dir: &Path) -> Arc<Service> {
     let cache = CollateralCache::new(
         Arc::new(OfflineDir::new(dir.join("collateral"))),
-        Arc::new(ServiceClock(None)),
+        Arc::new(attest::collateral::SystemClock),
         CacheConfig::default(),
     );
     let cfg = ServiceConfig {
         issuer: "https://localhost".into(),
         token_lifetime: 28_800,
-        pinned_time: None,
+        verify_at: None,
         anchor: TrustAnchor::intel_sgx_root(),
         allow_missing_crls: false,
         signing_alg: SigningAlg::ES256,
@@ -106,7 +105,15 @@ fn service(dir: &Path) -> Arc<Service> {
         body_limit: 64 * 1024,
         admin_token_sha256: [7; 32],
     };
-    Arc::new(Service::new(cfg, None, Arc::new(cache)).unwrap())
+    Arc::new(
+        Service::new(
+            cfg,
+            None,
+            Arc::new(cache),
+            Arc::new(attest::collateral::SystemClock),
+        )
+        .unwrap(),
+    )
 }
 
 type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;

@@ -6,6 +6,9 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = cmd::Cli::parse();
-    cmd::run(cli)
+    let json = cmd::wants_json(std::env::args_os());
+    match cmd::Cli::try_parse() {
+        Ok(cli) => cmd::run(cli, json),
+        Err(e) => cmd::usage_error(&e, json),
+    }
 }

@@ -334,12 +334,13 @@ fn bad_files_and_flags_exit_2_naming_the_problem() {
     for (extra, want) in [
         (
             &["--config-reload-interval", "0"][..],
-            "invalid value '0' for '--config-reload-interval <SECONDS>': 0 is not in 1..=3600",
+            "invalid value '0' for '--config-reload-interval <DURATION>': \"0\" must be a \
+             positive duration",
         ),
         (
             &["--config-reload-interval", "3601"][..],
-            "invalid value '3601' for '--config-reload-interval <SECONDS>': 3601 is not in \
-             1..=3600",
+            "invalid value '3601' for '--config-reload-interval <DURATION>': \"3601\" is out \
+             of range (100ms to 3600s)",
         ),
         (
             &["--active-signing-key", "a.pem"][..],

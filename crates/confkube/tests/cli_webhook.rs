@@ -154,11 +154,16 @@ fn webhook_help_lists_certgen_and_the_serve_flags() {
         "--listen <ADDR:PORT>",
         "--tls-cert <FILE>",
         "--tls-key <FILE>",
-        "--tls-reload-interval <SECONDS>",
+        "--config-reload-interval <DURATION>",
         "--tolerate <KEY[=VALUE][:EFFECT]>",
         "--node-label <KEY=VALUE>",
         "--max-epc-per-pod <QUANTITY>",
-        "--max-body-bytes <BYTES>",
+        "--body-limit <BYTES>",
+        "--header-timeout <DURATION>",
+        "--idle-timeout <DURATION>",
+        "--tls-handshake-timeout <DURATION>",
+        "--body-timeout <DURATION>",
+        "--max-connections <N>",
         "--passthrough",
     ] {
         assert!(help.contains(flag), "{flag} missing from\n{help}");
@@ -208,7 +213,7 @@ fn serve_flags_still_parse() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         text(&out.stderr),
-        "confkube webhook: cannot load the serving certificate: cannot read \
+        "error: cannot load the serving certificate: cannot read \
          /nonexistent/tls.crt: No such file or directory (os error 2); check the \
          --tls-cert/--tls-key path\n"
     );
@@ -253,7 +258,7 @@ fn certgen_usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         text(&out.stderr),
-        "confkube webhook certgen: --renew-before-days 30 must be less than --validity-days 30, \
+        "error: --renew-before-days 30 must be less than --validity-days 30, \
          or every run would replace the certificate\n"
     );
     let out = confkube(&certgen_args(
@@ -263,7 +268,7 @@ fn certgen_usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         text(&out.stderr),
-        "confkube webhook certgen: Kubernetes client configuration: cannot read --kubeconfig \
+        "error: Kubernetes client configuration: cannot read --kubeconfig \
          /nonexistent/kubeconfig: No such file or directory (os error 2)\n"
     );
     let out = confkube(&[
@@ -303,7 +308,7 @@ fn certgen_forbidden_exits_1_with_the_cause() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
-        "confkube webhook certgen: secret confkube/confkube-webhook: get: forbidden: secrets \
+        "error: secret confkube/confkube-webhook: get: forbidden: secrets \
          \"confkube-webhook\" is forbidden: User \"system:serviceaccount:confkube:default\" \
          cannot get resource \"secrets\" in API group \"\" in the namespace \"confkube\"; the \
          service account needs get on secrets in namespace confkube; see \"Certificates\" in \
@@ -466,7 +471,7 @@ fn certgen_skip_missing_webhooks_creates_the_secret_before_the_configurations_ex
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
-        "confkube webhook certgen: mutatingwebhookconfiguration confkube-sgx not found; create it \
+        "error: mutatingwebhookconfiguration confkube-sgx not found; create it \
          before running certgen (run certgen as a post-install and post-upgrade hook), or drop \
          --mutating-webhook confkube-sgx\n"
     );

@@ -276,9 +276,14 @@ impl CollateralCache {
         }
     }
 
-    /// The collateral for `id`, from the cache when possible.
+    /// The collateral for `id`, from the cache when possible, at the cache's clock.
     pub async fn get(&self, id: &PlatformId) -> Result<Arc<Collateral>, SourceError> {
-        let now = self.inner.clock.now();
+        self.get_at(id, self.inner.clock.now()).await
+    }
+
+    /// The collateral for `id` as judged at `now` (the service reads its clock once per request
+    /// and passes the time down).
+    pub async fn get_at(&self, id: &PlatformId, now: i64) -> Result<Arc<Collateral>, SourceError> {
         if self.inner.persistence.is_some() && !lock(&self.inner.entries).contains_key(id) {
             self.restore(id, now);
         }

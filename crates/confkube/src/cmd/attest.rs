@@ -5,22 +5,25 @@
 
 use super::quote::{load_anchor, parse_time};
 use anyhow::{Context, Result, bail};
+use attest::admin::{AdminToken, TokenSource};
 use attest::collateral::{
     CacheConfig, CollateralCache, CollateralSource, OfflineDir, PccsClient, PccsConfig,
     RootCrlSource,
 };
+use attest::collateral::{Clock, SystemClock};
 use attest::keyfile::KeyDirConfig;
 use attest::keys::SigningAlg;
-use attest::provider::{ServiceClock, StorePersistence};
-use attest::server::{Service, ServiceConfig};
-use attest::store::Store;
+use attest::provider::StorePersistence;
+use attest::server::{MAX_TOKEN_LIFETIME, Service, ServiceConfig};
+use attest::store::{IfDamaged, Store};
 use attest::tls_reload::{CertFiles, ReloadingCert, default_provider};
 use clap::{Args, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+
+use super::runtime::{self, Threads};
 
 /// The attestation service: verify SGX quotes, apply policy, issue signed tokens.
 #[derive(Debug, Args)]
@@ -108,7 +111,8 @@ struct ServeArgs {
     /// Trust anchor certificate (DER or PEM). Default: the embedded Intel SGX Root CA key.
     #[arg(long)]
     root_ca: Option<PathBuf>,
-    /// Pin the verification clock (RFC 3339 or Unix seconds): for archived collateral and tests.
+    /// Judge quotes and collateral at this time instead of now (RFC 3339 or Unix seconds): for
+    /// archived collateral and tests. Tokens still carry the real time (iat, nbf, exp).
     #[arg(long, value_parser = parse_time)]
     at: Option<i64>,
     /// Accept collateral without CRLs (tokens then say x-confkube-revocation-checked: false,
@@ -121,8 +125,8 @@ struct ServeArgs {
     /// the first. Default: http(s)://<listen>.
     #[arg(long, value_name = "URL", value_parser = parse_issuer)]
     issuer: Vec<String>,
-    /// Token lifetime: seconds, or with a unit (30m, 8h, 1d).
-    #[arg(long, default_value = "8h", value_parser = parse_duration)]
+    /// Token lifetime: seconds, or with a unit (30m, 8h, 1d); at most 7d.
+    #[arg(long, value_name = "DURATION", default_value = "8h", value_parser = token_lifetime)]
     token_lifetime: i64,
     /// Algorithm of new token signing keys (not with --signing-key-dir: each key file has its
     /// own). RS256 (RSA-2048) as Azure Attestation; ES256 for relying parties that prefer it. A
@@ -154,16 +158,30 @@ struct ServeArgs {
     /// signing_key/signing_certificate); unsigned uploads are refused (policy-not-signed).
     #[arg(long, value_name = "FILE")]
     policy_signer_cert: Option<PathBuf>,
-    /// How often --signing-key-dir, --policy-file and --tls-cert/--tls-key are re-read, in
-    /// seconds. A changed and valid source is applied atomically; an invalid one is logged and
-    /// the last good one kept.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
-    config_reload_interval: u64,
-    /// File holding the admin bearer token (policy and key endpoints). Default: the
-    /// CONFKUBE_ADMIN_TOKEN environment variable, else one generated in DATA_DIR/admin-token.
-    #[arg(long)]
+    /// How often --signing-key-dir, --policy-file and --tls-cert/--tls-key are re-read (seconds,
+    /// or 500ms, 1m, ...). A changed and valid source is applied atomically; an invalid one is
+    /// logged and the last good one kept.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = reload_interval)]
+    config_reload_interval: std::time::Duration,
+    /// File holding the admin bearer token (policy and key endpoints): at least 16 characters,
+    /// no whitespace. Default: CONFKUBE_ADMIN_TOKEN, else a token generated once (256 bits)
+    /// into DATA_DIR/admin-token.
+    #[arg(long, value_name = "FILE")]
     admin_token_file: Option<PathBuf>,
+    /// The admin bearer token itself (same rule). Prefer the environment variable: a command
+    /// line is visible to every user of the host.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "CONFKUBE_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    admin_token: Option<String>,
+    /// Start with a new, empty store when DATA_DIR/confkube.redb is empty or unreadable (the
+    /// damaged file is kept as confkube.redb.damaged-<time>). Without it such a store refuses
+    /// to start: the signing keys and the policy are never replaced silently.
+    #[arg(long)]
+    init_store: bool,
     /// TLS certificate chain (PEM), leaf first. Re-read with --tls-key every
     /// --config-reload-interval seconds: a renewed certificate is served without a restart.
     #[arg(long, requires = "tls_key")]
@@ -171,9 +189,12 @@ struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Largest accepted request body, in bytes.
-    #[arg(long, default_value_t = 1 << 20)]
+    /// Largest accepted request body, in bytes: a larger declared Content-Length gets 413 before
+    /// the body is read. Also accepted as --max-body-bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, alias = "max-body-bytes")]
     body_limit: usize,
+    #[command(flatten)]
+    limits: super::ServerLimits,
     /// Secret release: the key-encryption key sealing stored secret values (32 random bytes in
     /// base64; generated 0600 on first start when absent). Default: DATA_DIR/secrets.kek.
     #[arg(long, value_name = "FILE", conflicts_with = "secrets_dir")]
@@ -196,28 +217,33 @@ struct ServeArgs {
     demo: bool,
 }
 
-fn parse_duration(s: &str) -> Result<i64, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, ""), |i| s.split_at(i));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. 28800, 30m, 8h, 1d)"))?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (s, m, h, d)")),
-    };
-    match n.checked_mul(mult) {
-        Some(v) if v > 0 => Ok(v),
-        _ => Err(format!("{s:?} must be a positive duration")),
-    }
+fn token_lifetime(s: &str) -> Result<i64, String> {
+    let max = std::time::Duration::from_secs(MAX_TOKEN_LIFETIME.unsigned_abs());
+    let d = super::parse_duration_within(s, std::time::Duration::from_secs(1), max)?;
+    i64::try_from(d.as_secs()).map_err(|e| e.to_string())
 }
 
-fn write_private(path: &Path, contents: &str) -> Result<()> {
+fn reload_interval(s: &str) -> Result<std::time::Duration, String> {
+    super::parse_duration_within(
+        s,
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(3600),
+    )
+}
+
+/// Writes a 0600 file atomically: a temporary file in the same directory, fsync, rename,
+/// fsync of the directory. A crash leaves the old file or the new one, never a partial one.
+fn write_private_atomic(path: &Path, contents: &str) -> Result<()> {
     use std::io::Write as _;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -225,11 +251,17 @@ fn write_private(path: &Path, contents: &str) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(contents.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
+    let written = (|| {
+        let mut f = opts.open(&tmp)?;
+        f.write_all(contents.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.with_context(|| format!("writing {}", path.display()))
 }
 
 fn keygen(a: &KeygenArgs) -> Result<ExitCode> {
@@ -276,37 +308,39 @@ fn signing_alg(a: Alg) -> SigningAlg {
     }
 }
 
-fn admin_token(a: &ServeArgs) -> Result<(String, Option<PathBuf>)> {
+/// A configured admin token (--admin-token-file, else CONFKUBE_ADMIN_TOKEN), checked; `None`
+/// when neither is given (a token is generated into the data directory later).
+fn configured_admin_token(a: &ServeArgs) -> Result<Option<AdminToken>> {
     if let Some(f) = &a.admin_token_file {
-        let t = std::fs::read_to_string(f)
+        let text = std::fs::read_to_string(f)
             .with_context(|| format!("reading the admin token file {}", f.display()))?;
-        let t = t.trim().to_string();
-        if t.len() < 16 {
-            bail!(
-                "the admin token in {} is shorter than 16 characters",
-                f.display()
-            );
-        }
-        return Ok((t, None));
+        return Ok(Some(AdminToken::parse(
+            &text,
+            TokenSource::File(f.clone()),
+        )?));
     }
-    if let Ok(t) = std::env::var("CONFKUBE_ADMIN_TOKEN")
-        && !t.trim().is_empty()
-    {
-        return Ok((t.trim().to_string(), None));
+    match &a.admin_token {
+        Some(t) => Ok(Some(AdminToken::parse(t, TokenSource::Env)?)),
+        None => Ok(None),
     }
-    let path = a.data_dir.join("admin-token");
-    if let Ok(t) = std::fs::read_to_string(&path) {
-        return Ok((t.trim().to_string(), Some(path)));
-    }
-    let mut b = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut b).map_err(|_| anyhow::anyhow!("the system RNG failed"))?;
-    let t = hex::encode(b);
-    write_private(&path, &t)?;
-    Ok((t, Some(path)))
 }
 
-fn reload_every_secs(a: &ServeArgs) -> Duration {
-    Duration::from_secs(a.config_reload_interval)
+/// The generated token in DATA_DIR/admin-token: read (and checked) when present, else made
+/// and written atomically.
+fn generated_admin_token(data_dir: &Path) -> Result<(AdminToken, PathBuf)> {
+    let path = data_dir.join("admin-token");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((
+            AdminToken::parse(&text, TokenSource::Generated(path.clone()))?,
+            path,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let token = AdminToken::generate()?;
+            write_private_atomic(&path, token.expose())?;
+            Ok((token, path))
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
 }
 
 /// Secret release: from --secrets-dir/--secrets-policy-file (polled), else the store with the
@@ -315,7 +349,7 @@ fn enable_secrets(
     a: &ServeArgs,
     service: &Arc<Service>,
     store: &Arc<attest::store::Store>,
-    every: Duration,
+    every: std::time::Duration,
 ) -> Result<Option<tokio::task::JoinHandle<()>>> {
     use attest::secrets::{Secrets, kek::Kek, model};
     let (backend, watch) = match (&a.secrets_dir, &a.secrets_policy_file) {
@@ -408,32 +442,16 @@ fn prepare_demo(data_dir: &Path, now: i64) -> Result<Demo> {
 }
 
 async fn serve(a: ServeArgs) -> Result<ExitCode> {
-    let now =
-        a.at.unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp());
-    let store = Arc::new(
-        Store::open(&a.data_dir)
-            .with_context(|| format!("opening the store in {}", a.data_dir.display()))?,
-    );
-    let demo = if a.demo {
-        Some(prepare_demo(&a.data_dir, now)?)
-    } else {
-        None
-    };
-    let root_ca = demo
-        .as_ref()
-        .map(|d| d.root_ca.clone())
-        .or(a.root_ca.clone());
-    let anchor = load_anchor(root_ca.as_deref())?;
-    let collateral_dir = demo
-        .as_ref()
-        .map(|d| d.collateral_dir.clone())
-        .or(a.collateral_dir.clone());
-    let source: Arc<dyn CollateralSource> = match (&collateral_dir, &a.pccs_url) {
+    // 1. Check the whole configuration; nothing is written yet.
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    attest::serve::check_plain_http(a.listen, a.tls_cert.is_some())?;
+    let source: Option<Arc<dyn CollateralSource>> = match (&a.collateral_dir, &a.pccs_url) {
+        _ if a.demo => None,
         (Some(dir), None) => {
             if !dir.is_dir() {
                 bail!("--collateral-dir {} is not a directory", dir.display());
             }
-            Arc::new(OfflineDir::new(dir.clone()))
+            Some(Arc::new(OfflineDir::new(dir.clone())))
         }
         (None, Some(url)) => {
             let mut cfg = PccsConfig::new(url.clone());
@@ -441,7 +459,9 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
                 cfg.root_ca_crl = RootCrlSource::Url(u.clone());
             }
             cfg.ca_bundle = a.pccs_ca_bundle.clone();
-            Arc::new(PccsClient::new(cfg).with_context(|| format!("--pccs-url {url}"))?)
+            Some(Arc::new(
+                PccsClient::new(cfg).with_context(|| format!("--pccs-url {url}"))?,
+            ))
         }
         (Some(_), Some(_)) => bail!("pass either --collateral-dir or --pccs-url, not both"),
         (None, None) => bail!(
@@ -449,13 +469,65 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
              (a PCCS or the Intel PCS), or --demo"
         ),
     };
+    let anchor = if a.demo {
+        None
+    } else {
+        Some(load_anchor(a.root_ca.as_deref())?)
+    };
+    let configured_token = configured_admin_token(&a)?;
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => {
+            let files = CertFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            };
+            let cert = ReloadingCert::load(files, default_provider())
+                .context("loading the TLS certificate")?;
+            Some(Arc::new(cert))
+        }
+        _ => None,
+    };
+    // 2. Bind: a port in use fails here, before the data directory exists.
+    let server = attest::serve::Server::bind(a.listen, tls.clone()).await?;
+    // 3. The store: creates the data directory, takes its lock, refuses a damaged file.
+    let if_damaged = if a.init_store {
+        IfDamaged::MoveAside
+    } else {
+        IfDamaged::Refuse
+    };
+    let store = Arc::new(
+        Store::open_with(&a.data_dir, if_damaged)
+            .with_context(|| format!("opening the store in {}", a.data_dir.display()))?,
+    );
+    // 4. What lives in the data directory: the generated admin token, the demo material.
+    let (token, token_file) = match configured_token {
+        Some(t) => (t, None),
+        None => {
+            let (t, path) = generated_admin_token(&a.data_dir)?;
+            (t, Some(path))
+        }
+    };
+    let demo = if a.demo {
+        Some(prepare_demo(&a.data_dir, clock.now())?)
+    } else {
+        None
+    };
+    let anchor = match (anchor, &demo) {
+        (Some(anchor), _) => anchor,
+        (None, Some(d)) => load_anchor(Some(&d.root_ca))?,
+        (None, None) => load_anchor(a.root_ca.as_deref())?,
+    };
+    let source = match (source, &demo) {
+        (Some(s), _) => s,
+        (None, Some(d)) => Arc::new(OfflineDir::new(d.collateral_dir.clone())),
+        (None, None) => bail!("no collateral source"),
+    };
     let cache = CollateralCache::with_persistence(
         source,
-        Arc::new(ServiceClock(a.at)),
+        Arc::clone(&clock),
         CacheConfig::default(),
         Arc::new(StorePersistence(store.clone())),
     );
-    let (token, token_file) = admin_token(&a)?;
     let replicated = a.signing_key_dir.is_some() || a.policy_file.is_some();
     if replicated && let Some(path) = &token_file {
         tracing::warn!(
@@ -474,14 +546,10 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
         .first()
         .cloned()
         .unwrap_or_else(|| format!("{scheme}://{}", a.listen));
-    let mut admin_sha = [0u8; 32];
-    admin_sha.copy_from_slice(
-        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref(),
-    );
     let cfg = ServiceConfig {
         issuer: issuer.clone(),
         token_lifetime: a.token_lifetime,
-        pinned_time: a.at,
+        verify_at: a.at,
         anchor: anchor.clone(),
         allow_missing_crls: a.allow_missing_crls,
         signing_alg: signing_alg(a.signing_alg),
@@ -491,10 +559,10 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
         }),
         policy_file: a.policy_file.clone(),
         body_limit: a.body_limit,
-        admin_token_sha256: admin_sha,
+        admin_token_sha256: token.sha256(),
     };
     let service = Arc::new(
-        Service::new(cfg, Some(store.clone()), Arc::new(cache))
+        Service::new(cfg, Some(store.clone()), Arc::new(cache), clock)
             .context("starting the attestation service")?
             .with_issuers(a.issuer.iter().skip(1).cloned().collect()),
     );
@@ -505,20 +573,8 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("--policy-signer-cert {}: {e}", path.display()))?;
         service.set_policy_signers(certs);
     }
-    let secrets_watcher = enable_secrets(&a, &service, &store, reload_every_secs(&a))?;
-    let tls = match (&a.tls_cert, &a.tls_key) {
-        (Some(cert), Some(key)) => {
-            let files = CertFiles {
-                cert: cert.clone(),
-                key: key.clone(),
-            };
-            let cert = ReloadingCert::load(files, default_provider())
-                .context("loading the TLS certificate")?;
-            Some(Arc::new(cert))
-        }
-        _ => None,
-    };
-    let reload_every = Duration::from_secs(a.config_reload_interval);
+    let reload_every = a.config_reload_interval;
+    let secrets_watcher = enable_secrets(&a, &service, &store, reload_every)?;
     let watcher =
         replicated.then(|| tokio::spawn(attest::reload::watch(service.clone(), reload_every)));
     let tls_watcher = tls.as_ref().map(|t| {
@@ -530,68 +586,44 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
     });
     let active_kid = service.keys().active_kid().unwrap_or_default();
     let router = attest::server::router(service);
-    let shutdown = async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(_) => {
-                        let _ = ctrl_c.await;
-                        return;
-                    }
-                };
-            tokio::select! {
-                _ = ctrl_c => {},
-                _ = term.recv() => {},
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = ctrl_c.await;
-        }
-        tracing::info!("shutting down");
-    };
-    let demo_ref = demo.as_ref();
-    attest::serve::serve(
-        router,
-        a.listen,
-        tls,
-        |bound| {
-            tracing::info!(
-                listen = %bound,
-                issuer = %issuer,
-                store = %store.path().display(),
-                trust_anchor = anchor.label(),
-                signing_kid = %active_kid,
-                signing_keys = %a.signing_key_dir.as_ref().map_or_else(
-                    || "store".to_string(),
-                    |d| d.display().to_string()
-                ),
-                policy = %a.policy_file.as_ref().map_or_else(
-                    || "store".to_string(),
-                    |p| p.display().to_string()
-                ),
-                "confkube attestation service ready"
-            );
-            if let Some(path) = &token_file {
-                tracing::info!(path = %path.display(), "admin bearer token file");
-            }
-            if let Some(d) = demo_ref {
-                eprintln!(
-                    "DEMO MODE: trusting the demo root {} (a test PKI made by this command, NOT \
-                     Intel's).\nTry:\n  curl -s -X POST \
-                     'http://{bound}/attest/SgxEnclave?api-version=2022-08-01' -H \
-                     'content-type: application/json' -d @{}",
-                    d.root_ca.display(),
-                    d.request.display()
-                );
-            }
-        },
-        shutdown,
-    )
-    .await?;
+    let bound = server.local_addr();
+    tracing::info!(
+        listen = %bound,
+        issuer = %issuer,
+        store = %store.path().display(),
+        trust_anchor = anchor.label(),
+        signing_kid = %active_kid,
+        signing_keys = %a.signing_key_dir.as_ref().map_or_else(
+            || "store".to_string(),
+            |d| d.display().to_string()
+        ),
+        policy = %a.policy_file.as_ref().map_or_else(
+            || "store".to_string(),
+            |p| p.display().to_string()
+        ),
+        verify_at = a.at,
+        "confkube attestation service ready"
+    );
+    if let Some(path) = &token_file {
+        tracing::info!(path = %path.display(), "admin bearer token file");
+    }
+    if let Some(d) = &demo {
+        eprintln!(
+            "DEMO MODE: trusting the demo root {} (a test PKI made by this command, NOT \
+             Intel's).\nTry:\n  curl -s -X POST \
+             'http://{bound}/attest/SgxEnclave?api-version=2022-08-01' -H \
+             'content-type: application/json' -d @{}",
+            d.root_ca.display(),
+            d.request.display()
+        );
+    }
+    let limits = a
+        .limits
+        .limits(a.body_limit, attest::serve::Limits::default().body_timeout);
+    let events = Arc::new(attest::serve::Counts::default());
+    server
+        .serve(router, limits, events, runtime::shutdown_signal())
+        .await?;
     for w in [watcher, tls_watcher, secrets_watcher]
         .into_iter()
         .flatten()
@@ -601,55 +633,16 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn run(args: AttestArgs) -> ExitCode {
-    let a = match args.command {
-        AttestCommand::Serve(a) => *a,
-        AttestCommand::Keygen(k) => {
-            return keygen(&k).unwrap_or_else(|e| {
-                eprintln!("error: {e:#}");
-                ExitCode::from(2)
-            });
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    rt.block_on(serve(a)).unwrap_or_else(|e| {
-        eprintln!("error: {e:#}");
-        ExitCode::from(2)
-    })
+pub(crate) fn run(args: AttestArgs) -> Result<ExitCode> {
+    match args.command {
+        AttestCommand::Serve(a) => runtime::run(Threads::PerCore, serve(*a)),
+        AttestCommand::Keygen(k) => keygen(&k),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("8h"), Ok(28_800));
-        assert_eq!(parse_duration("90"), Ok(90));
-        assert_eq!(parse_duration("30m"), Ok(1800));
-        assert_eq!(
-            parse_duration("5y"),
-            Err("\"5y\": unknown unit \"y\" (s, m, h, d)".into())
-        );
-        assert_eq!(
-            parse_duration("0"),
-            Err("\"0\" must be a positive duration".into())
-        );
-        assert!(
-            parse_duration("h")
-                .unwrap_err()
-                .contains("is not a duration")
-        );
-    }
 
     #[test]
     fn issuers() {

@@ -468,14 +468,8 @@ fn measure_raw(p: &Path, tcs: &[u64], ssa: u32, sgxs_out: Option<&Path>) -> Resu
     })
 }
 
-pub(crate) fn run(args: EnclaveArgs) -> ExitCode {
-    match run_inner(args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+pub(crate) fn run(args: EnclaveArgs) -> Result<ExitCode> {
+    run_inner(args)
 }
 
 fn run_inner(args: EnclaveArgs) -> Result<ExitCode> {

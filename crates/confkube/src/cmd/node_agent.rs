@@ -9,9 +9,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::{Context as _, Result};
 use clap::Args;
 use node_agent::agent::{AgentConfig, NodePatchConfig};
 use node_agent::probe::{FixtureProbe, HostProbe, Probe};
+
+use super::runtime::{self, Threads};
 
 /// Run the SGX node agent (a DaemonSet on SGX nodes): detect SGX and EPC (CPUID leaves
 /// 0x7/0x12, /dev/sgx_*, sysfs), serve the kubelet device plugin for sgx.intel.com/enclave and
@@ -78,18 +81,9 @@ fn epc_size(s: &str) -> Result<u64, node_agent::discovery::EpcSizeError> {
     node_agent::discovery::parse_epc_size(s)
 }
 
-pub(crate) fn run(args: NodeAgentArgs) -> ExitCode {
+pub(crate) fn run(args: NodeAgentArgs) -> Result<ExitCode> {
     let probe: Arc<dyn Probe> = match &args.probe_fixture {
-        Some(path) => match FixtureProbe::open(path) {
-            Ok(p) => Arc::new(p),
-            Err(e) => {
-                eprintln!(
-                    "confkube node-agent: --probe-fixture: {}",
-                    node_agent::Chain(&e)
-                );
-                return ExitCode::from(2);
-            }
-        },
+        Some(path) => Arc::new(FixtureProbe::open(path).context("--probe-fixture")?),
         None => Arc::new(HostProbe::new(&args.dev_dir, &args.sysfs_root)),
     };
     let node_patch = args
@@ -118,52 +112,18 @@ pub(crate) fn run(args: NodeAgentArgs) -> ExitCode {
         node_patch,
     };
     // One thread is plenty for a few gRPC calls a second and keeps the idle RSS low.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("confkube node-agent: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
+    runtime::run(Threads::One, async move {
         tokio::select! {
             res = node_agent::agent::run(cfg, probe) => match res {
-                Ok(()) => ExitCode::SUCCESS,
+                Ok(()) => Ok(ExitCode::SUCCESS),
                 Err(e) => {
                     let e = node_agent::Chain(&e);
                     tracing::error!(error = %e, "node agent stopped");
-                    eprintln!("confkube node-agent: {e}");
-                    ExitCode::FAILURE
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::FAILURE)
                 }
             },
-            () = shutdown_signal() => {
-                tracing::info!("shutting down");
-                ExitCode::SUCCESS
-            }
+            () = runtime::shutdown_signal() => Ok(ExitCode::SUCCESS),
         }
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    () = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => ctrl_c.await,
-        }
-    }
-    #[cfg(not(unix))]
-    ctrl_c.await;
 }

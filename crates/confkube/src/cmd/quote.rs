@@ -569,15 +569,11 @@ fn run_batch(verifier: &Verifier, batch: &Path, a: &VerifyArgs) -> Result<ExitCo
     })
 }
 
-pub(crate) fn run(args: QuoteArgs) -> ExitCode {
-    let result = match args.command {
+pub(crate) fn run(args: QuoteArgs) -> Result<ExitCode> {
+    match args.command {
         QuoteCommand::Verify(a) => run_verify(a),
         QuoteCommand::Testkit(a) => super::testkit::run(a),
-    };
-    result.unwrap_or_else(|e| {
-        eprintln!("error: {e:#}");
-        ExitCode::from(2)
-    })
+    }
 }
 
 #[cfg(test)]

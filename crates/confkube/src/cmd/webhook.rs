@@ -21,6 +21,12 @@ use webhook::kube_sgx::k8s_openapi::api::core::v1::{NodeSelectorRequirement, Tol
 use webhook::kube_sgx::{self, Config};
 use webhook::{CertFiles, Options, Registry, ReloadingCert, Server, tls_reload};
 
+use super::runtime::{self, Threads};
+
+fn reload_interval(s: &str) -> Result<Duration, String> {
+    super::parse_duration_within(s, Duration::from_millis(100), Duration::from_secs(3600))
+}
+
 /// Serve the SGX admission webhook: /mutate-pods normalizes EPC requests (aliases → sgx.intel.com/epc),
 /// adds the enclave/provision devices, aesmd socket, tolerations and affinity; /validate-pods
 /// denies pods that are not normalized or are invalid. Also /healthz, /readyz, /metrics.
@@ -54,10 +60,11 @@ struct ServeArgs {
     /// PEM private key of the certificate (e.g. tls.key). Re-read when it changes.
     #[arg(long, value_name = "FILE", required = true)]
     tls_key: Option<PathBuf>,
-    /// How often to check the certificate files for changes, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
-    tls_reload_interval: u64,
+    /// How often to check the certificate files for changes (seconds, or 500ms, 1m, ...).
+    /// Also accepted as --tls-reload-interval.
+    #[arg(long, value_name = "DURATION", default_value = "10s", alias = "tls-reload-interval",
+          value_parser = reload_interval)]
+    config_reload_interval: Duration,
     /// Toleration to add to SGX pods, taint syntax KEY[=VALUE][:EFFECT]; repeatable
     /// (e.g. kubernetes.azure.com/sgx_epc_mem_in_MiB=true:NoSchedule).
     #[arg(long = "tolerate", value_name = "KEY[=VALUE][:EFFECT]", value_parser = toleration)]
@@ -69,9 +76,13 @@ struct ServeArgs {
     /// Deny pods whose total EPC exceeds this byte quantity (e.g. 256Mi).
     #[arg(long, value_name = "QUANTITY", value_parser = epc_max)]
     max_epc_per_pod: Option<u64>,
-    /// Largest AdmissionReview body accepted, in bytes; larger bodies get HTTP 400.
-    #[arg(long, value_name = "BYTES", default_value_t = webhook::DEFAULT_MAX_BODY_BYTES)]
-    max_body_bytes: usize,
+    /// Largest AdmissionReview body accepted, in bytes: a larger declared Content-Length gets
+    /// HTTP 413 before the body is read. Also accepted as --max-body-bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = webhook::DEFAULT_MAX_BODY_BYTES,
+          alias = "max-body-bytes")]
+    body_limit: usize,
+    #[command(flatten)]
+    limits: super::ServerLimits,
     /// Allow every pod unchanged without inspecting it (emergency bypass; benchmark baseline).
     #[arg(long)]
     passthrough: bool,
@@ -146,27 +157,21 @@ fn epc_max(s: &str) -> Result<u64, String> {
     kube_sgx::parse_epc_max(s).map_err(|e| e.to_string())
 }
 
-pub(crate) fn run(args: WebhookArgs) -> ExitCode {
+pub(crate) fn run(args: WebhookArgs) -> Result<ExitCode> {
     if let Some(WebhookCommand::Certgen(args)) = args.command {
         return certgen(args);
     }
-    match serve(args.serve) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("confkube webhook: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    serve(args.serve)
 }
 
-fn certgen(args: CertgenArgs) -> ExitCode {
+fn certgen(args: CertgenArgs) -> Result<ExitCode> {
     if args.renew_before_days >= args.validity_days {
-        eprintln!(
-            "confkube webhook certgen: --renew-before-days {} must be less than --validity-days {}, \
-             or every run would replace the certificate",
-            args.renew_before_days, args.validity_days
+        anyhow::bail!(
+            "--renew-before-days {} must be less than --validity-days {}, or every run would \
+             replace the certificate",
+            args.renew_before_days,
+            args.validity_days
         );
-        return ExitCode::from(2);
     }
     let name = ServiceName::new(args.namespace, args.service, args.cluster_domain);
     let opts = CertgenOptions::new(name, args.secret)
@@ -175,31 +180,24 @@ fn certgen(args: CertgenArgs) -> ExitCode {
         .with_skip_missing_webhooks(args.skip_missing_webhooks)
         .with_validity(time::Duration::days(args.validity_days))
         .with_renew_before(time::Duration::days(args.renew_before_days));
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("confkube webhook certgen: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+    runtime::run(Threads::One, async {
+        let result = async {
+            let client = cluster::client(args.kubeconfig.as_deref()).await?;
+            cluster::run(&client, &opts, time::OffsetDateTime::now_utc()).await
         }
-    };
-    let result = runtime.block_on(async {
-        let client = cluster::client(args.kubeconfig.as_deref()).await?;
-        cluster::run(&client, &opts, time::OffsetDateTime::now_utc()).await
-    });
-    match result {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            let code = if e.is_usage() { 2 } else { 1 };
-            eprintln!("confkube webhook certgen: {:#}", anyhow::Error::from(e));
-            ExitCode::from(code)
+        .await;
+        match result {
+            Ok(_) => Ok(ExitCode::SUCCESS),
+            Err(e) if e.is_usage() => Err(anyhow::Error::new(e)),
+            Err(e) => {
+                eprintln!("error: {:#}", anyhow::Error::from(e));
+                Ok(ExitCode::FAILURE)
+            }
         }
-    }
+    })
 }
 
-fn serve(args: ServeArgs) -> Result<()> {
+fn serve(args: ServeArgs) -> Result<ExitCode> {
     let (Some(tls_cert), Some(tls_key)) = (args.tls_cert, args.tls_key) else {
         anyhow::bail!("--tls-cert and --tls-key are required");
     };
@@ -213,46 +211,21 @@ fn serve(args: ServeArgs) -> Result<()> {
         .with_tolerations(args.tolerate)
         .with_node_affinity(args.node_label)
         .with_max_epc_per_pod(args.max_epc_per_pod);
+    let limits = args
+        .limits
+        .limits(args.body_limit, webhook::DEFAULT_BODY_TIMEOUT);
     let options = Options::new(config)
-        .with_max_body_bytes(args.max_body_bytes)
+        .with_limits(limits)
         .with_passthrough(args.passthrough)
-        .with_reload_interval(Duration::from_secs(args.tls_reload_interval));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+        .with_reload_interval(args.config_reload_interval);
+    runtime::run(Threads::PerCore, async {
         let server = Server::bind(args.listen, Arc::new(store), options, Registry::default())
             .await
             .context("cannot start the webhook server")?;
         let addr = server.local_addr().unwrap_or(args.listen);
         tracing::info!(%addr, passthrough = args.passthrough, "serving /mutate-pods and /validate-pods");
-        server.serve(shutdown_signal()).await;
+        server.serve(runtime::shutdown_signal()).await;
         tracing::info!("stopped");
-        Ok(())
+        Ok(ExitCode::SUCCESS)
     })
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the server");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    tracing::info!("shutdown requested; draining connections");
 }
