@@ -74,6 +74,14 @@ if [ -d "$dcap" ]; then
         "$CONFKUBE_TESTDATA/enclaves/enarx-sgx-encl/encl.ss" \
         "$CONFKUBE_TESTDATA/enclaves/oasis-fortanix-sig1-sigstruct/sig1.sigstruct.bin" \
         "$CONFKUBE_TESTDATA/enclaves/intel-linux-sgx-le-prod-css/le_prod_css.bin" ;;
+      sgxs_reader) seed "$t" "$CONFKUBE_TESTDATA/enclaves/enarx-sgx-encl/encl.sgxs" ;;
+      enclave_keys) seed "$t" \
+        "$CONFKUBE_TESTDATA/enclaves/enarx-sgx-encl/encl.pem" \
+        "$CONFKUBE_TESTDATA/enclaves/oasis-fortanix-sig1-sigstruct/sig1.key.pem" \
+        "$CONFKUBE_TESTDATA/enclaves/enchecap-sample-enclave/Enclave_private_test.pem" ;;
+      enclave_config) seed "$t" \
+        "$CONFKUBE_TESTDATA/enclaves/enchecap-sample-enclave/Enclave.config.xml" \
+        "$CONFKUBE_TESTDATA/enclaves/swisstronik-enclave/Enclave.config.xml" ;;
       enclave_metadata) seed "$t" \
         "$CONFKUBE_TESTDATA/enclaves/enchecap-sample-enclave/enclave.so" \
         "$CONFKUBE_TESTDATA/enclaves/enchecap-sample-enclave/enclave.signed.so" ;;

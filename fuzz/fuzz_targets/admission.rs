@@ -3,10 +3,13 @@
 //! Two uses of each input:
 //! 1. The raw bytes as an HTTP body to `/mutate-pods` and `/validate-pods`: never a panic, and
 //!    every answer is a JSON AdmissionReview response.
+//!
+//! Invariant on both: every patch the webhook emits applies (with the `json-patch` crate) to
+//! the `request.object` it was computed from.
 //! 2. The bytes drive a small pod grammar (containers, init containers, SGX resource names and
-//!    quantities in limits/requests, quote-provider annotation, mounts, tolerations, affinity),
-//!    wrapped in a real AdmissionReview. Properties: the patch applies with an independent
-//!    RFC 6902 implementation; re-running the mutator on the patched pod gives no patch
+//!    quantities in limits/requests, quote-provider annotation, mounts, tolerations, affinity,
+//!    and members that are absent, `null`, `{}` or `[]`), wrapped in a real AdmissionReview.
+//!    Properties: the patch applies with an independent RFC 6902 implementation; re-running the mutator on the patched pod gives no patch
 //!    (idempotent under reinvocation); the validator accepts the patched pod; a pod without
 //!    EPC is neither patched nor denied; the admission path (which decodes only the fields the
 //!    mutator reads) gives exactly the patch or denial of `mutate` on the full k8s-openapi Pod.
@@ -58,8 +61,15 @@ fn resources(b: &mut Bytes<'_>) -> Value {
     let mut out = Map::new();
     for section in ["limits", "requests"] {
         let n = b.next() % 4;
-        if n == 0 && b.next() % 2 == 0 {
-            continue;
+        if n == 0 {
+            match b.next() % 3 {
+                0 => continue,
+                1 => {
+                    out.insert(section.to_owned(), Value::Null);
+                    continue;
+                }
+                _ => {}
+            }
         }
         let mut map = Map::new();
         for _ in 0..n {
@@ -89,12 +99,16 @@ fn container(b: &mut Bytes<'_>, init: bool) -> Value {
             "volumeMounts".to_owned(),
             json!([{"name": "v", "mountPath": path}]),
         );
+    } else if flags & 4 != 0 {
+        c.insert("volumeMounts".to_owned(), Value::Null);
     }
     if flags & 8 != 0 {
         c.insert(
             "env".to_owned(),
             json!([{"name": "SGX_AESM_ADDR", "value": "1"}]),
         );
+    } else if flags & 32 != 0 {
+        c.insert("env".to_owned(), Value::Null);
     }
     if init && flags & 16 != 0 {
         c.insert("restartPolicy".to_owned(), json!("Always"));
@@ -120,17 +134,31 @@ fn pod(b: &mut Bytes<'_>) -> Value {
         );
     }
     if flags & 4 != 0 {
-        spec.insert(
-            "tolerations".to_owned(),
-            json!([{"key": "sgx", "operator": "Exists"}]),
-        );
+        let tolerations = match b.next() % 3 {
+            0 => json!([{"key": "sgx", "operator": "Exists"}]),
+            1 => json!([]),
+            _ => Value::Null,
+        };
+        spec.insert("tolerations".to_owned(), tolerations);
     }
     if flags & 8 != 0 {
-        spec.insert(
-            "affinity".to_owned(),
-            json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+        let required = "requiredDuringSchedulingIgnoredDuringExecution";
+        let affinity = match b.next() % 10 {
+            0 => json!({"nodeAffinity": {required:
                 {"nodeSelectorTerms": [{"matchFields": []}, {"matchExpressions": []}]}}}),
-        );
+            1 => json!({"nodeAffinity": {required: {}}}),
+            2 => json!({"nodeAffinity": {required: {"nodeSelectorTerms": null}}}),
+            3 => json!({"nodeAffinity": {required: {"nodeSelectorTerms": []}}}),
+            4 => json!({"nodeAffinity": {required: null}}),
+            5 => json!({"nodeAffinity": {}}),
+            6 => json!({"nodeAffinity": null}),
+            7 => json!({}),
+            8 => {
+                json!({"nodeAffinity": {required: {"nodeSelectorTerms": [{}, {"matchExpressions": null}]}}})
+            }
+            _ => Value::Null,
+        };
+        spec.insert("affinity".to_owned(), affinity);
     }
     let mut annotations = Map::new();
     let provider = b.pick(PROVIDERS);
@@ -144,8 +172,49 @@ fn pod(b: &mut Bytes<'_>) -> Value {
     metadata.insert("name".to_owned(), json!("p"));
     if flags & 32 != 0 || !annotations.is_empty() {
         metadata.insert("annotations".to_owned(), Value::Object(annotations));
+    } else if flags & 64 != 0 {
+        metadata.insert("annotations".to_owned(), Value::Null);
     }
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec})
+    let mut pod = Map::new();
+    pod.insert("apiVersion".to_owned(), json!("v1"));
+    pod.insert("kind".to_owned(), json!("Pod"));
+    // Without annotations, sometimes no `metadata` member at all, or a null one.
+    let bare = !metadata.contains_key("annotations");
+    match (bare, b.next() % 4) {
+        (true, 0) => {}
+        (true, 1) => {
+            pod.insert("metadata".to_owned(), Value::Null);
+        }
+        _ => {
+            pod.insert("metadata".to_owned(), Value::Object(metadata));
+        }
+    }
+    pod.insert("spec".to_owned(), Value::Object(spec));
+    Value::Object(pod)
+}
+
+/// The decoded patch of a `Patched` response.
+fn sent_patch(resp: &Value) -> json_patch::Patch {
+    let text = resp["response"]["patch"]
+        .as_str()
+        .expect("patch is a string");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .expect("patch is base64");
+    serde_json::from_slice(&bytes).expect("patch is RFC 6902")
+}
+
+/// The invariant: the emitted patch applies to the object it was computed from.
+fn apply(object: &Value, resp: &Value) -> Value {
+    let ops = sent_patch(resp);
+    let mut patched = object.clone();
+    if let Err(e) = json_patch::patch(&mut patched, &ops) {
+        panic!(
+            "emitted patch does not apply: {e}\npatch: {}\nobject: {object}",
+            serde_json::to_string(&ops).unwrap_or_default()
+        );
+    }
+    patched
 }
 
 fn envelope(pod: &Value) -> Vec<u8> {
@@ -184,7 +253,11 @@ fuzz_target!(|data: &[u8]| {
     // 1. Raw bytes as a request body.
     for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
         if let Ok(r) = review(endpoint, data, &config) {
-            response(&r.body);
+            let resp = response(&r.body);
+            if r.outcome == Outcome::Patched {
+                let body: Value = serde_json::from_slice(data).expect("a reviewed body is JSON");
+                apply(&body["request"]["object"], &resp);
+            }
         }
     }
 
@@ -198,12 +271,18 @@ fuzz_target!(|data: &[u8]| {
     let full: Pod = serde_json::from_value(pod.clone()).expect("grammar pods are Pods");
     match (first.outcome, kube_sgx::mutate(&full, &config)) {
         (Outcome::Patched, Ok(p)) => {
-            let sent = base64::engine::general_purpose::STANDARD
-                .decode(resp["response"]["patch"].as_str().expect("patch"))
-                .expect("base64");
+            // A pod without (or with a null) `metadata` gets the member created first.
+            let mut want = Vec::new();
+            if pod.get("metadata").is_none_or(Value::is_null) {
+                want.push(json!({"op": "add", "path": "/metadata", "value": {}}));
+            }
+            let Value::Array(ops) = serde_json::to_value(&p).expect("patch is JSON") else {
+                panic!("patch is not an array");
+            };
+            want.extend(ops);
             assert_eq!(
-                sent,
-                p.to_json().into_bytes(),
+                serde_json::to_value(sent_patch(&resp)).expect("patch is JSON"),
+                Value::Array(want),
                 "lean and full decode disagree"
             );
         }
@@ -213,16 +292,7 @@ fuzz_target!(|data: &[u8]| {
     }
     match first.outcome {
         Outcome::Patched => {
-            let patch = base64::engine::general_purpose::STANDARD
-                .decode(
-                    resp["response"]["patch"]
-                        .as_str()
-                        .expect("patch is a string"),
-                )
-                .expect("patch is base64");
-            let ops: json_patch::Patch = serde_json::from_slice(&patch).expect("patch is RFC 6902");
-            let mut patched = pod.clone();
-            json_patch::patch(&mut patched, &ops).expect("patch applies");
+            let patched = apply(&pod, &resp);
             let again = review(Endpoint::Mutate, &envelope(&patched), &config).expect("review");
             assert_eq!(again.outcome, Outcome::Allowed, "not idempotent: {patched}");
             let valid = review(Endpoint::Validate, &envelope(&patched), &config).expect("review");

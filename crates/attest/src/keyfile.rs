@@ -10,7 +10,6 @@
 //! Specs: RFC 7468 (PEM), RFC 5208 (PKCS#8), RFC 5915 (SEC1), RFC 8017 (PKCS#1), RFC 7638 (kid).
 
 use crate::keys::{ParsedKey, SigningAlg};
-use base64::Engine as _;
 use std::path::{Path, PathBuf};
 
 /// Largest key file read: a PEM RSA-8192 key is about 6.5 KiB.
@@ -182,57 +181,51 @@ struct PemBlock {
     der: Vec<u8>,
 }
 
-/// Every PEM block (RFC 7468, lax: text outside blocks is ignored, CRLF accepted).
+/// Every PEM block, decoded by the `pem` crate (RFC 7468; text outside blocks is ignored, CRLF
+/// accepted, RFC 1421 headers parsed). Each `-----BEGIN` is decoded on its own so that an error
+/// names its block.
 fn pem_blocks(text: &[u8]) -> Result<Vec<PemBlock>, KeyParseError> {
     let text = std::str::from_utf8(text)
         .map_err(|_| KeyParseError::Malformed("the file is not UTF-8 text".into()))?;
+    const BEGIN: &str = "-----BEGIN ";
     let mut blocks = Vec::new();
-    let mut open: Option<(String, String)> = None;
-    for line in text.lines() {
-        let line = line.trim();
-        match open.take() {
-            None => {
-                if let Some(label) = line
-                    .strip_prefix("-----BEGIN ")
-                    .and_then(|l| l.strip_suffix("-----"))
-                {
-                    open = Some((label.to_string(), String::new()));
-                }
+    let mut rest = text;
+    while let Some(at) = rest.find(BEGIN) {
+        let block = rest.get(at..).unwrap_or_default();
+        let label = block
+            .get(BEGIN.len()..)
+            .and_then(|l| l.split_once("-----"))
+            .map_or("", |(l, _)| l)
+            .to_string();
+        let parsed = pem::parse(block).map_err(|e| match e {
+            pem::PemError::MismatchedTags(b, e) => {
+                KeyParseError::Malformed(format!("BEGIN {b} is closed by END {e}"))
             }
-            Some((label, mut b64)) => {
-                if let Some(end) = line
-                    .strip_prefix("-----END ")
-                    .and_then(|l| l.strip_suffix("-----"))
-                {
-                    if end != label {
-                        return Err(KeyParseError::Malformed(format!(
-                            "BEGIN {label} is closed by END {end}"
-                        )));
-                    }
-                    let der = base64::engine::general_purpose::STANDARD
-                        .decode(b64.as_bytes())
-                        .map_err(|e| {
-                            KeyParseError::Malformed(format!(
-                                "the {label} block is not valid base64: {e}"
-                            ))
-                        })?;
-                    blocks.push(PemBlock { label, der });
-                } else if line.starts_with("Proc-Type:") && line.contains("ENCRYPTED") {
-                    return Err(KeyParseError::Encrypted);
-                } else if !line.contains(':') {
-                    // RFC 1421 headers (`Name: value`) carry no key material.
-                    b64.push_str(line);
-                    open = Some((label, b64));
-                } else {
-                    open = Some((label, b64));
-                }
+            pem::PemError::InvalidData(e) => {
+                KeyParseError::Malformed(format!("the {label} block is not valid base64: {e}"))
             }
+            pem::PemError::MalformedFraming | pem::PemError::MissingEndTag => {
+                KeyParseError::Malformed(format!("the {label} block has no END line"))
+            }
+            other => KeyParseError::Malformed(format!("the {label} block: {other}")),
+        })?;
+        if parsed
+            .headers()
+            .get("Proc-Type")
+            .is_some_and(|v| v.contains("ENCRYPTED"))
+        {
+            return Err(KeyParseError::Encrypted);
         }
-    }
-    if let Some((label, _)) = open {
-        return Err(KeyParseError::Malformed(format!(
-            "the {label} block has no END line"
-        )));
+        // Continue after this block's END line.
+        let end = format!("-----END {}-----", parsed.tag());
+        rest = block
+            .find(&end)
+            .and_then(|i| block.get(i + end.len()..))
+            .unwrap_or_default();
+        blocks.push(PemBlock {
+            label: parsed.tag().to_string(),
+            der: parsed.into_contents(),
+        });
     }
     Ok(blocks)
 }
@@ -452,7 +445,7 @@ PPIKSQdPLqVpGxxiGkfIxWDSJdalo1KNApnSVgTHfkTDMhI=
                 .unwrap();
         assert_eq!((a.alg, b.alg), (SigningAlg::ES256, SigningAlg::ES256));
         assert_eq!(a.kid, b.kid);
-        assert_eq!(a.public_jwk["crv"], "P-256");
+        assert_eq!(a.public_jwk()["crv"], "P-256");
         assert_eq!(a.kid.len(), 43);
         // RSA: PKCS#8 and PKCS#1, with CRLF line ends.
         let rsa8 = rsa_pkcs8();
@@ -466,7 +459,7 @@ PPIKSQdPLqVpGxxiGkfIxWDSJdalo1KNApnSVgTHfkTDMhI=
         .unwrap();
         assert_eq!((c.alg, d.alg), (SigningAlg::RS256, SigningAlg::RS256));
         assert_eq!(c.kid, d.kid);
-        assert_eq!(c.public_jwk["e"], "AQAB");
+        assert_eq!(c.public_jwk()["e"], "AQAB");
         assert_ne!(a.kid, c.kid);
     }
 

@@ -24,8 +24,16 @@
 //! ConfigurationAndSWHardeningNeeded accepted (OutOfDate* and Revoked rejected), no advisory
 //! forbidden, revocation must have been checked. The default policy is one rule, `default`, with
 //! every constraint omitted. A denial names, per rule, the first constraint that failed.
+//!
+//! **TDX.** A rule may instead name TD measurements: `mr_td`, `rtmr0`..`rtmr3`,
+//! `mr_config_id`, `mr_owner`, `mr_owner_config` (lists of 96 hex digits) and
+//! `tdx_module_tcb_statuses`; `"tee": "sgx" | "tdx"` says which TEE a rule is for (implied by
+//! the fields it names; a rule naming none applies to both). `allow_debug`, `tcb_statuses`,
+//! `forbidden_advisory_ids` and `require_revocation_checked` apply to TDs as to enclaves
+//! (`debug` = TD_ATTRIBUTES.DEBUG). A rule for the other TEE fails with `tee-not-matched`; a
+//! measurement outside its list with `tdx-measurement-not-allowed`.
 
-use dcap::{TcbStatus, VerifiedQuote};
+use dcap::{TcbStatus, VerifiedQuote, VerifiedTdxQuote};
 use serde::{Deserialize, Serialize};
 
 /// Why a policy document is not valid.
@@ -38,7 +46,7 @@ fn perr(msg: impl Into<String>) -> PolicyError {
 }
 
 /// One rule, as written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     /// Unique name, shown in denials.
@@ -67,6 +75,189 @@ pub struct Rule {
     /// Require that CRLs were checked (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_revocation_checked: Option<bool>,
+    /// The TEE the rule is for: `"sgx"` or `"tdx"`. Omitted: the TEE its measurement fields
+    /// name (SGX fields: SGX; TDX fields: TDX), or either when it names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tee: Option<String>,
+    /// TDX: accepted MRTD values (96 hex digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mr_td: Option<Vec<String>>,
+    /// TDX: accepted RTMR0 values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtmr0: Option<Vec<String>>,
+    /// TDX: accepted RTMR1 values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtmr1: Option<Vec<String>>,
+    /// TDX: accepted RTMR2 values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtmr2: Option<Vec<String>>,
+    /// TDX: accepted RTMR3 values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtmr3: Option<Vec<String>>,
+    /// TDX: accepted MRCONFIGID values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mr_config_id: Option<Vec<String>>,
+    /// TDX: accepted MROWNER values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mr_owner: Option<Vec<String>>,
+    /// TDX: accepted MROWNERCONFIG values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mr_owner_config: Option<Vec<String>>,
+    /// TDX: accepted TDX module TCB statuses (default: any; the final status already counts it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tdx_module_tcb_statuses: Option<Vec<String>>,
+}
+
+/// Which TEE a rule or evidence is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tee {
+    /// An SGX enclave.
+    Sgx,
+    /// A TDX trust domain.
+    Tdx,
+}
+
+impl Tee {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Sgx => "sgx",
+            Self::Tdx => "tdx",
+        }
+    }
+}
+
+/// The TDX measurement lists of a rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct TdxLists {
+    /// (field name, accepted values) for MRTD, RTMR0..3, MRCONFIGID, MROWNER, MROWNERCONFIG.
+    lists: Vec<(&'static str, Vec<[u8; 48]>)>,
+    module_statuses: Option<Vec<TcbStatus>>,
+}
+
+/// What the policy looks at in a TD, taken from a verified TDX quote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TdxEvidence {
+    /// MRTD.
+    pub mr_td: [u8; 48],
+    /// RTMR0..3.
+    pub rtmr: [[u8; 48]; 4],
+    /// MRCONFIGID.
+    pub mr_config_id: [u8; 48],
+    /// MROWNER.
+    pub mr_owner: [u8; 48],
+    /// MROWNERCONFIG.
+    pub mr_owner_config: [u8; 48],
+    /// The TDX module's TCB status.
+    pub tdx_module_tcb_status: TcbStatus,
+}
+
+impl TdxEvidence {
+    fn field(&self, name: &str) -> Option<&[u8; 48]> {
+        match name {
+            "mr_td" => Some(&self.mr_td),
+            "rtmr0" => self.rtmr.first(),
+            "rtmr1" => self.rtmr.get(1),
+            "rtmr2" => self.rtmr.get(2),
+            "rtmr3" => self.rtmr.get(3),
+            "mr_config_id" => Some(&self.mr_config_id),
+            "mr_owner" => Some(&self.mr_owner),
+            "mr_owner_config" => Some(&self.mr_owner_config),
+            _ => None,
+        }
+    }
+}
+
+fn hex48_list(rule: &str, field: &str, list: &[String]) -> Result<Vec<[u8; 48]>, PolicyError> {
+    if list.is_empty() {
+        return Err(perr(format!(
+            "rule {rule:?}: {field} is an empty list (omit it to allow any)"
+        )));
+    }
+    list.iter()
+        .map(|h| {
+            hex::decode(h)
+                .ok()
+                .and_then(|b| <[u8; 48]>::try_from(b).ok())
+                .ok_or_else(|| perr(format!("rule {rule:?}: {field} {h:?} is not 96 hex digits")))
+        })
+        .collect()
+}
+
+fn statuses(rule: &str, field: &str, list: &[String]) -> Result<Vec<TcbStatus>, PolicyError> {
+    if list.is_empty() {
+        return Err(perr(format!("rule {rule:?}: {field} is empty")));
+    }
+    list.iter()
+        .map(|s| {
+            TcbStatus::parse(s)
+                .ok_or_else(|| perr(format!("rule {rule:?}: unknown TCB status {s:?}")))
+        })
+        .collect()
+}
+
+impl Rule {
+    fn tdx_lists(&self) -> Result<TdxLists, PolicyError> {
+        let mut lists = Vec::new();
+        for (name, v) in [
+            ("mr_td", &self.mr_td),
+            ("rtmr0", &self.rtmr0),
+            ("rtmr1", &self.rtmr1),
+            ("rtmr2", &self.rtmr2),
+            ("rtmr3", &self.rtmr3),
+            ("mr_config_id", &self.mr_config_id),
+            ("mr_owner", &self.mr_owner),
+            ("mr_owner_config", &self.mr_owner_config),
+        ] {
+            if let Some(l) = v {
+                lists.push((name, hex48_list(&self.name, name, l)?));
+            }
+        }
+        let module_statuses = self
+            .tdx_module_tcb_statuses
+            .as_deref()
+            .map(|l| statuses(&self.name, "tdx_module_tcb_statuses", l))
+            .transpose()?;
+        Ok(TdxLists {
+            lists,
+            module_statuses,
+        })
+    }
+
+    fn tee(&self, tdx: &TdxLists) -> Result<Option<Tee>, PolicyError> {
+        let sgx_fields = self.mrenclave.is_some()
+            || self.mrsigner.is_some()
+            || self.isv_prod_id.is_some()
+            || self.min_isv_svn.is_some();
+        let tdx_fields = !tdx.lists.is_empty() || tdx.module_statuses.is_some();
+        let named = match self.tee.as_deref() {
+            None => None,
+            Some("sgx") => Some(Tee::Sgx),
+            Some("tdx") => Some(Tee::Tdx),
+            Some(other) => {
+                return Err(perr(format!(
+                    "rule {:?}: tee {other:?} is neither \"sgx\" nor \"tdx\"",
+                    self.name
+                )));
+            }
+        };
+        match (named, sgx_fields, tdx_fields) {
+            (_, true, true) => Err(perr(format!(
+                "rule {:?} names both SGX fields (mrenclave, mrsigner, isv_prod_id, \
+                 min_isv_svn) and TDX fields (mr_td, rtmr*, mr_config_id, mr_owner*, \
+                 tdx_module_tcb_statuses); write one rule per TEE",
+                self.name
+            ))),
+            (Some(Tee::Sgx), _, true) | (Some(Tee::Tdx), true, _) => Err(perr(format!(
+                "rule {:?}: tee {:?} does not match the fields it names",
+                self.name,
+                self.tee.as_deref().unwrap_or_default()
+            ))),
+            (Some(t), _, _) => Ok(Some(t)),
+            (None, true, _) => Ok(Some(Tee::Sgx)),
+            (None, _, true) => Ok(Some(Tee::Tdx)),
+            (None, false, false) => Ok(None),
+        }
+    }
 }
 
 /// A policy document, as written.
@@ -96,6 +287,8 @@ struct CompiledRule {
     tcb_statuses: Vec<TcbStatus>,
     forbidden_advisory_ids: Vec<String>,
     require_revocation_checked: bool,
+    tee: Option<Tee>,
+    tdx: TdxLists,
 }
 
 /// A validated policy, ready to evaluate.
@@ -112,7 +305,8 @@ pub struct Violation {
     pub rule: String,
     /// A stable code: `mrenclave-not-allowed`, `mrsigner-not-allowed`,
     /// `isv-prod-id-not-allowed`, `isv-svn-too-low`, `debug-not-allowed`,
-    /// `tcb-status-not-accepted`, `advisory-forbidden`, `revocation-not-checked`.
+    /// `tcb-status-not-accepted`, `advisory-forbidden`, `revocation-not-checked`,
+    /// `tee-not-matched`, `tdx-measurement-not-allowed`.
     pub code: &'static str,
     /// What failed, for people.
     pub message: String,
@@ -164,6 +358,33 @@ pub struct Evidence {
     pub advisory_ids: Vec<String>,
     /// Whether CRLs were checked.
     pub revocation_checked: bool,
+    /// The TD's measurements, for a TDX quote (`None` for SGX, whose fields are above; for a TD
+    /// those are zero).
+    pub tdx: Option<TdxEvidence>,
+}
+
+impl From<&VerifiedTdxQuote> for Evidence {
+    fn from(v: &VerifiedTdxQuote) -> Self {
+        let r = v.report();
+        Self {
+            mrenclave: [0; 32],
+            mrsigner: [0; 32],
+            isv_prod_id: 0,
+            isv_svn: 0,
+            debug: v.debug(),
+            tcb_status: v.tcb_status(),
+            advisory_ids: v.advisory_ids().to_vec(),
+            revocation_checked: v.revocation_checked(),
+            tdx: Some(TdxEvidence {
+                mr_td: r.mr_td.0,
+                rtmr: r.rt_mr.map(|m| m.0),
+                mr_config_id: r.mr_config_id.0,
+                mr_owner: r.mr_owner.0,
+                mr_owner_config: r.mr_owner_config.0,
+                tdx_module_tcb_status: v.tdx_module_tcb_status(),
+            }),
+        }
+    }
 }
 
 impl From<&VerifiedQuote> for Evidence {
@@ -178,6 +399,7 @@ impl From<&VerifiedQuote> for Evidence {
             tcb_status: v.tcb_status(),
             advisory_ids: v.advisory_ids().to_vec(),
             revocation_checked: v.revocation_checked(),
+            tdx: None,
         }
     }
 }
@@ -247,7 +469,11 @@ impl Policy {
                     r.name
                 )));
             }
+            let tdx = r.tdx_lists()?;
+            let tee = r.tee(&tdx)?;
             rules.push(CompiledRule {
+                tee,
+                tdx,
                 name: r.name.clone(),
                 mrenclave: hex32_list(&r.name, "mrenclave", &r.mrenclave)?,
                 mrsigner: hex32_list(&r.name, "mrsigner", &r.mrsigner)?,
@@ -267,14 +493,7 @@ impl Policy {
         let doc = PolicyDocument {
             rules: vec![Rule {
                 name: "default".into(),
-                mrenclave: None,
-                mrsigner: None,
-                isv_prod_id: None,
-                min_isv_svn: None,
-                allow_debug: None,
-                tcb_statuses: None,
-                forbidden_advisory_ids: None,
-                require_revocation_checked: None,
+                ..Rule::default()
             }],
         };
         // The default document is valid by construction; fall back to an empty rule set
@@ -322,6 +541,42 @@ impl Policy {
 
 impl CompiledRule {
     fn check(&self, e: &Evidence) -> Option<(&'static str, String)> {
+        let tee = if e.tdx.is_some() { Tee::Tdx } else { Tee::Sgx };
+        if let Some(want) = self.tee
+            && want != tee
+        {
+            return Some((
+                "tee-not-matched",
+                format!(
+                    "the rule is for {} quotes, this is {}",
+                    want.as_str(),
+                    tee.as_str()
+                ),
+            ));
+        }
+        if let Some(td) = &e.tdx {
+            for (name, list) in &self.tdx.lists {
+                if let Some(v) = td.field(name)
+                    && !list.contains(v)
+                {
+                    return Some((
+                        "tdx-measurement-not-allowed",
+                        format!("{name} {} is not in the allowed list", hex::encode(v)),
+                    ));
+                }
+            }
+            if let Some(list) = &self.tdx.module_statuses
+                && !list.contains(&td.tdx_module_tcb_status)
+            {
+                return Some((
+                    "tcb-status-not-accepted",
+                    format!(
+                        "TDX module TCB status {} is not accepted",
+                        td.tdx_module_tcb_status
+                    ),
+                ));
+            }
+        }
         if let Some(list) = &self.mrenclave
             && !list.contains(&e.mrenclave)
         {
@@ -408,6 +663,7 @@ mod tests {
             tcb_status: TcbStatus::SwHardeningNeeded,
             advisory_ids: vec!["INTEL-SA-00615".into()],
             revocation_checked: true,
+            tdx: None,
         }
     }
 

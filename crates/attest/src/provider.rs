@@ -17,7 +17,7 @@ pub fn platform_id(p: &PckPlatform) -> PlatformId {
     } else {
         PckCaType::Processor
     };
-    PlatformId::new(p.fmspc, ca)
+    PlatformId::new(p.fmspc, ca).with_tdx(p.tdx)
 }
 
 impl CollateralProvider for CollateralCache {

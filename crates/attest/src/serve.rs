@@ -1,4 +1,5 @@
-//! Serving the router: plain HTTP on loopback only, HTTPS (rustls) anywhere.
+//! Serving the router: plain HTTP on loopback only, HTTPS (rustls) anywhere, with the
+//! timeouts and connection bound of [`http_guard`].
 //!
 //! The HTTPS certificate comes from a [`ReloadingCert`] (the `tls-reload` crate): rustls asks it
 //! for the certificate on every handshake, and [`crate::reload::watch_tls`] polls it, so a
@@ -6,6 +7,7 @@
 //! that cannot be used keeps the previous certificate in service.
 
 use axum::Router;
+pub use http_guard::{BodyError, Closed, Counts, Events, Limits};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,9 +52,123 @@ pub fn tls_config(files: &CertFiles) -> Result<rustls::ServerConfig, ServeError>
     cert.server_config(&ALPN).map_err(ServeError::TlsConfig)
 }
 
-/// Binds `addr` and serves until `shutdown` completes: HTTPS with the certificate of `tls`
-/// (reloaded by whoever polls it, see [`crate::reload::watch_tls`]), else plain HTTP on
-/// loopback. `on_bound` receives the bound address (useful with port 0).
+/// A bound listener that is not serving yet: bind first (before anything touches the disk),
+/// so a port in use or a refused plain-HTTP address fails before the store is created.
+#[derive(Debug)]
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<ReloadingCert>>,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Checks the address rule (plain HTTP only on loopback) and binds `addr`.
+    pub async fn bind(
+        addr: SocketAddr,
+        tls: Option<Arc<ReloadingCert>>,
+    ) -> Result<Self, ServeError> {
+        check_plain_http(addr, tls.is_some())?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| ServeError::Bind {
+                addr,
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            listener,
+            tls,
+            addr,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.addr)
+    }
+
+    /// Serves `router` within `limits` until `shutdown` completes (see [`http_guard`] for the
+    /// timeouts and the connection bound). Every request body is read here first: a declared
+    /// `Content-Length` above the body limit gets `413 request-too-large` at once (and never
+    /// `100 Continue`), a body slower than the body timeout `408 request-timeout`.
+    pub async fn serve(
+        self,
+        router: Router,
+        limits: Limits,
+        events: Arc<dyn Events>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let acceptor = self
+            .tls
+            .map(|cert| cert.server_config(&ALPN))
+            .transpose()
+            .map_err(ServeError::TlsConfig)?
+            .map(|cfg| tokio_rustls::TlsAcceptor::from(Arc::new(cfg)));
+        let router = router.layer(axum::middleware::from_fn_with_state(limits, read_body));
+        let svc = hyper_util::service::TowerToHyperService::new(router);
+        http_guard::serve(self.listener, acceptor, svc, limits, events, None, shutdown).await;
+        Ok(())
+    }
+}
+
+/// Plain HTTP is refused off loopback.
+pub fn check_plain_http(addr: SocketAddr, tls: bool) -> Result<(), ServeError> {
+    if tls || addr.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(ServeError::PlainHttpNotLoopback(addr))
+    }
+}
+
+/// Reads the whole body within the limits before the route sees the request.
+async fn read_body(
+    axum::extract::State(limits): axum::extract::State<Limits>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    if let Some(n) = http_guard::declared_too_large(req.headers(), limits.body_limit) {
+        let mut resp = crate::server::problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request-too-large",
+            format!(
+                "the request declares a {n}-byte body; the limit is {} bytes (--body-limit)",
+                limits.body_limit
+            ),
+            None,
+        );
+        // The unread body stays on an HTTP/1 connection: do not reuse it.
+        if req.version() <= axum::http::Version::HTTP_11 {
+            resp.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        return resp;
+    }
+    let (parts, body) = req.into_parts();
+    match http_guard::read_body(body, &limits).await {
+        Ok(bytes) => {
+            next.run(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(bytes),
+            ))
+            .await
+        }
+        Err(e) => {
+            let (status, code) = match &e {
+                BodyError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "request-too-large"),
+                BodyError::Timeout { .. } => (StatusCode::REQUEST_TIMEOUT, "request-timeout"),
+                _ => (StatusCode::BAD_REQUEST, "invalid-request"),
+            };
+            crate::server::problem(status, code, e.to_string(), None)
+        }
+    }
+}
+
+/// Binds `addr` and serves until `shutdown` completes, with the default [`Limits`] (and the
+/// given body limit): HTTPS with the certificate of `tls` (reloaded by whoever polls it, see
+/// [`crate::reload::watch_tls`]), else plain HTTP on loopback. `on_bound` receives the bound
+/// address (useful with port 0).
 pub async fn serve(
     router: Router,
     addr: SocketAddr,
@@ -60,57 +176,16 @@ pub async fn serve(
     on_bound: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    if tls.is_none() && !addr.ip().is_loopback() {
-        return Err(ServeError::PlainHttpNotLoopback(addr));
-    }
-    let tls_cfg = tls
-        .map(|cert| cert.server_config(&ALPN))
-        .transpose()
-        .map_err(ServeError::TlsConfig)?;
-    let listener = tokio::net::TcpListener::bind(addr)
+    let server = Server::bind(addr, tls).await?;
+    on_bound(server.local_addr());
+    server
+        .serve(
+            router,
+            Limits::default(),
+            Arc::new(http_guard::Counts::default()),
+            shutdown,
+        )
         .await
-        .map_err(|e| ServeError::Bind {
-            addr,
-            message: e.to_string(),
-        })?;
-    let bound = listener.local_addr().unwrap_or(addr);
-    on_bound(bound);
-    let Some(tls_cfg) = tls_cfg else {
-        return axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|e| ServeError::Bind {
-                addr,
-                message: e.to_string(),
-            });
-    };
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_cfg));
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (tcp, _) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-            () = &mut shutdown => return Ok(()),
-        };
-        let acceptor = acceptor.clone();
-        let router = router.clone();
-        tokio::spawn(async move {
-            let Ok(stream) = acceptor.accept(tcp).await else {
-                return;
-            };
-            let svc = hyper_util::service::TowerToHyperService::new(router);
-            let builder =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            let _ = builder
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                .await;
-        });
-    }
 }
 
 #[cfg(test)]

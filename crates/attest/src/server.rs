@@ -1,7 +1,9 @@
 //! The HTTP service: decode → verify (dcap) → bind runtime data → policy → sign → encode, with
 //! metrics around it. Failures are `application/problem+json` with a stable `code`.
 
-use crate::claims::{self, AttestRequest, Data, RequestError, TokenContext};
+use crate::claims::{
+    self, AttestOpenEnclaveRequest, AttestRequest, Data, RequestError, TokenContext,
+};
 use crate::keyfile::{KeyDirConfig, read_key_dir};
 use crate::keys::{KEYS_MANAGED_BY_DIRECTORY, KeyError, KeyRing, SigningAlg};
 use crate::metrics::{Metrics, OutcomeLabels, RequestLabels, RouteLabels};
@@ -19,7 +21,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use dcap::{Collateral, PckPlatform, TrustAnchor, Verifier, VerifyOptions};
+use dcap::{Collateral, PckPlatform, TrustAnchor, VerifiedDcapQuote, Verifier, VerifyOptions};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::future::Future;
@@ -131,6 +133,59 @@ pub struct Service {
     pub(crate) reload: Mutex<ReloadState>,
     /// Secret release (`crate::secrets`), when enabled.
     pub(crate) secrets: std::sync::OnceLock<Arc<crate::secrets::Secrets>>,
+    /// Every issuer the service answers as: `cfg.issuer` first, then
+    /// [`Service::with_issuers`]'s, each with the `host[:port]` clients dial for it.
+    issuers: Vec<(String, String)>,
+    /// TCB evaluation data numbers of the collateral served (`/tcbbaselines`), with the newest
+    /// TCB date of each, and the digests of the collateral already looked at.
+    tcb_numbers: Mutex<TcbNumbers>,
+}
+
+#[derive(Default)]
+struct TcbNumbers {
+    seen: std::collections::HashSet<[u8; 32]>,
+    numbers: std::collections::BTreeMap<u32, Option<String>>,
+}
+
+impl TcbNumbers {
+    fn note(&mut self, c: &Collateral) {
+        if self.seen.contains(c.digest()) {
+            return;
+        }
+        if self.seen.len() >= MAX_PLATFORMS {
+            self.seen.clear();
+        }
+        self.seen.insert(*c.digest());
+        if let Ok(info) = dcap::TcbInfo::parse(&c.document().tcb_info)
+            && let Some(n) = info.tcb_evaluation_data_number
+        {
+            // Levels are in descending order: the first one's date is the TCB recovery event
+            // of this evaluation data number.
+            let date = info.levels.first().and_then(|l| l.tcb_date.clone());
+            let slot = self.numbers.entry(n).or_insert(None);
+            if slot.is_none() {
+                *slot = date;
+            }
+        }
+    }
+}
+
+/// The `host[:port]` of an issuer URL, lowercase, without the scheme's default port.
+fn issuer_authority(issuer: &str) -> String {
+    let (scheme, rest) = issuer.split_once("://").unwrap_or(("https", issuer));
+    let authority = rest
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let default_port = if scheme.eq_ignore_ascii_case("http") {
+        ":80"
+    } else {
+        ":443"
+    };
+    authority
+        .strip_suffix(default_port)
+        .map_or(authority.clone(), str::to_string)
 }
 
 impl std::fmt::Debug for Service {
@@ -208,7 +263,85 @@ impl Service {
             platforms: Mutex::new(HashMap::new()),
             reload: Mutex::new(reload),
             secrets: std::sync::OnceLock::new(),
-        })
+            issuers: Vec::new(),
+            tcb_numbers: Mutex::new(TcbNumbers::default()),
+        }
+        .with_issuers(Vec::new()))
+    }
+
+    /// Also answers as these issuers: a request whose `Host` (HTTP/1.1) or `:authority`
+    /// (HTTP/2) is an issuer's `host[:port]` gets tokens with that `iss` (and `jku`), and the
+    /// OpenID configuration and JWKS certificates of that issuer; any other gets `cfg.issuer`.
+    /// Trailing slashes are removed (clients compare `iss` with the URL they dialled).
+    #[must_use]
+    pub fn with_issuers(mut self, extra: Vec<String>) -> Self {
+        let mut issuers = Vec::with_capacity(extra.len() + 1);
+        for i in std::iter::once(self.cfg.issuer.clone()).chain(extra) {
+            let i = i.trim_end_matches('/').to_string();
+            if !issuers.iter().any(|(known, _)| *known == i) {
+                let authority = issuer_authority(&i);
+                issuers.push((i, authority));
+            }
+        }
+        self.cfg.issuer = issuers.first().map_or_else(String::new, |(i, _)| i.clone());
+        self.issuers = issuers;
+        self
+    }
+
+    /// The issuer a request is addressed to (see [`Service::with_issuers`]).
+    pub fn issuer_for(&self, headers: &HeaderMap) -> &str {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase);
+        if let Some(host) = host
+            && let Some((i, _)) = self.issuers.iter().find(|(_, a)| {
+                *a == host
+                    || host
+                        .strip_suffix(":443")
+                        .or_else(|| host.strip_suffix(":80"))
+                        .is_some_and(|h| h == a)
+            })
+        {
+            return i;
+        }
+        &self.cfg.issuer
+    }
+
+    /// Every issuer the service answers as, the default first.
+    pub fn issuers(&self) -> Vec<&str> {
+        self.issuers.iter().map(|(i, _)| i.as_str()).collect()
+    }
+
+    fn note_collateral(&self, c: &Collateral) {
+        self.tcb_numbers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .note(c);
+    }
+
+    /// The TCB evaluation data numbers of the collateral the service has served or holds in its
+    /// store, newest first, each with its TCB date.
+    fn tcb_baselines(&self) -> Vec<(u32, Option<String>)> {
+        if let Some(store) = &self.store
+            && let Ok(rows) = store.list(Table::Collateral)
+        {
+            for (_, json) in rows {
+                if let Ok(c) = Collateral::from_json(json.as_bytes()) {
+                    self.note_collateral(&c);
+                }
+            }
+        }
+        let numbers = self
+            .tcb_numbers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        numbers
+            .numbers
+            .iter()
+            .rev()
+            .map(|(n, d)| (*n, d.clone()))
+            .collect()
     }
 
     pub(crate) fn now(&self) -> i64 {
@@ -241,14 +374,27 @@ impl Service {
 
     /// The platform of a quote, remembered by its exact PCK chain bytes.
     fn platform_of(&self, quote: &[u8]) -> Result<PckPlatform, dcap::VerifyError> {
-        let parsed = sgx_types::Quote::parse(quote)?;
-        let chain = parsed.signature.certification_data.data.as_slice();
+        let parsed = sgx_types::DcapQuote::parse(quote)?;
+        let chain = match &parsed {
+            sgx_types::DcapQuote::Tdx(q) => q.signature.certification_data.data.as_slice(),
+            sgx_types::DcapQuote::Sgx(q) => q.signature.certification_data.data.as_slice(),
+            _ => {
+                return Err(dcap::VerifyError::UnsupportedQuoteVersion(
+                    dcap::UnsupportedQuote::UnknownTee,
+                ));
+            }
+        };
         let mut map = self
             .platforms
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The chain identifies the platform; the TEE is the quote's own (an SGX enclave and a
+        // TD on one host share the PCK chain).
+        let tdx = matches!(parsed, sgx_types::DcapQuote::Tdx(_));
         if let Some(p) = map.get(chain) {
-            return Ok(p.clone());
+            let mut p = p.clone();
+            p.tdx = tdx;
+            return Ok(p);
         }
         // Only chains that lead to the anchor select collateral: a forged quote cannot make the
         // service fetch collateral for arbitrary FMSPCs.
@@ -286,28 +432,38 @@ impl Service {
     }
 }
 
-/// A problem+json response.
+/// The content type of every failure (RFC 9457), unless the client accepts only
+/// `application/json` (Microsoft's SDKs send `Accept: application/json`), which then gets the
+/// same body as `application/json` ([`shape_errors`]).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// A problem+json response: RFC 9457 members (`type`, `title`, `status`, `detail`) and `code`,
+/// plus MAA's error envelope `"error": {"code", "message"}` and the `x-ms-error-code` header, so
+/// that MAA clients (Microsoft's SDKs) show the code and the message.
 pub fn problem(
     status: StatusCode,
     code: &str,
     detail: impl Into<String>,
     extra: Option<Value>,
 ) -> Response {
+    let detail = detail.into();
     let mut body = json!({
         "type": format!("https://confkube.io/problems/{code}"),
         "title": status.canonical_reason().unwrap_or("error"),
         "status": status.as_u16(),
         "code": code,
-        "detail": detail.into(),
+        "detail": detail,
+        "error": {"code": code, "message": detail},
     });
     if let (Some(Value::Object(extra)), Some(obj)) = (extra, body.as_object_mut()) {
         obj.extend(extra);
     }
     let mut resp = (status, body.to_string()).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    if let Ok(v) = HeaderValue::from_str(code) {
+        headers.insert("x-ms-error-code", v);
+    }
     resp
 }
 
@@ -321,42 +477,114 @@ pub(crate) fn body_problem(r: BytesRejection) -> Response {
     problem(status, code, r.body_text(), None)
 }
 
-const API_VERSIONS: [&str; 2] = ["2022-08-01", "2025-06-01"];
+/// The MAA REST API versions accepted (Microsoft's SDKs send `2020-10-01`). confkube answers
+/// them all the same way (docs/attestation.md, "API versions").
+pub const API_VERSIONS: [&str; 4] = [
+    "2020-10-01",
+    "2022-08-01",
+    "2022-09-01-preview",
+    "2025-06-01",
+];
+
+/// Checks `?api-version=`: required when `required`, and one of [`API_VERSIONS`] when given;
+/// the problem to answer otherwise.
+fn check_api_version(q: &HashMap<String, String>, required: bool) -> Option<Response> {
+    match q.get("api-version").map(String::as_str) {
+        Some(v) if API_VERSIONS.contains(&v) => None,
+        Some(v) => Some(problem(
+            StatusCode::BAD_REQUEST,
+            "invalid-request",
+            format!(
+                "api-version {v} is not supported (supported: {})",
+                API_VERSIONS.join(", ")
+            ),
+            None,
+        )),
+        None if required => Some(problem(
+            StatusCode::BAD_REQUEST,
+            "invalid-request",
+            format!(
+                "the api-version query parameter is required (e.g. ?api-version=2022-08-01; \
+                 supported: {})",
+                API_VERSIONS.join(", ")
+            ),
+            None,
+        )),
+        None => None,
+    }
+}
+
+/// Which MAA request shape a body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RequestShape {
+    /// `AttestSgxEnclaveRequest`: `quote`.
+    SgxEnclave,
+    /// `AttestOpenEnclaveRequest`: `report` (Open Enclave header + quote).
+    OpenEnclave,
+    /// MAA 2025-06-01 `AttestTdxVmRequest`: `quote` (a TDX quote), `runtimeData`,
+    /// `initTimeData`, `nonce`; the token carries MAA's TDX claims.
+    TdxVm,
+}
 
 async fn attest(
     State(s): State<Arc<Service>>,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match q.get("api-version").map(String::as_str) {
-        Some(v) if API_VERSIONS.contains(&v) => {}
-        Some(v) => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                "invalid-request",
-                format!(
-                    "api-version {v} is not supported (supported: {})",
-                    API_VERSIONS.join(", ")
-                ),
-                None,
-            );
+    attest_with(&s, RequestShape::SgxEnclave, &q, &headers, body).await
+}
+
+async fn attest_open_enclave(
+    State(s): State<Arc<Service>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    attest_with(&s, RequestShape::OpenEnclave, &q, &headers, body).await
+}
+
+async fn attest_tdx(
+    State(s): State<Arc<Service>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    attest_with(&s, RequestShape::TdxVm, &q, &headers, body).await
+}
+
+async fn attest_with(
+    s: &Service,
+    kind: RequestShape,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = match (check_api_version(q, true), body) {
+        (Some(resp), _) => Err(resp),
+        (None, Err(r)) => Err(body_problem(r)),
+        (None, Ok(body)) => {
+            let issuer = s.issuer_for(headers);
+            attest_inner(s, kind, &body, issuer).await
         }
-        None => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                "invalid-request",
-                "the api-version query parameter is required (e.g. ?api-version=2022-08-01)",
-                None,
-            );
-        }
-    }
-    let body = match body {
-        Ok(b) => b,
-        Err(r) => return body_problem(r),
     };
-    match attest_inner(&s, &body).await {
+    match result {
         Ok(token) => (StatusCode::OK, Json(json!({ "token": token }))).into_response(),
-        Err(resp) => resp,
+        Err(resp) => {
+            let code = resp
+                .headers()
+                .get("x-ms-error-code")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("error")
+                .to_string();
+            tracing::info!(
+                code = %code,
+                status = resp.status().as_u16(),
+                evidence = ?kind,
+                "attestation failed"
+            );
+            resp
+        }
     }
 }
 
@@ -364,10 +592,15 @@ fn bad_request(e: &RequestError) -> Response {
     problem(StatusCode::BAD_REQUEST, e.code(), e.to_string(), None)
 }
 
-async fn attest_inner(s: &Service, body: &[u8]) -> Result<String, Response> {
-    let a = attest_claims(s, body, true).await?;
+async fn attest_inner(
+    s: &Service,
+    kind: RequestShape,
+    body: &[u8],
+    issuer: &str,
+) -> Result<String, Response> {
+    let a = attest_claims(s, kind, body, issuer, true).await?;
     let ring = if a.draft { &s.draft_keys } else { &s.keys };
-    let jku = format!("{}/certs", s.cfg.issuer.trim_end_matches('/'));
+    let jku = format!("{issuer}/certs");
     ring.sign(&a.claims, Some(&jku)).map_err(|e| {
         problem(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -384,19 +617,44 @@ pub(crate) struct Attested {
     draft: bool,
 }
 
-/// Decodes, verifies, binds and appraises an attestation request: the token's claims (counted
-/// as `verified`). `allow_draft` = false refuses `draftPolicyForAttestation` (secret release).
+/// Decodes, verifies, binds and appraises an attestation request of shape `kind`: the token's
+/// claims for `issuer` (counted as `verified`). `allow_draft` = false refuses
+/// `draftPolicyForAttestation` (secret release).
 pub(crate) async fn attest_claims(
     s: &Service,
+    kind: RequestShape,
     body: &[u8],
+    issuer: &str,
     allow_draft: bool,
 ) -> Result<Attested, Response> {
-    let req: AttestRequest = serde_json::from_slice(body).map_err(|e| {
-        bad_request(&RequestError::Invalid(format!(
-            "the body is not an AttestSgxEnclaveRequest: {e}"
-        )))
-    })?;
-    let quote = claims::decode_b64("quote", &req.quote).map_err(|e| bad_request(&e))?;
+    let (req, quote) = match kind {
+        RequestShape::SgxEnclave | RequestShape::TdxVm => {
+            let req: AttestRequest = serde_json::from_slice(body).map_err(|e| {
+                let name = if kind == RequestShape::TdxVm {
+                    "AttestTdxVmRequest"
+                } else {
+                    "AttestSgxEnclaveRequest"
+                };
+                bad_request(&RequestError::Invalid(format!(
+                    "the body is not an {name}: {e}"
+                )))
+            })?;
+            let quote = claims::decode_b64("quote", &req.quote).map_err(|e| bad_request(&e))?;
+            (req, quote)
+        }
+        RequestShape::OpenEnclave => {
+            let req: AttestOpenEnclaveRequest = serde_json::from_slice(body).map_err(|e| {
+                bad_request(&RequestError::Invalid(format!(
+                    "the body is not an AttestOpenEnclaveRequest: {e}"
+                )))
+            })?;
+            let report = claims::decode_b64("report", &req.report).map_err(|e| bad_request(&e))?;
+            let quote = claims::oe_report_quote(&report)
+                .map_err(|e| bad_request(&e))?
+                .to_vec();
+            (AttestRequest::from(req), quote)
+        }
+    };
     let runtime: Option<Data> = req
         .runtime_data
         .as_ref()
@@ -431,10 +689,33 @@ pub(crate) async fn attest_claims(
     let now = s.now();
     let verify_failed = |e: dcap::VerifyError| {
         s.outcome(e.code(), "");
-        problem(StatusCode::BAD_REQUEST, e.code(), e.to_string(), None)
+        problem(StatusCode::BAD_REQUEST, e.code(), e.full_message(), None)
+    };
+    // The quote is valid but sent to the other TEE's route (the code of a wrong quote version).
+    let wrong_route = |detail: &str| {
+        let code = "unsupported-quote-version";
+        s.outcome(code, "");
+        problem(StatusCode::BAD_REQUEST, code, detail, None)
     };
     let platform = s.platform_of(&quote).map_err(verify_failed)?;
-    let collateral = s.collateral.collateral(&platform, now).await.map_err(|e| {
+    match (kind, platform.tdx) {
+        (RequestShape::TdxVm, false) => {
+            return Err(wrong_route(
+                "this is an SGX quote, not a TDX quote: attest it at /attest/SgxEnclave",
+            ));
+        }
+        (RequestShape::SgxEnclave | RequestShape::OpenEnclave, true) => {
+            return Err(wrong_route(
+                "this is a TDX quote: attest it at /attest/TdxVm",
+            ));
+        }
+        _ => {}
+    }
+    let collateral = s.collateral.collateral(&platform, now).await;
+    if let Ok(c) = &collateral {
+        s.note_collateral(c);
+    }
+    let collateral = collateral.map_err(|e| {
         let (status, code) = match &e {
             ProviderError::NotFound { .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "collateral-not-found")
@@ -448,18 +729,26 @@ pub(crate) async fn attest_claims(
     })?;
     let verified = s
         .verifier
-        .verify(&quote, &collateral, now, &s.cfg.anchor)
+        .verify_dcap(&quote, &collateral, now, &s.cfg.anchor)
         .map_err(verify_failed)?;
     let tcb = verified.tcb_status().as_str();
-    claims::check_bindings(&verified, runtime.as_ref(), init.as_ref()).map_err(|e| {
+    match &verified {
+        VerifiedDcapQuote::Sgx(v) => claims::check_bindings(v, runtime.as_ref(), init.as_ref()),
+        VerifiedDcapQuote::Tdx(v) => claims::check_tdx_bindings(v, runtime.as_ref(), init.as_ref()),
+    }
+    .map_err(|e| {
         s.outcome(e.code(), tcb);
         bad_request(&e)
     })?;
+    let evidence = match &verified {
+        VerifiedDcapQuote::Sgx(v) => Evidence::from(&**v),
+        VerifiedDcapQuote::Tdx(v) => Evidence::from(&**v),
+    };
     let policy = match &draft {
         Some(p) => Arc::new(p.clone()),
         None => s.policy(),
     };
-    let rule = policy.evaluate(&Evidence::from(&verified)).map_err(|d| {
+    let rule = policy.evaluate(&evidence).map_err(|d| {
         s.outcome(d.code(), tcb);
         problem(
             StatusCode::FORBIDDEN,
@@ -476,7 +765,7 @@ pub(crate) async fn attest_claims(
         hex::encode(b)
     };
     let ctx = TokenContext {
-        issuer: &s.cfg.issuer,
+        issuer,
         now,
         lifetime: s.cfg.token_lifetime,
         jti,
@@ -487,7 +776,10 @@ pub(crate) async fn attest_claims(
         rule: &rule,
         draft: draft.is_some(),
     };
-    let c = claims::claims(&verified, &ctx);
+    let c = match &verified {
+        VerifiedDcapQuote::Sgx(v) => claims::claims(v, &ctx),
+        VerifiedDcapQuote::Tdx(v) => claims::tdx_claims(v, &ctx),
+    };
     s.outcome("verified", tcb);
     Ok(Attested {
         claims: c,
@@ -495,47 +787,22 @@ pub(crate) async fn attest_claims(
     })
 }
 
-async fn certs(State(s): State<Arc<Service>>) -> Response {
-    let mut resp = Json(s.keys.jwks(s.now())).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/jwk-set+json"),
-    );
-    resp
+async fn certs(State(s): State<Arc<Service>>, headers: HeaderMap) -> Response {
+    let issuer = s.issuer_for(&headers);
+    // application/json: the JS SDK's pipeline deserializes only JSON content types, and
+    // Microsoft's SDKs ask for "application/jwk+json, application/json".
+    Json(s.keys.jwks_for(issuer, s.now())).into_response()
 }
 
-async fn openid_configuration(State(s): State<Arc<Service>>) -> Json<Value> {
-    let base = s.cfg.issuer.trim_end_matches('/');
+async fn openid_configuration(State(s): State<Arc<Service>>, headers: HeaderMap) -> Json<Value> {
+    let base = s.issuer_for(&headers);
     let algs: Vec<&str> = s
         .keys
         .published_algs(s.now())
         .into_iter()
         .map(SigningAlg::name)
         .collect();
-    let claims = [
-        "iss",
-        "iat",
-        "nbf",
-        "exp",
-        "jti",
-        "nonce",
-        "tee",
-        "x-ms-ver",
-        "x-ms-attestation-type",
-        "x-ms-policy-hash",
-        "x-ms-sgx-is-debuggable",
-        "x-ms-sgx-mrenclave",
-        "x-ms-sgx-mrsigner",
-        "x-ms-sgx-product-id",
-        "x-ms-sgx-svn",
-        "x-ms-sgx-report-data",
-        "x-ms-sgx-ehd",
-        "x-ms-sgx-config-id",
-        "x-ms-runtime",
-        "x-confkube-tcb-status",
-        "x-confkube-advisory-ids",
-        "x-confkube-fmspc",
-    ];
+    let claims = claims::CLAIM_NAMES;
     Json(json!({
         "issuer": base,
         "jwks_uri": format!("{base}/certs"),
@@ -548,6 +815,50 @@ async fn openid_configuration(State(s): State<Arc<Service>>) -> Json<Value> {
         "responseTypesSupported": ["token", "none"],
         "claimsSupported": claims,
     }))
+}
+
+/// The attestation types `/tcbbaselines/{type}` answers for.
+const TCB_BASELINE_TYPES: [&str; 2] = ["SgxEnclave", "OpenEnclave"];
+
+/// `GET /tcbbaselines/SgxEnclave` in MAA's `TcbBaselineResult` shape (api-version 2025-06-01):
+/// `azuredefault` (what confkube applies: the newest collateral it has) and one baseline per TCB
+/// evaluation data number of the collateral it has, newest first.
+async fn tcb_baselines(
+    State(s): State<Arc<Service>>,
+    axum::extract::Path(kind): axum::extract::Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(resp) = check_api_version(&q, false) {
+        return resp;
+    }
+    if !TCB_BASELINE_TYPES.contains(&kind.as_str()) {
+        return problem(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!(
+                "no TCB baselines for attestation type {kind:?} (supported: {})",
+                TCB_BASELINE_TYPES.join(", ")
+            ),
+            None,
+        );
+    }
+    let numbers = s.tcb_baselines();
+    let entry = |id: String, n: u32, date: &Option<String>, selected: bool| {
+        json!({
+            "tcbIdentifier": id,
+            "tcbEvaluationDataNumber": n,
+            "tcbReleaseDate": date,
+            "isSelectedTcb": selected,
+        })
+    };
+    let mut list = Vec::with_capacity(numbers.len() + 1);
+    if let Some((n, date)) = numbers.first() {
+        list.push(entry("azuredefault".into(), *n, date, true));
+    }
+    for (n, date) in &numbers {
+        list.push(entry(n.to_string(), *n, date, false));
+    }
+    Json(json!({ "tcbBaselines": list })).into_response()
 }
 
 async fn healthz() -> &'static str {
@@ -672,8 +983,104 @@ async fn rotate_keys(State(s): State<Arc<Service>>, headers: HeaderMap) -> Respo
     }
 }
 
-async fn not_found() -> Response {
-    problem(StatusCode::NOT_FOUND, "not-found", "no such endpoint", None)
+async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        format!("no such endpoint: {method} {}", uri.path()),
+        None,
+    )
+}
+
+/// Whether an `Accept` header value admits `media` (`type/subtype`), by RFC 9110 §12.5.1
+/// ranges; a range with `q=0` refuses it.
+fn accepts(accept: &str, media: &str) -> bool {
+    let (ty, _) = media.split_once('/').unwrap_or((media, ""));
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let r = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let refused = parts.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        !refused && (r == media || r == "*/*" || r == format!("{ty}/*"))
+    })
+}
+
+/// The problem code for a status answered without one (axum's own 405 and extractor rejections).
+fn status_code_name(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::NOT_FOUND => "not-found",
+        StatusCode::METHOD_NOT_ALLOWED => "method-not-allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "request-too-large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported-media-type",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        s if s.is_client_error() => "invalid-request",
+        _ => "internal-error",
+    }
+}
+
+/// Largest error body rewritten into a problem (axum's rejection texts are short).
+const MAX_REWRITTEN_BODY: usize = 4096;
+
+/// Every failure leaves as a problem ([`problem`]): answers that are not one yet (axum's 405
+/// with its `Allow` header, extractor rejections) are rewritten with a code, and a client whose
+/// `Accept` admits `application/json` but not `application/problem+json` (Microsoft's SDKs) gets
+/// the same body as `application/json`, which their pipelines parse.
+pub async fn shape_errors(req: Request, next: Next) -> Response {
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    let mut resp = if is_problem {
+        resp
+    } else {
+        let (parts, body) = resp.into_parts();
+        let text = axum::body::to_bytes(body, MAX_REWRITTEN_BODY)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+            .unwrap_or_default();
+        let allow = parts.headers.get(header::ALLOW).cloned();
+        let detail = match (status, &allow) {
+            (StatusCode::METHOD_NOT_ALLOWED, Some(a)) => format!(
+                "{method} is not allowed on {path} (allowed: {})",
+                a.to_str().unwrap_or_default()
+            ),
+            (StatusCode::METHOD_NOT_ALLOWED, None) => format!("{method} is not allowed on {path}"),
+            _ if !text.is_empty() => text,
+            _ => status.canonical_reason().unwrap_or("error").to_string(),
+        };
+        let mut p = problem(status, status_code_name(status), detail, None);
+        for name in [header::ALLOW, header::WWW_AUTHENTICATE, header::RETRY_AFTER] {
+            if let Some(v) = parts.headers.get(&name) {
+                p.headers_mut().insert(name, v.clone());
+            }
+        }
+        p
+    };
+    if let Some(a) = accept
+        && !accepts(&a, PROBLEM_JSON)
+        && accepts(&a, "application/json")
+    {
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    resp
 }
 
 async fn track(State(s): State<Arc<Service>>, req: Request, next: Next) -> Response {
@@ -700,9 +1107,15 @@ async fn track(State(s): State<Arc<Service>>, req: Request, next: Next) -> Respo
 }
 
 /// The router.
+///
+/// Routes added by other parts (secrets, TDX) go in the inner router; [`shape_errors`] wraps
+/// the whole of it, so that it sees axum's 405 answers with their `Allow` header.
 pub fn router(s: Arc<Service>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/attest/SgxEnclave", post(attest))
+        .route("/attest/OpenEnclave", post(attest_open_enclave))
+        .route("/attest/TdxVm", post(attest_tdx))
+        .route("/tcbbaselines/{attestation_type}", get(tcb_baselines))
         .route("/certs", get(certs))
         // Gramine's MAA client (ra_tls_verify_maa) asks for "<provider>/certs/".
         .route("/certs/", get(certs))
@@ -719,5 +1132,8 @@ pub fn router(s: Arc<Service>) -> Router {
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(s.clone(), track))
         .layer(DefaultBodyLimit::max(s.cfg.body_limit))
-        .with_state(s)
+        .with_state(s);
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn(shape_errors))
 }

@@ -156,13 +156,10 @@ async fn attest_end_to_end_token_verifies_with_jwks() {
     assert_eq!(st, StatusCode::OK, "{v}");
     assert!(ct.starts_with("application/json"));
     let (_, ct, jwks) = call(&e.svc, "GET", "/certs", None, false).await;
-    assert_eq!(ct, "application/jwk-set+json");
+    assert_eq!(ct, "application/json");
     // The same JWKS with a trailing slash, where Gramine's MAA client looks for it.
     let (st, ct, jwks_slash) = call(&e.svc, "GET", "/certs/", None, false).await;
-    assert_eq!(
-        (st, ct.as_str()),
-        (StatusCode::OK, "application/jwk-set+json")
-    );
+    assert_eq!((st, ct.as_str()), (StatusCode::OK, "application/json"));
     assert_eq!(jwks_slash, jwks);
     let claims = decode_token(v["token"].as_str().unwrap(), &jwks);
     assert_eq!(claims["x-ms-attestation-type"], "sgx");

@@ -99,7 +99,7 @@ fn keygen_writes_a_0600_pkcs8_key_the_loader_accepts_and_never_overwrites() {
         )
     );
     assert_eq!(std::fs::read(&out).unwrap(), before);
-    // Text output names the key and the file.
+    // Text output names the key and the file; RS256 is the default, as for serve.
     let out = dir.join("text.pem");
     let o = confkube(&["attest", "keygen", "--out", out.to_str().unwrap()]);
     assert!(o.status.success());
@@ -110,7 +110,7 @@ fn keygen_writes_a_0600_pkcs8_key_the_loader_accepts_and_never_overwrites() {
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
         format!(
-            "wrote ES256 signing key {kid} to {} (mode 0600)\n",
+            "wrote RS256 signing key {kid} to {} (mode 0600)\n",
             out.display()
         )
     );

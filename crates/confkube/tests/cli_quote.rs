@@ -35,6 +35,7 @@ const SETS: &[&str] = &[
     "intel-qvl-synthetic",
     "mobilecoin-attestation",
     "oasis-core",
+    "tdx/dcap-qvl",
 ];
 
 #[test]
@@ -85,7 +86,61 @@ fn every_real_case_through_the_cli_contract() {
             n += 1;
         }
     }
-    assert!(n >= 17);
+    assert!(n >= 20);
+}
+
+#[test]
+fn tdx_quote_text_output_names_the_td_fields() {
+    let Some(dir) = testdata::path("dcap/tdx/dcap-qvl") else {
+        return;
+    };
+    let q = dir.join("tdx_quote").display().to_string();
+    let c = dir.join("tdx_quote_collateral.json").display().to_string();
+    let out = confkube(&[
+        "quote",
+        "verify",
+        &q,
+        "--collateral",
+        &c,
+        "--at",
+        "1751328000",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "(TDX trust domain)",
+        "tcb status      UpToDate (platform UpToDate, TDX module UpToDate, QE UpToDate)",
+        "mr_td           91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7",
+        "td_attributes   0000001000000000   xfam e702060000000000",
+        "padding         70 zero bytes after the signature data",
+    ] {
+        assert!(text.contains(want), "{want:?} not in\n{text}");
+    }
+    // A non-zero byte in the padding is a malformed quote.
+    let mut b = std::fs::read(dir.join("tdx_quote")).unwrap();
+    *b.last_mut().unwrap() = 1;
+    let tmp = tmpdir("tdx-padding");
+    let bad = tmp.join("q");
+    std::fs::write(&bad, &b).unwrap();
+    let out = confkube(&[
+        "quote",
+        "verify",
+        bad.to_str().unwrap(),
+        "--collateral",
+        &c,
+        "--at",
+        "1751328000",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let j = stdout_json(&out);
+    assert_eq!(j["error"], "malformed-quote");
+    assert_eq!(
+        j["message"],
+        "malformed quote: 70 trailing bytes after the signature data are not zero padding \
+         (non-zero byte at offset 5005)"
+    );
 }
 
 #[test]

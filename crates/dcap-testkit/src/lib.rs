@@ -20,6 +20,9 @@
 //! as bytes.
 
 pub mod der;
+mod tdx;
+
+pub use tdx::{TdxCollateralParams, TdxModuleSpec, TdxQuoteParams, standard_tdx_modules};
 
 use aws_lc_rs::digest;
 use aws_lc_rs::rand::SystemRandom;
@@ -42,7 +45,7 @@ use time::OffsetDateTime;
 #[non_exhaustive]
 pub enum TestkitError {
     /// Certificate or CRL generation failed.
-    #[error("certificate generation failed: {0}")]
+    #[error("certificate generation failed")]
     Rcgen(#[from] rcgen::Error),
     /// Key generation or signing failed.
     #[error("key generation or signing failed")]
@@ -582,8 +585,16 @@ impl Testkit {
 
     /// Complete collateral in the `QuoteCollateralV3` encoding.
     pub fn collateral(&self, p: &CollateralParams) -> Result<QuoteCollateralV3, TestkitError> {
-        let tcb_info = self.tcb_info_text(p)?;
-        let qe_identity = self.qe_identity_text(p)?;
+        self.collateral_with(p, self.tcb_info_text(p)?, self.qe_identity_text(p)?)
+    }
+
+    /// Collateral around the given signed texts (signed here).
+    fn collateral_with(
+        &self,
+        p: &CollateralParams,
+        tcb_info: String,
+        qe_identity: String,
+    ) -> Result<QuoteCollateralV3, TestkitError> {
         let (root_ca_crl, pck_crl) = if p.include_crls {
             let mut root_revoked: Vec<&[u8]> = Vec::new();
             if p.revoke_pck_ca {
@@ -621,6 +632,50 @@ impl Testkit {
 
     /// A quote signed end to end: certification data type 5 with this PKI's PCK chain.
     pub fn quote(&self, q: &QuoteParams) -> Result<Vec<u8>, TestkitError> {
+        let (att, signature) = self.signed_qe_block(q.qe_isv_svn, 1)?;
+        let mut report = ReportBody::zeroed();
+        report.cpu_svn = sgx_types::CpuSvn(self.params.pck_tcb);
+        report.attributes = Attributes {
+            flags: Attributes::INIT
+                | Attributes::MODE64BIT
+                | if q.debug { Attributes::DEBUG } else { 0 },
+            xfrm: 0x3,
+        };
+        report.mr_enclave = MrEnclave(q.mrenclave);
+        report.mr_signer = MrSigner(q.mrsigner);
+        report.isv_prod_id = q.isv_prod_id;
+        report.isv_svn = q.isv_svn;
+        report.report_data = ReportData(q.report_data);
+
+        let mut quote = Quote {
+            header: self.header(q.version, 0, q.qe_isv_svn),
+            report,
+            signature,
+        };
+        quote.signature.quote_signature = att.sign(&quote.signed_bytes())?;
+        Ok(quote.to_bytes())
+    }
+
+    fn header(&self, version: u16, tee_type: u32, qe_isv_svn: u16) -> QuoteHeader {
+        QuoteHeader {
+            version,
+            att_key_type: sgx_types::quote::ATT_KEY_TYPE_ECDSA_P256,
+            tee_type,
+            qe_svn: qe_isv_svn,
+            pce_svn: self.params.pce_svn,
+            qe_vendor_id: INTEL_QE_VENDOR_ID,
+            user_data: [0; 20],
+        }
+    }
+
+    /// A fresh attestation key and the signature data endorsing it: the QE report (ISVSVN
+    /// `qe_isv_svn`, ISVPRODID `qe_prod_id`) binding the key, signed by the PCK key, and this
+    /// PKI's PCK chain. The quote signature is left zero for the caller to fill.
+    fn signed_qe_block(
+        &self,
+        qe_isv_svn: u16,
+        qe_prod_id: u16,
+    ) -> Result<(Key, SignatureData), TestkitError> {
         let att = Key::generate()?;
         let att_pub: [u8; 64] = att
             .public_sec1()
@@ -637,8 +692,8 @@ impl Testkit {
         };
         qe_report.mr_enclave = MrEnclave(sha256(b"confkube testkit quoting enclave code"));
         qe_report.mr_signer = MrSigner(testkit_qe_mrsigner());
-        qe_report.isv_prod_id = 1;
-        qe_report.isv_svn = q.qe_isv_svn;
+        qe_report.isv_prod_id = qe_prod_id;
+        qe_report.isv_svn = qe_isv_svn;
         let mut rd = [0u8; 64];
         let mut bind = Vec::with_capacity(96);
         bind.extend_from_slice(&att_pub);
@@ -647,32 +702,9 @@ impl Testkit {
         qe_report.report_data = ReportData(rd);
         let qe_report_signature = self.pck_key.sign(&qe_report.to_bytes())?;
 
-        let mut report = ReportBody::zeroed();
-        report.cpu_svn = sgx_types::CpuSvn(self.params.pck_tcb);
-        report.attributes = Attributes {
-            flags: Attributes::INIT
-                | Attributes::MODE64BIT
-                | if q.debug { Attributes::DEBUG } else { 0 },
-            xfrm: 0x3,
-        };
-        report.mr_enclave = MrEnclave(q.mrenclave);
-        report.mr_signer = MrSigner(q.mrsigner);
-        report.isv_prod_id = q.isv_prod_id;
-        report.isv_svn = q.isv_svn;
-        report.report_data = ReportData(q.report_data);
-
-        let mut quote = Quote {
-            header: QuoteHeader {
-                version: q.version,
-                att_key_type: sgx_types::quote::ATT_KEY_TYPE_ECDSA_P256,
-                tee_type: 0,
-                qe_svn: q.qe_isv_svn,
-                pce_svn: self.params.pce_svn,
-                qe_vendor_id: INTEL_QE_VENDOR_ID,
-                user_data: [0; 20],
-            },
-            report,
-            signature: SignatureData {
+        Ok((
+            att,
+            SignatureData {
                 quote_signature: [0; 64],
                 attestation_key: att_pub,
                 qe_report,
@@ -683,8 +715,6 @@ impl Testkit {
                     data: self.pck_chain_pem().into_bytes(),
                 },
             },
-        };
-        quote.signature.quote_signature = att.sign(&quote.signed_bytes())?;
-        Ok(quote.to_bytes())
+        ))
     }
 }

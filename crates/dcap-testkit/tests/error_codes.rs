@@ -193,6 +193,9 @@ fn quote_fields_come_through_v3_and_v4() {
 fn every_error_code_is_produced() {
     let mut produced = BTreeSet::new();
     let mut check = |name: &str, r: Result<VerifiedQuote, VerifyError>, want: &str| {
+        if let Err(e) = &r {
+            assert_sources_not_repeated(e);
+        }
         let got = code(r);
         assert_eq!(got, want, "{name}");
         produced.insert(want.to_string());
@@ -417,7 +420,12 @@ fn every_error_code_is_produced() {
     assert!(!v.revocation_checked());
     assert_eq!(dcap::success_json(&v)["revocation_checked"], false);
 
-    let all: BTreeSet<String> = VerifyError::CODES.iter().map(|c| c.to_string()).collect();
+    // tdx-module-mismatch is TDX-only: tests/tdx_error_codes.rs produces it.
+    let all: BTreeSet<String> = VerifyError::CODES
+        .iter()
+        .filter(|c| **c != "tdx-module-mismatch")
+        .map(|c| c.to_string())
+        .collect();
     let missing: Vec<_> = all.difference(&produced).collect();
     assert!(missing.is_empty(), "codes never produced: {missing:?}");
 }
@@ -519,4 +527,133 @@ fn certificate_names_follow_qvl_phrase_rules() {
         "untrusted-root"
     );
     assert!(dcap::pck_platform(&w.quote).is_ok());
+}
+
+/// DESIGN §7.5: a message shows its source or exposes it through `source()`, never both.
+fn assert_sources_not_repeated(e: &(dyn std::error::Error + 'static)) {
+    let mut cur = e;
+    while let Some(src) = cur.source() {
+        let (m, s) = (cur.to_string(), src.to_string());
+        assert!(!m.contains(&s), "{m:?} repeats its source {s:?}");
+        cur = src;
+    }
+}
+
+fn source_chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut out = vec![e.to_string()];
+    let mut cur = e;
+    while let Some(src) = cur.source() {
+        out.push(src.to_string());
+        cur = src;
+    }
+    out
+}
+
+/// Errors caused by a parse failure keep the parser's error as their source (typed, not a
+/// string), the message names what failed without repeating it, and `full_message` (the JSON
+/// and HTTP message) shows the whole chain.
+#[test]
+fn typed_sources_are_exposed_not_repeated() {
+    // A PCK chain whose PEM does not decode.
+    let mut w = world(Some(TcbStatus::UpToDate));
+    w.edit_quote(|q| {
+        q.signature.certification_data.data =
+            b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n".to_vec()
+    });
+    let e = w.verify().unwrap_err();
+    assert_eq!(e.code(), "unsupported-certification-data");
+    assert!(matches!(
+        &e,
+        VerifyError::UnsupportedCertificationData(dcap::CertificationDataError::Unreadable {
+            chain: dcap::Chain::PckCertificate,
+            source: dcap::X509Error::Pem(_),
+        })
+    ));
+    let chain = source_chain(&e);
+    assert_eq!(
+        chain[..2],
+        [
+            "unsupported certification data: the PCK certificate chain cannot be read",
+            "invalid PEM"
+        ]
+    );
+    assert!(chain.len() >= 3, "{chain:?}");
+    assert_sources_not_repeated(&e);
+    assert!(
+        e.full_message()
+            .starts_with("unsupported certification data: the PCK certificate chain cannot be read: invalid PEM: "),
+        "{}",
+        e.full_message()
+    );
+    assert_eq!(dcap::failure_json(&e)["message"], e.full_message());
+
+    // A root CA CRL that is not DER.
+    let mut w = world(Some(TcbStatus::UpToDate));
+    w.coll.root_ca_crl = "3003020100".into();
+    let e = w.verify().unwrap_err();
+    assert_eq!(e.code(), "crl-missing");
+    assert!(matches!(
+        &e,
+        VerifyError::CrlMissing(dcap::CrlError::Unreadable {
+            item: dcap::CollateralItem::RootCaCrl,
+            source: dcap::X509Error::Crl(_),
+        })
+    ));
+    assert_eq!(
+        source_chain(&e)[..2],
+        [
+            "CRL missing: the root CA CRL cannot be read",
+            "not a DER CRL"
+        ]
+    );
+    assert_sources_not_repeated(&e);
+
+    // A validly signed TCB info that is not TCB info JSON.
+    let mut w = world(Some(TcbStatus::UpToDate));
+    w.resign_tcb_info(|_| "{\"id\":\"SGX\"}".into());
+    let e = w.verify().unwrap_err();
+    assert_eq!(e.code(), "tcb-level-not-found");
+    assert!(matches!(
+        &e,
+        VerifyError::TcbLevelNotFound(dcap::LevelNotFound::Unusable { .. })
+    ));
+    assert_eq!(
+        source_chain(&e)[0],
+        "TCB level not found: the signed TCB info cannot be used"
+    );
+    assert_eq!(source_chain(&e).len(), 2);
+    assert_sources_not_repeated(&e);
+
+    // Typed fields: which item, when, and the time of verification.
+    let w = world(Some(TcbStatus::UpToDate));
+    let e = w
+        .verify_at(AT + 31 * 86_400, VerifyOptions::default())
+        .unwrap_err();
+    let VerifyError::CollateralExpired(d) = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(
+        (d.item, d.next_update, d.now),
+        (
+            dcap::CollateralItem::RootCaCrl,
+            AT + 30 * 86_400,
+            AT + 31 * 86_400
+        )
+    );
+
+    // The trust anchor and the testkit follow the same rule.
+    let e = TrustAnchor::from_certificate(b"garbage").unwrap_err();
+    assert_eq!(
+        source_chain(&e)[..2],
+        [
+            "not a DER or PEM X.509 certificate",
+            "not a DER X.509 certificate"
+        ]
+    );
+    assert_sources_not_repeated(&e);
+    let mut pki = PkiParams::new(AT, Some(TcbStatus::UpToDate));
+    pki.names.root = String::new();
+    if let Err(e) = Testkit::generate(pki) {
+        assert_sources_not_repeated(&e);
+    }
 }

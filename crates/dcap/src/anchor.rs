@@ -1,7 +1,7 @@
 //! The trust anchor: a root public key, not certificate bytes (spec §2.1: two Intel root
 //! certificates share one key, and quotes from 2020–2021 embed the older one).
 
-use crate::x509::{Cert, parse_pem_chain};
+use crate::x509::{Cert, X509Error, parse_pem_chain};
 
 /// The Intel SGX Root CA public key (SEC1, uncompressed P-256), as published by Intel
 /// (`INTEL_ROOT_PUB_KEY` in the QvE; spec §2.1).
@@ -18,8 +18,11 @@ pub const INTEL_SGX_ROOT_CA_PUBLIC_KEY: [u8; 65] = [
 #[non_exhaustive]
 pub enum AnchorError {
     /// Neither a DER nor a PEM certificate.
-    #[error("not a DER or PEM X.509 certificate: {0}")]
-    NotACertificate(String),
+    #[error("not a DER or PEM X.509 certificate")]
+    NotACertificate(#[source] X509Error),
+    /// PEM text without a CERTIFICATE block.
+    #[error("not a DER or PEM X.509 certificate: no CERTIFICATE block")]
+    NoCertificateBlock,
     /// A key that is not an uncompressed P-256 point.
     #[error("the root key is not an uncompressed P-256 public key ({0} bytes)")]
     NotP256(usize),
@@ -56,12 +59,12 @@ impl TrustAnchor {
     pub fn from_certificate(bytes: &[u8]) -> Result<Self, AnchorError> {
         let cert = if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
             parse_pem_chain(bytes)
-                .map_err(|e| AnchorError::NotACertificate(e.to_string()))?
+                .map_err(AnchorError::NotACertificate)?
                 .into_iter()
                 .next()
-                .ok_or_else(|| AnchorError::NotACertificate("no CERTIFICATE block".into()))?
+                .ok_or(AnchorError::NoCertificateBlock)?
         } else {
-            Cert::from_der(bytes.to_vec()).map_err(|e| AnchorError::NotACertificate(e.0))?
+            Cert::from_der(bytes.to_vec()).map_err(AnchorError::NotACertificate)?
         };
         let label = if cert.subject_cn.is_empty() {
             "root".to_string()
@@ -105,7 +108,7 @@ mod tests {
             TrustAnchor::from_certificate(
                 b"-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n"
             ),
-            Err(AnchorError::NotACertificate("no CERTIFICATE block".into()))
+            Err(AnchorError::NoCertificateBlock)
         );
         assert!(TrustAnchor::intel_sgx_root().is_intel());
     }

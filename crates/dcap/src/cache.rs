@@ -12,8 +12,8 @@ use crate::anchor::TrustAnchor;
 use crate::collateral::Collateral;
 use crate::error::VerifyError;
 use crate::verify::{
-    VerifiedCollateral, VerifiedPck, VerifiedQuote, VerifyOptions, pck_chain_source,
-    verify_collateral, verify_pck_chain, verify_quote_with,
+    OnQeReportVerified, QeReportVerified, VerifiedCollateral, VerifiedPck, VerifiedQuote,
+    VerifyOptions, pck_chain_source, verify_collateral, verify_pck_chain, verify_quote_with,
 };
 use sgx_types::Quote;
 use std::collections::{HashMap, VecDeque};
@@ -197,12 +197,39 @@ impl Verifier {
         anchor: &TrustAnchor,
     ) -> Result<VerifiedQuote, VerifyError> {
         let q = Quote::parse(quote)?;
-        let chain = pck_chain_source(&q, collateral)?;
+        self.with_verified(
+            q,
+            |q, c| pck_chain_source(&q.signature, c),
+            collateral,
+            now,
+            anchor,
+            |q, coll, pck, seen, record| verify_quote_with(quote, q, coll, pck, seen, record),
+        )
+    }
+
+    /// Verifies (or finds verified in the cache) the collateral and the PCK chain that `chain`
+    /// finds for the parsed quote `q`, then runs the per-quote checks `f` on `q` with them and
+    /// the QE-report memo of that PCK chain.
+    pub(crate) fn with_verified<Q, T>(
+        &self,
+        q: Q,
+        chain: impl for<'q> FnOnce(&'q Q, &'q Collateral) -> Result<&'q [u8], VerifyError>,
+        collateral: &Collateral,
+        now: i64,
+        anchor: &TrustAnchor,
+        f: impl FnOnce(
+            Q,
+            &VerifiedCollateral,
+            &VerifiedPck,
+            QeReportVerified<'_>,
+            OnQeReportVerified<'_>,
+        ) -> Result<T, VerifyError>,
+    ) -> Result<T, VerifyError> {
+        let chain = chain(&q, collateral)?;
         let coll = self.collateral_entry(collateral, now, anchor)?;
         let pck = self.pck_entry(&coll, chain, now, anchor)?;
         let max_qe = self.limits.qe_reports_per_pck;
-        verify_quote_with(
-            quote,
+        f(
             q,
             &coll.verified,
             &pck.verified,

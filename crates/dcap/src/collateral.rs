@@ -9,19 +9,19 @@ use aws_lc_rs::digest;
 use serde::{Deserialize, Serialize};
 
 /// Why a collateral document could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CollateralError {
-    /// Not JSON of the `QuoteCollateralV3` shape.
+    /// Not JSON of the `QuoteCollateralV3` shape (serde_json's error, shown in the message).
     #[error("collateral is not QuoteCollateralV3 JSON: {0}")]
-    Json(String),
+    Json(crate::x509::ParseCause),
     /// A hex field does not decode.
-    #[error("collateral field {field} is not valid hex: {reason}")]
+    #[error("collateral field {field} is not valid hex: {error}")]
     Hex {
         /// The JSON field.
         field: &'static str,
-        /// What is wrong.
-        reason: String,
+        /// What is wrong (shown in the message).
+        error: hex::FromHexError,
     },
 }
 
@@ -65,17 +65,14 @@ pub struct Collateral {
 }
 
 fn unhex(field: &'static str, s: &str) -> Result<Vec<u8>, CollateralError> {
-    hex::decode(s.trim()).map_err(|e| CollateralError::Hex {
-        field,
-        reason: e.to_string(),
-    })
+    hex::decode(s.trim()).map_err(|error| CollateralError::Hex { field, error })
 }
 
 impl Collateral {
     /// Decodes the JSON text.
     pub fn from_json(text: &[u8]) -> Result<Self, CollateralError> {
         let doc: QuoteCollateralV3 =
-            serde_json::from_slice(text).map_err(|e| CollateralError::Json(e.to_string()))?;
+            serde_json::from_slice(text).map_err(|e| CollateralError::Json(e.into()))?;
         Self::from_document(doc)
     }
 

@@ -2,8 +2,6 @@
 //! selection and status merging (spec §3).
 
 use serde::Deserialize;
-use serde_json::Value;
-use std::collections::BTreeMap;
 use std::fmt;
 
 /// A TCB status as Intel's collateral states it.
@@ -26,6 +24,13 @@ pub enum TcbStatus {
     OutOfDateConfigurationNeeded,
     /// Revoked.
     Revoked,
+    /// TDX only, derived (never in collateral): the platform and TDX module were updated
+    /// (TD-preserving) since the TD was launched; relaunching the TD brings it up to date.
+    #[serde(rename = "TDRelaunchAdvised")]
+    TdRelaunchAdvised,
+    /// [`TcbStatus::TdRelaunchAdvised`], and configuration is needed.
+    #[serde(rename = "TDRelaunchAdvisedConfigurationNeeded")]
+    TdRelaunchAdvisedConfigurationNeeded,
 }
 
 impl TcbStatus {
@@ -39,15 +44,42 @@ impl TcbStatus {
             Self::OutOfDate => "OutOfDate",
             Self::OutOfDateConfigurationNeeded => "OutOfDateConfigurationNeeded",
             Self::Revoked => "Revoked",
+            Self::TdRelaunchAdvised => "TDRelaunchAdvised",
+            Self::TdRelaunchAdvisedConfigurationNeeded => "TDRelaunchAdvisedConfigurationNeeded",
         }
     }
 
-    /// Parses a status name.
+    /// Parses a status name: one of [`TcbStatus::ALL`] or of [`TcbStatus::DERIVED`].
     pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .chain(Self::DERIVED)
+            .find(|t| t.as_str() == s)
+    }
+
+    /// Parses a status name that collateral may state (one of [`TcbStatus::ALL`]).
+    pub fn parse_collateral(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.as_str() == s)
     }
 
-    /// Every status.
+    /// The statuses only the TDX relaunch check derives (QVL `checkForRelaunch`).
+    pub const DERIVED: [Self; 2] = [
+        Self::TdRelaunchAdvised,
+        Self::TdRelaunchAdvisedConfigurationNeeded,
+    ];
+
+    /// Whether the status says configuration is needed (QVL `isConfigurationNeeded`).
+    pub fn configuration_needed(&self) -> bool {
+        matches!(
+            self,
+            Self::ConfigurationNeeded
+                | Self::OutOfDateConfigurationNeeded
+                | Self::ConfigurationAndSwHardeningNeeded
+                | Self::TdRelaunchAdvisedConfigurationNeeded
+        )
+    }
+
+    /// Every status collateral can state.
     pub const ALL: [Self; 7] = [
         Self::UpToDate,
         Self::SwHardeningNeeded,
@@ -85,7 +117,7 @@ impl fmt::Display for TcbStatus {
 #[error("{0}")]
 pub struct TcbJsonError(pub(crate) String);
 
-fn jerr(msg: impl Into<String>) -> TcbJsonError {
+pub(crate) fn jerr(msg: impl Into<String>) -> TcbJsonError {
     TcbJsonError(msg.into())
 }
 
@@ -96,7 +128,7 @@ pub(crate) fn parse_date(field: &str, s: &str) -> Result<i64, TcbJsonError> {
         .map_err(|e| jerr(format!("{field} {s:?} is not an RFC 3339 date: {e}")))
 }
 
-fn fixed_hex<const N: usize>(field: &str, s: &str) -> Result<[u8; N], TcbJsonError> {
+pub(crate) fn fixed_hex<const N: usize>(field: &str, s: &str) -> Result<[u8; N], TcbJsonError> {
     let v = hex::decode(s).map_err(|e| jerr(format!("{field} is not hex: {e}")))?;
     v.try_into()
         .map_err(|v: Vec<u8>| jerr(format!("{field} has {} bytes, not {N}", v.len())))
@@ -107,6 +139,8 @@ fn fixed_hex<const N: usize>(field: &str, s: &str) -> Result<[u8; N], TcbJsonErr
 pub struct TcbLevel {
     /// SGX TCB component SVNs 1..16.
     pub sgx_components: [u8; 16],
+    /// TDX TCB component SVNs 1..16 (`tdxtcbcomponents`; TDX TCB info only).
+    pub tdx_components: Option<[u8; 16]>,
     /// PCE SVN.
     pub pce_svn: u16,
     /// The TCB date.
@@ -122,6 +156,8 @@ pub struct TcbLevel {
 pub struct TcbInfo {
     /// 2 or 3.
     pub version: u32,
+    /// The TDX module and its identities (`id: "TDX"` TCB info only).
+    pub tdx: Option<crate::tdx::TdxModuleInfo>,
     /// Issue date, Unix seconds.
     pub issue_date: i64,
     /// Next update, Unix seconds.
@@ -140,6 +176,9 @@ pub struct TcbInfo {
 #[serde(rename_all = "camelCase")]
 struct RawTcbInfo {
     id: Option<String>,
+    tdx_module: Option<crate::tdx::RawTdxModule>,
+    #[serde(default)]
+    tdx_module_identities: Option<Vec<crate::tdx::RawTdxModuleIdentity>>,
     version: u32,
     issue_date: String,
     next_update: String,
@@ -162,9 +201,51 @@ struct RawTcbLevel {
 #[derive(Deserialize)]
 struct RawTcb {
     sgxtcbcomponents: Option<Vec<RawComponent>>,
+    tdxtcbcomponents: Option<Vec<RawComponent>>,
     pcesvn: u16,
-    #[serde(flatten)]
-    other: BTreeMap<String, Value>,
+    // TCB info v2 names each component (explicit fields, not a flattened map: flattening makes
+    // serde buffer every level's whole `tcb` object, which dominated parsing large TCB infos).
+    #[serde(rename = "sgxtcbcomp01svn")]
+    c01: Option<u8>,
+    #[serde(rename = "sgxtcbcomp02svn")]
+    c02: Option<u8>,
+    #[serde(rename = "sgxtcbcomp03svn")]
+    c03: Option<u8>,
+    #[serde(rename = "sgxtcbcomp04svn")]
+    c04: Option<u8>,
+    #[serde(rename = "sgxtcbcomp05svn")]
+    c05: Option<u8>,
+    #[serde(rename = "sgxtcbcomp06svn")]
+    c06: Option<u8>,
+    #[serde(rename = "sgxtcbcomp07svn")]
+    c07: Option<u8>,
+    #[serde(rename = "sgxtcbcomp08svn")]
+    c08: Option<u8>,
+    #[serde(rename = "sgxtcbcomp09svn")]
+    c09: Option<u8>,
+    #[serde(rename = "sgxtcbcomp10svn")]
+    c10: Option<u8>,
+    #[serde(rename = "sgxtcbcomp11svn")]
+    c11: Option<u8>,
+    #[serde(rename = "sgxtcbcomp12svn")]
+    c12: Option<u8>,
+    #[serde(rename = "sgxtcbcomp13svn")]
+    c13: Option<u8>,
+    #[serde(rename = "sgxtcbcomp14svn")]
+    c14: Option<u8>,
+    #[serde(rename = "sgxtcbcomp15svn")]
+    c15: Option<u8>,
+    #[serde(rename = "sgxtcbcomp16svn")]
+    c16: Option<u8>,
+}
+
+impl RawTcb {
+    fn v2_components(&self) -> [Option<u8>; 16] {
+        [
+            self.c01, self.c02, self.c03, self.c04, self.c05, self.c06, self.c07, self.c08,
+            self.c09, self.c10, self.c11, self.c12, self.c13, self.c14, self.c15, self.c16,
+        ]
+    }
 }
 
 #[derive(Deserialize)]
@@ -172,8 +253,8 @@ struct RawComponent {
     svn: u8,
 }
 
-fn status(s: &str) -> Result<TcbStatus, TcbJsonError> {
-    TcbStatus::parse(s).ok_or_else(|| jerr(format!("unknown tcbStatus {s:?}")))
+pub(crate) fn status(s: &str) -> Result<TcbStatus, TcbJsonError> {
+    TcbStatus::parse_collateral(s).ok_or_else(|| jerr(format!("unknown tcbStatus {s:?}")))
 }
 
 impl TcbInfo {
@@ -181,15 +262,24 @@ impl TcbInfo {
     pub fn parse(text: &str) -> Result<Self, TcbJsonError> {
         let raw: RawTcbInfo =
             serde_json::from_str(text).map_err(|e| jerr(format!("not a tcbInfo object: {e}")))?;
-        match (raw.version, raw.id.as_deref()) {
-            (2, None) | (3, Some("SGX")) => {}
+        let is_tdx = match (raw.version, raw.id.as_deref()) {
+            (2, None) | (3, Some("SGX")) => false,
+            (3, Some("TDX")) => true,
             (v, id) => {
                 return Err(jerr(format!(
-                    "tcbInfo version {v} with id {id:?} is not SGX TCB info (expected version 2, \
-                     or version 3 with id \"SGX\")"
+                    "tcbInfo version {v} with id {id:?} is not SGX or TDX TCB info (expected \
+                     version 2, or version 3 with id \"SGX\" or \"TDX\")"
                 )));
             }
-        }
+        };
+        let tdx = if is_tdx {
+            Some(crate::tdx::TdxModuleInfo::from_raw(
+                raw.tdx_module,
+                raw.tdx_module_identities,
+            )?)
+        } else {
+            None
+        };
         let mut levels = Vec::with_capacity(raw.tcb_levels.len());
         for l in raw.tcb_levels {
             let mut comps = [0u8; 16];
@@ -205,19 +295,34 @@ impl TcbInfo {
                     *slot = comp.svn;
                 }
             } else {
-                for (i, slot) in comps.iter_mut().enumerate() {
-                    let key = format!("sgxtcbcomp{:02}svn", i + 1);
-                    *slot = l
-                        .tcb
-                        .other
-                        .get(&key)
-                        .and_then(Value::as_u64)
-                        .and_then(|v| u8::try_from(v).ok())
-                        .ok_or_else(|| jerr(format!("tcbLevel without a valid {key}")))?;
+                for (i, (slot, v)) in comps.iter_mut().zip(l.tcb.v2_components()).enumerate() {
+                    *slot = v.ok_or_else(|| {
+                        jerr(format!(
+                            "tcbLevel without a valid sgxtcbcomp{:02}svn",
+                            i + 1
+                        ))
+                    })?;
                 }
             }
+            let tdx_components = if is_tdx {
+                let c = l
+                    .tcb
+                    .tdxtcbcomponents
+                    .ok_or_else(|| jerr("TDX tcbLevel without tdxtcbcomponents"))?;
+                if c.len() != 16 {
+                    return Err(jerr(format!("{} tdxtcbcomponents, not 16", c.len())));
+                }
+                let mut t = [0u8; 16];
+                for (slot, comp) in t.iter_mut().zip(c) {
+                    *slot = comp.svn;
+                }
+                Some(t)
+            } else {
+                None
+            };
             levels.push(TcbLevel {
                 sgx_components: comps,
+                tdx_components,
                 pce_svn: l.tcb.pcesvn,
                 tcb_date: l.tcb_date,
                 status: status(&l.tcb_status)?,
@@ -226,6 +331,7 @@ impl TcbInfo {
         }
         Ok(Self {
             version: raw.version,
+            tdx,
             issue_date: parse_date("issueDate", &raw.issue_date)?,
             next_update: parse_date("nextUpdate", &raw.next_update)?,
             fmspc: fixed_hex("fmspc", &raw.fmspc)?,
@@ -254,9 +360,14 @@ pub struct QeTcbLevel {
     pub advisory_ids: Vec<String>,
 }
 
-/// A QE identity (`enclaveIdentity`, id "QE", version 2).
+/// A QE identity (`enclaveIdentity`: id "QE" version 2 for SGX, id "TD_QE" version 2 or 3 for
+/// TDX).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QeIdentity {
+    /// "QE" or "TD_QE".
+    pub id: String,
+    /// 2, or 3 (TD_QE only).
+    pub version: u32,
     /// Issue date, Unix seconds.
     pub issue_date: i64,
     /// Next update, Unix seconds.
@@ -324,12 +435,14 @@ impl QeIdentity {
     pub fn parse(text: &str) -> Result<Self, TcbJsonError> {
         let raw: RawQeIdentity = serde_json::from_str(text)
             .map_err(|e| jerr(format!("not an enclaveIdentity object: {e}")))?;
-        if raw.id != "QE" || raw.version != 2 {
-            return Err(jerr(format!(
-                "enclaveIdentity id {:?} version {} is not the SGX QE identity (id \"QE\", \
-                 version 2)",
-                raw.id, raw.version
-            )));
+        match (raw.id.as_str(), raw.version) {
+            ("QE", 2) | ("TD_QE", 2 | 3) => {}
+            (id, v) => {
+                return Err(jerr(format!(
+                    "enclaveIdentity id {id:?} version {v} is not a QE identity (id \"QE\" \
+                     version 2, or id \"TD_QE\" version 2 or 3)"
+                )));
+            }
         }
         let mut levels = Vec::with_capacity(raw.tcb_levels.len());
         for l in raw.tcb_levels {
@@ -346,6 +459,8 @@ impl QeIdentity {
             });
         }
         Ok(Self {
+            id: raw.id,
+            version: raw.version,
             issue_date: parse_date("issueDate", &raw.issue_date)?,
             next_update: parse_date("nextUpdate", &raw.next_update)?,
             miscselect: fixed_hex("miscselect", &raw.miscselect)?,
@@ -437,20 +552,20 @@ mod tests {
 
     #[test]
     fn wrong_kinds_are_refused() {
-        let tdx = r#"{"id":"TDX","version":3,"issueDate":"x","nextUpdate":"x","fmspc":"","pceId":"","tcbLevels":[]}"#;
+        let tdx = r#"{"id":"TDX","version":2,"issueDate":"x","nextUpdate":"x","fmspc":"","pceId":"","tcbLevels":[]}"#;
         assert!(
             TcbInfo::parse(tdx)
                 .unwrap_err()
                 .to_string()
-                .starts_with("tcbInfo version 3 with id Some(\"TDX\")")
+                .starts_with("tcbInfo version 2 with id Some(\"TDX\")")
         );
         assert!(TcbInfo::parse("[]").is_err());
-        let td_qe = r#"{"id":"TD_QE","version":2,"issueDate":"x","nextUpdate":"x","miscselect":"","miscselectMask":"","attributes":"","attributesMask":"","mrsigner":"","isvprodid":2,"tcbLevels":[]}"#;
+        let td_qe = r#"{"id":"TD_QE","version":4,"issueDate":"x","nextUpdate":"x","miscselect":"","miscselectMask":"","attributes":"","attributesMask":"","mrsigner":"","isvprodid":2,"tcbLevels":[]}"#;
         assert!(
             QeIdentity::parse(td_qe)
                 .unwrap_err()
                 .to_string()
-                .starts_with("enclaveIdentity id \"TD_QE\"")
+                .starts_with("enclaveIdentity id \"TD_QE\" version 4")
         );
         assert_eq!(
             parse_date("issueDate", "yesterday")

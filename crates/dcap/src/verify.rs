@@ -4,12 +4,17 @@
 
 use crate::anchor::TrustAnchor;
 use crate::collateral::Collateral;
-use crate::error::VerifyError;
+use crate::error::{
+    CertRole, CertificateWindow, CertificationDataError, Chain, ChainError, CollateralItem,
+    CrlError, FmspcDiffers, ItemWindow, KeyBinding, LevelNotFound, NotYetValid, PceIdMismatch,
+    QeMismatch, QeReportSignature, QuoteSignature, Revoked, RevokedLevel, SignedItem,
+    SignedItemError, UnsupportedQuote, VerifyError,
+};
 use crate::tcb::{QeIdentity, TcbInfo, TcbStatus};
 use crate::x509::{Cert, Crl, PckExtension, parse_pem_chain, parse_pem_chain_with, verify_fixed};
 use aws_lc_rs::digest;
 use sgx_types::quote::{INTEL_QE_VENDOR_ID, cert_type};
-use sgx_types::{Quote, QuoteHeader, ReportBody};
+use sgx_types::{Quote, QuoteHeader, ReportBody, SignatureData};
 
 /// Verification options.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -117,16 +122,6 @@ pub(crate) struct Window {
     now: i64,
 }
 
-fn fmt_time(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|d| {
-            d.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| t.to_string())
-}
-
 impl Window {
     fn new(now: i64) -> Self {
         Self {
@@ -141,53 +136,55 @@ impl Window {
     }
 
     /// A collateral item (CRL, TCB info, QE identity) valid from `start` to `end`.
-    fn item(&mut self, what: &str, start: i64, end: i64) -> Result<(), VerifyError> {
+    fn item(&mut self, item: CollateralItem, start: i64, end: i64) -> Result<(), VerifyError> {
         if self.now < start {
-            return Err(VerifyError::CollateralNotYetValid(format!(
-                "{what} is valid from {}, after the verification time {}",
-                fmt_time(start),
-                fmt_time(self.now)
-            )));
+            return Err(VerifyError::CollateralNotYetValid(NotYetValid::Item {
+                item,
+                valid_from: start,
+                now: self.now,
+            }));
         }
         if self.now > end {
-            return Err(VerifyError::CollateralExpired(format!(
-                "{what} expired at {} (next update), before the verification time {}",
-                fmt_time(end),
-                fmt_time(self.now)
-            )));
+            return Err(VerifyError::CollateralExpired(ItemWindow {
+                item,
+                next_update: end,
+                now: self.now,
+            }));
         }
         self.from = self.from.max(start);
         self.until = self.until.min(end);
         Ok(())
     }
 
-    fn cert(&mut self, what: &str, c: &Cert) -> Result<(), VerifyError> {
+    fn cert(&mut self, chain: Chain, c: &Cert) -> Result<(), VerifyError> {
         if self.now > c.not_after {
-            return Err(VerifyError::CertificateExpired(format!(
-                "{what} ({}) expired at {}, before the verification time {}",
-                c.subject_cn,
-                fmt_time(c.not_after),
-                fmt_time(self.now)
-            )));
+            return Err(VerifyError::CertificateExpired(CertificateWindow {
+                chain,
+                subject: c.subject_cn.clone(),
+                not_after: c.not_after,
+                now: self.now,
+            }));
         }
         if self.now < c.not_before {
-            return Err(VerifyError::CollateralNotYetValid(format!(
-                "{what} ({}) is valid from {}, after the verification time {}",
-                c.subject_cn,
-                fmt_time(c.not_before),
-                fmt_time(self.now)
-            )));
+            return Err(VerifyError::CollateralNotYetValid(
+                NotYetValid::Certificate {
+                    chain,
+                    subject: c.subject_cn.clone(),
+                    not_before: c.not_before,
+                    now: self.now,
+                },
+            ));
         }
         self.from = self.from.max(c.not_before);
         self.until = self.until.min(c.not_after);
         Ok(())
     }
 
-    fn crl(&mut self, what: &str, crl: &Crl) -> Result<(), VerifyError> {
+    fn crl(&mut self, item: CollateralItem, crl: &Crl) -> Result<(), VerifyError> {
         let next = crl
             .next_update
-            .ok_or_else(|| VerifyError::CrlMissing(format!("{what} has no nextUpdate")))?;
-        self.item(what, crl.this_update, next)
+            .ok_or(VerifyError::CrlMissing(CrlError::NoNextUpdate { item }))?;
+        self.item(item, crl.this_update, next)
     }
 }
 
@@ -223,19 +220,19 @@ impl SigMemo {
 /// root must carry that key and name itself as issuer; its self-signature adds nothing to the
 /// decision (every certificate and CRL below it must still verify with the anchor's key), so it
 /// is not checked.
-fn check_root(root: &Cert, anchor: &TrustAnchor, what: &str) -> Result<(), VerifyError> {
+fn check_root(root: &Cert, anchor: &TrustAnchor, chain: Chain) -> Result<(), VerifyError> {
     if root.public_key != anchor.public_key() {
-        return Err(VerifyError::UntrustedRoot(format!(
-            "the root of the {what} ({}) does not have the key of the trust anchor ({})",
-            root.subject_cn,
-            anchor.label()
-        )));
+        return Err(VerifyError::UntrustedRoot(ChainError::NotTheAnchor {
+            chain,
+            root: root.subject_cn.clone(),
+            anchor: anchor.label().to_string(),
+        }));
     }
     if root.issuer_raw != root.subject_raw {
-        return Err(VerifyError::UntrustedRoot(format!(
-            "the root of the {what} ({}) is not self-issued",
-            root.subject_cn
-        )));
+        return Err(VerifyError::UntrustedRoot(ChainError::NotSelfIssued {
+            chain,
+            root: root.subject_cn.clone(),
+        }));
     }
     Ok(())
 }
@@ -258,28 +255,35 @@ pub(crate) mod cn_phrase {
 /// QVL's name rule for one certificate of a chain. A wrong name is a chain problem
 /// (`untrusted-root`; QVL `STATUS_SGX_*_MISSING` / `STATUS_INVALID_PCK_CERT`), never a
 /// signature problem.
-fn check_name(c: &Cert, role: &str, phrase: &str, what: &str) -> Result<(), VerifyError> {
+fn check_name(
+    c: &Cert,
+    role: CertRole,
+    phrase: &'static str,
+    chain: Chain,
+) -> Result<(), VerifyError> {
     if c.subject_cn.contains(phrase) {
         return Ok(());
     }
-    Err(VerifyError::UntrustedRoot(format!(
-        "in the {what}, the {role} certificate's common name {:?} does not contain {phrase:?} \
-         (Intel QVL's name rule)",
-        c.subject_cn
-    )))
+    Err(VerifyError::UntrustedRoot(ChainError::Name {
+        chain,
+        role,
+        common_name: c.subject_cn.clone(),
+        phrase,
+    }))
 }
 
 fn check_issued(
     child: &Cert,
     issuer: &Cert,
-    what: &str,
+    chain: Chain,
     memo: &mut SigMemo,
 ) -> Result<(), VerifyError> {
     if child.issuer_raw != issuer.subject_raw || !memo.signed_by(child, &issuer.public_key) {
-        return Err(VerifyError::UntrustedRoot(format!(
-            "in the {what}, {} is not signed by {}",
-            child.subject_cn, issuer.subject_cn
-        )));
+        return Err(VerifyError::UntrustedRoot(ChainError::NotSignedBy {
+            chain,
+            subject: child.subject_cn.clone(),
+            issuer: issuer.subject_cn.clone(),
+        }));
     }
     Ok(())
 }
@@ -290,15 +294,15 @@ fn check_issued(
 fn anchored_pair(
     pem: &str,
     anchor: &TrustAnchor,
-    what: &str,
-    signer_name: Option<(&str, &str)>,
+    chain: Chain,
+    signer_name: Option<(CertRole, &'static str)>,
     w: &mut Window,
     known_root: Option<&Cert>,
     memo: &mut SigMemo,
 ) -> Result<(Cert, Cert), VerifyError> {
     let mut certs = memo
         .parse_chain(pem.as_bytes())
-        .map_err(|e| VerifyError::UntrustedRoot(format!("the {what} cannot be read: {e}")))?;
+        .map_err(|source| VerifyError::UntrustedRoot(ChainError::Unreadable { chain, source }))?;
     let (signer, root) = match (certs.len(), known_root) {
         (2, _) => {
             let root = certs.pop();
@@ -306,22 +310,24 @@ fn anchored_pair(
         }
         (1, Some(root)) => (certs.pop(), Some(root.clone())),
         (n, _) => {
-            return Err(VerifyError::UntrustedRoot(format!(
-                "the {what} has {n} certificates; expected 2 (signer, root)"
-            )));
+            return Err(VerifyError::UntrustedRoot(ChainError::Length {
+                chain,
+                found: n,
+                expected: "2 (signer, root)",
+            }));
         }
     };
     let (Some(signer), Some(root)) = (signer, root) else {
-        return Err(VerifyError::UntrustedRoot(format!("the {what} is empty")));
+        return Err(VerifyError::UntrustedRoot(ChainError::Empty { chain }));
     };
-    check_root(&root, anchor, what)?;
-    check_name(&root, "root", cn_phrase::ROOT_CA, what)?;
+    check_root(&root, anchor, chain)?;
+    check_name(&root, CertRole::Root, cn_phrase::ROOT_CA, chain)?;
     if let Some((role, phrase)) = signer_name {
-        check_name(&signer, role, phrase, what)?;
+        check_name(&signer, role, phrase, chain)?;
     }
-    check_issued(&signer, &root, what, memo)?;
-    w.cert(what, &root)?;
-    w.cert(what, &signer)?;
+    check_issued(&signer, &root, chain, memo)?;
+    w.cert(chain, &root)?;
+    w.cert(chain, &signer)?;
     Ok((signer, root))
 }
 
@@ -335,6 +341,13 @@ pub(crate) struct VerifiedCollateral {
     pck_crl: Option<(Crl, Cert)>,
     pub(crate) window: Window,
     memo: SigMemo,
+}
+
+impl VerifiedCollateral {
+    /// Whether both CRLs are present (and were checked).
+    pub(crate) fn revocation_checked(&self) -> bool {
+        self.root_crl.is_some() && self.pck_crl.is_some()
+    }
 }
 
 pub(crate) fn verify_collateral(
@@ -354,18 +367,14 @@ pub(crate) fn verify_collateral(
     .filter_map(|(n, m)| m.then_some(n))
     .collect();
     if !missing.is_empty() && !opts.allow_missing_crls {
-        return Err(VerifyError::CrlMissing(format!(
-            "the collateral has no {}; revocation cannot be checked (allow it explicitly with \
-             --allow-missing-crls)",
-            missing.join(" and ")
-        )));
+        return Err(VerifyError::CrlMissing(CrlError::Absent { missing }));
     }
 
     // TCB info: chain to the anchor, signer not revoked, signature over the exact text, window.
     let (tcb_signer, root) = anchored_pair(
         &doc.tcb_info_issuer_chain,
         anchor,
-        "TCB info issuer chain",
+        Chain::TcbInfoIssuer,
         None,
         &mut w,
         None,
@@ -375,15 +384,18 @@ pub(crate) fn verify_collateral(
     let root_crl = if c.root_ca_crl.is_empty() {
         None
     } else {
-        let crl = Crl::from_der(&c.root_ca_crl)
-            .map_err(|e| VerifyError::CrlMissing(format!("the root CA CRL cannot be read: {e}")))?;
+        let crl = Crl::from_der(&c.root_ca_crl).map_err(|source| {
+            VerifyError::CrlMissing(CrlError::Unreadable {
+                item: CollateralItem::RootCaCrl,
+                source,
+            })
+        })?;
         if crl.issuer_raw != root.subject_raw || !crl.signed_by(anchor.public_key()) {
-            return Err(VerifyError::UntrustedRoot(format!(
-                "the root CA CRL is not signed by the trust anchor ({})",
-                anchor.label()
-            )));
+            return Err(VerifyError::UntrustedRoot(ChainError::RootCrlNotSigned {
+                anchor: anchor.label().to_string(),
+            }));
         }
-        w.crl("the root CA CRL", &crl)?;
+        w.crl(CollateralItem::RootCaCrl, &crl)?;
         Some(crl)
     };
 
@@ -392,20 +404,22 @@ pub(crate) fn verify_collateral(
         root_crl.as_ref(),
         &doc.tcb_info,
         &c.tcb_info_signature,
-        "TCB info",
-        VerifyError::TcbInfoSignatureInvalid,
+        SignedItem::TcbInfo,
     )
     .and_then(|()| {
-        TcbInfo::parse(&doc.tcb_info).map_err(|e| {
-            VerifyError::TcbLevelNotFound(format!("the signed TCB info cannot be used: {e}"))
-        })
+        TcbInfo::parse(&doc.tcb_info)
+            .map_err(|e| VerifyError::TcbLevelNotFound(LevelNotFound::Unusable { source: e }))
     })?;
-    w.item("the TCB info", tcb_info.issue_date, tcb_info.next_update)?;
+    w.item(
+        CollateralItem::TcbInfo,
+        tcb_info.issue_date,
+        tcb_info.next_update,
+    )?;
 
     let (qe_signer, _) = anchored_pair(
         &doc.qe_identity_issuer_chain,
         anchor,
-        "QE identity issuer chain",
+        Chain::QeIdentityIssuer,
         None,
         &mut w,
         None,
@@ -416,16 +430,14 @@ pub(crate) fn verify_collateral(
         root_crl.as_ref(),
         &doc.qe_identity,
         &c.qe_identity_signature,
-        "QE identity",
-        VerifyError::QeIdentitySignatureInvalid,
+        SignedItem::QeIdentity,
     )
     .and_then(|()| {
-        QeIdentity::parse(&doc.qe_identity).map_err(|e| {
-            VerifyError::QeIdentityMismatch(format!("the signed QE identity cannot be used: {e}"))
-        })
+        QeIdentity::parse(&doc.qe_identity)
+            .map_err(|e| VerifyError::QeIdentityMismatch(QeMismatch::Unusable { source: e }))
     })?;
     w.item(
-        "the QE identity",
+        CollateralItem::QeIdentity,
         qe_identity.issue_date,
         qe_identity.next_update,
     )?;
@@ -436,27 +448,29 @@ pub(crate) fn verify_collateral(
         let (ca, _) = anchored_pair(
             &doc.pck_crl_issuer_chain,
             anchor,
-            "PCK CRL issuer chain",
-            Some(("PCK CRL issuer", cn_phrase::INTERMEDIATE_CA)),
+            Chain::PckCrlIssuer,
+            Some((CertRole::PckCrlIssuer, cn_phrase::INTERMEDIATE_CA)),
             &mut w,
             Some(&root),
             &mut memo,
         )?;
         if root_crl.as_ref().is_some_and(|r| r.revokes(&ca)) {
-            return Err(VerifyError::PckRevoked(format!(
-                "{} is revoked by the root CA CRL",
-                ca.subject_cn
-            )));
+            return Err(VerifyError::PckRevoked(Revoked::PckCa {
+                ca: ca.subject_cn.clone(),
+            }));
         }
-        let crl = Crl::from_der(&c.pck_crl)
-            .map_err(|e| VerifyError::CrlMissing(format!("the PCK CRL cannot be read: {e}")))?;
+        let crl = Crl::from_der(&c.pck_crl).map_err(|source| {
+            VerifyError::CrlMissing(CrlError::Unreadable {
+                item: CollateralItem::PckCrl,
+                source,
+            })
+        })?;
         if crl.issuer_raw != ca.subject_raw || !crl.signed_by(&ca.public_key) {
-            return Err(VerifyError::UntrustedRoot(format!(
-                "the PCK CRL is not signed by the CA of its issuer chain ({})",
-                ca.subject_cn
-            )));
+            return Err(VerifyError::UntrustedRoot(ChainError::PckCrlNotSigned {
+                ca: ca.subject_cn.clone(),
+            }));
         }
-        w.crl("the PCK CRL", &crl)?;
+        w.crl(CollateralItem::PckCrl, &crl)?;
         Some((crl, ca))
     };
 
@@ -475,30 +489,33 @@ fn verify_signed_json(
     root_crl: Option<&Crl>,
     text: &str,
     signature: &[u8],
-    what: &str,
-    fail: fn(String) -> VerifyError,
+    item: SignedItem,
 ) -> Result<(), VerifyError> {
+    let fail = |e| match item {
+        SignedItem::TcbInfo => VerifyError::TcbInfoSignatureInvalid(e),
+        SignedItem::QeIdentity => VerifyError::QeIdentitySignatureInvalid(e),
+    };
+    let signer_cn = || signer.subject_cn.clone();
     if root_crl.is_some_and(|crl| crl.revokes(signer)) {
-        return Err(fail(format!(
-            "the {what} signing certificate ({}) is revoked by the root CA CRL",
-            signer.subject_cn
-        )));
+        return Err(fail(SignedItemError::SignerRevoked {
+            item,
+            signer: signer_cn(),
+        }));
     }
     if signature.len() != 64 || !verify_fixed(&signer.public_key, text.as_bytes(), signature) {
-        return Err(fail(format!(
-            "the {what} signature does not verify with the key of {}",
-            signer.subject_cn
-        )));
+        return Err(fail(SignedItemError::Signature {
+            item,
+            signer: signer_cn(),
+        }));
     }
     // QVL checks the name before the signature; checked after it here, a wrong signer key
     // stays a signature failure (as the shared expected results say) and a valid signature
     // by a certificate that is not a TCB Signing certificate is a chain failure.
-    check_name(
-        signer,
-        "TCB Signing",
-        cn_phrase::TCB_SIGNING,
-        &format!("{what} issuer chain"),
-    )
+    let chain = match item {
+        SignedItem::TcbInfo => Chain::TcbInfoIssuer,
+        SignedItem::QeIdentity => Chain::QeIdentityIssuer,
+    };
+    check_name(signer, CertRole::TcbSigning, cn_phrase::TCB_SIGNING, chain)
 }
 
 /// What a verified PCK chain says about the platform.
@@ -516,19 +533,20 @@ fn check_pck_chain<'c>(
     anchor: &TrustAnchor,
     memo: &mut SigMemo,
 ) -> Result<[&'c Cert; 3], VerifyError> {
-    const WHAT: &str = "PCK certificate chain";
+    const CHAIN: Chain = Chain::PckCertificate;
     let [leaf, ca, root] = certs else {
-        return Err(VerifyError::UntrustedRoot(format!(
-            "the {WHAT} has {} certificates; expected 3 (PCK, CA, root)",
-            certs.len()
-        )));
+        return Err(VerifyError::UntrustedRoot(ChainError::Length {
+            chain: CHAIN,
+            found: certs.len(),
+            expected: "3 (PCK, CA, root)",
+        }));
     };
-    check_root(root, anchor, WHAT)?;
-    check_name(root, "root", cn_phrase::ROOT_CA, WHAT)?;
-    check_name(ca, "PCK CA", cn_phrase::INTERMEDIATE_CA, WHAT)?;
-    check_name(leaf, "PCK", cn_phrase::PCK, WHAT)?;
-    check_issued(ca, root, WHAT, memo)?;
-    check_issued(leaf, ca, WHAT, memo)?;
+    check_root(root, anchor, CHAIN)?;
+    check_name(root, CertRole::Root, cn_phrase::ROOT_CA, CHAIN)?;
+    check_name(ca, CertRole::PckCa, cn_phrase::INTERMEDIATE_CA, CHAIN)?;
+    check_name(leaf, CertRole::Pck, cn_phrase::PCK, CHAIN)?;
+    check_issued(ca, root, CHAIN, memo)?;
+    check_issued(leaf, ca, CHAIN, memo)?;
     Ok([leaf, ca, root])
 }
 
@@ -538,43 +556,44 @@ pub(crate) fn verify_pck_chain(
     now: i64,
     anchor: &TrustAnchor,
 ) -> Result<VerifiedPck, VerifyError> {
-    const WHAT: &str = "PCK certificate chain";
+    const CHAIN: Chain = Chain::PckCertificate;
     let mut memo = coll.memo.clone();
-    let certs = memo.parse_chain(pem).map_err(|e| {
-        VerifyError::UnsupportedCertificationData(format!("the {WHAT} cannot be read: {e}"))
+    let certs = memo.parse_chain(pem).map_err(|source| {
+        VerifyError::UnsupportedCertificationData(CertificationDataError::Unreadable {
+            chain: CHAIN,
+            source,
+        })
     })?;
     let [leaf, ca, root] = check_pck_chain(&certs, anchor, &mut memo)?;
     let mut w = coll.window;
     w.now = now;
     for c in [root, ca, leaf] {
-        w.cert(WHAT, c)?;
+        w.cert(CHAIN, c)?;
     }
     if coll.root_crl.as_ref().is_some_and(|crl| crl.revokes(ca)) {
-        return Err(VerifyError::PckRevoked(format!(
-            "{} is revoked by the root CA CRL",
-            ca.subject_cn
-        )));
+        return Err(VerifyError::PckRevoked(Revoked::PckCa {
+            ca: ca.subject_cn.clone(),
+        }));
     }
     if let Some((crl, crl_ca)) = &coll.pck_crl {
         if crl_ca.subject_raw != ca.subject_raw || crl_ca.public_key != ca.public_key {
-            return Err(VerifyError::CrlMissing(format!(
-                "the collateral's PCK CRL is issued by {}, but this PCK certificate by {}",
-                crl_ca.subject_cn, ca.subject_cn
-            )));
+            return Err(VerifyError::CrlMissing(CrlError::OtherCa {
+                crl_issuer: crl_ca.subject_cn.clone(),
+                pck_issuer: ca.subject_cn.clone(),
+            }));
         }
         if crl.revokes(leaf) {
-            return Err(VerifyError::PckRevoked(format!(
-                "the PCK certificate (serial {}) is revoked by the PCK CRL",
-                hex::encode(&leaf.serial)
-            )));
+            return Err(VerifyError::PckRevoked(Revoked::Pck {
+                serial: leaf.serial.clone(),
+            }));
         }
     }
     let ext = leaf
         .sgx_extension
         .as_deref()
-        .ok_or_else(|| "no SGX extension".to_string())
-        .and_then(|d| PckExtension::parse(d).map_err(|e| e.0))
-        .map_err(|e| VerifyError::UntrustedRoot(format!("the PCK certificate is unusable: {e}")))?;
+        .ok_or(crate::x509::X509Error::NoSgxExtension)
+        .and_then(PckExtension::parse)
+        .map_err(|source| VerifyError::UntrustedRoot(ChainError::PckUnusable { source }))?;
     Ok(VerifiedPck {
         leaf_key: leaf.public_key.clone(),
         ext,
@@ -585,10 +604,10 @@ pub(crate) fn verify_pck_chain(
 /// The PCK chain of a quote: from certification data type 5, or for types 1–4 from the
 /// collateral's out-of-band `pck_certificate_chain`.
 pub(crate) fn pck_chain_source<'a>(
-    q: &'a Quote,
+    sig: &'a SignatureData,
     c: &'a Collateral,
 ) -> Result<&'a [u8], VerifyError> {
-    let cd = &q.signature.certification_data;
+    let cd = &sig.certification_data;
     match cd.kind {
         cert_type::PCK_CERT_CHAIN => Ok(&cd.data),
         cert_type::PPID_CLEARTEXT
@@ -601,84 +620,85 @@ pub(crate) fn pck_chain_source<'a>(
             .filter(|s| !s.trim().is_empty())
             .map(str::as_bytes)
             .ok_or_else(|| {
-                VerifyError::UnsupportedCertificationData(format!(
-                    "certification data type {} carries no PCK chain, and the collateral has no \
-                     pck_certificate_chain (fetch the PCK certificate from PCS/PCCS)",
-                    cd.kind
-                ))
+                VerifyError::UnsupportedCertificationData(CertificationDataError::NoPckChain {
+                    kind: cd.kind,
+                })
             }),
-        other => Err(VerifyError::UnsupportedCertificationData(format!(
-            "certification data type {other} is not supported (supported: 5, or 1-4 with an \
-             out-of-band PCK chain)"
-        ))),
+        other => Err(VerifyError::UnsupportedCertificationData(
+            CertificationDataError::Unsupported { kind: other },
+        )),
     }
 }
 
 /// For certification data types 1–3: the platform identity in the quote must be the PCK's.
-fn check_platform_identity(q: &Quote, ext: &PckExtension) -> Result<(), VerifyError> {
-    let cd = &q.signature.certification_data;
+fn check_platform_identity(sig: &SignatureData, ext: &PckExtension) -> Result<(), VerifyError> {
+    let cd = &sig.certification_data;
     let Some(info) = cd.ppid_platform_info() else {
         return Ok(());
     };
     let info = info.map_err(|e| {
-        VerifyError::UnsupportedCertificationData(format!(
-            "certification data type {}: {e}",
-            cd.kind
-        ))
+        VerifyError::UnsupportedCertificationData(CertificationDataError::PlatformInfo {
+            kind: cd.kind,
+            source: e,
+        })
     })?;
     if let Some(pce_id) = info.pce_id
         && pce_id != ext.pce_id
     {
-        return Err(VerifyError::PceidMismatch(format!(
-            "the quote's certification data names PCE-ID {}, the PCK certificate {}",
-            hex::encode(pce_id),
-            hex::encode(ext.pce_id)
-        )));
+        return Err(VerifyError::PceidMismatch(
+            PceIdMismatch::CertificationData {
+                quote: pce_id,
+                pck: ext.pce_id,
+            },
+        ));
     }
     if cd.kind == cert_type::PPID_CLEARTEXT && info.ppid != ext.ppid {
         return Err(VerifyError::UnsupportedCertificationData(
-            "the out-of-band PCK certificate belongs to another platform (PPID differs)".into(),
+            CertificationDataError::OtherPlatform,
         ));
     }
     Ok(())
 }
 
-/// The per-quote checks, given verified collateral and PCK chain. `qe_report_verified` lets the
-/// cache skip the QE report signature when these exact QE report bytes and signature were
-/// already verified with this PCK key; `on_qe_report_verified` records a fresh verification.
-pub(crate) fn verify_quote_with(
-    raw: &[u8],
-    q: Quote,
-    coll: &VerifiedCollateral,
+/// Lets the cache skip the QE report signature when these exact QE report bytes and signature
+/// were already verified with this PCK key.
+pub(crate) type QeReportVerified<'a> = &'a dyn Fn(&[u8], &[u8; 64]) -> bool;
+/// Records a fresh QE report verification.
+pub(crate) type OnQeReportVerified<'a> = &'a dyn Fn(&[u8], &[u8; 64]);
+
+/// The checks every DCAP quote gets, whatever its TEE, given verified collateral and PCK chain:
+/// FMSPC and PCE-ID, the platform identity of certification data types 1-3, the QE report
+/// signature, the attestation-key binding, the QE identity, and the quote signature over
+/// `signed`. Returns the QE's TCB level.
+pub(crate) fn verify_signed_quote<'c>(
+    signed: &[u8],
+    header: &QuoteHeader,
+    sig: &SignatureData,
+    coll: &'c VerifiedCollateral,
     pck: &VerifiedPck,
-    qe_report_verified: &dyn Fn(&[u8], &[u8; 64]) -> bool,
-    on_qe_report_verified: &dyn Fn(&[u8], &[u8; 64]),
-) -> Result<VerifiedQuote, VerifyError> {
+    qe_report_verified: QeReportVerified<'_>,
+    on_qe_report_verified: OnQeReportVerified<'_>,
+) -> Result<&'c crate::tcb::QeTcbLevel, VerifyError> {
     let tcb = &coll.tcb_info;
     let ext = &pck.ext;
     if ext.fmspc != tcb.fmspc {
-        return Err(VerifyError::FmspcMismatch(format!(
-            "the PCK certificate has FMSPC {}, the TCB info is for {}",
-            hex::encode(ext.fmspc),
-            hex::encode(tcb.fmspc)
-        )));
+        return Err(VerifyError::FmspcMismatch(FmspcDiffers {
+            pck: ext.fmspc,
+            tcb_info: tcb.fmspc,
+        }));
     }
     if ext.pce_id != tcb.pce_id {
-        return Err(VerifyError::PceidMismatch(format!(
-            "the PCK certificate has PCE-ID {}, the TCB info is for {}",
-            hex::encode(ext.pce_id),
-            hex::encode(tcb.pce_id)
-        )));
+        return Err(VerifyError::PceidMismatch(PceIdMismatch::TcbInfo {
+            pck: ext.pce_id,
+            tcb_info: tcb.pce_id,
+        }));
     }
-    check_platform_identity(&q, ext)?;
+    check_platform_identity(sig, ext)?;
 
-    let sig = &q.signature;
     let qe_report = sig.qe_report.to_bytes();
     if !qe_report_verified(&qe_report, &sig.qe_report_signature) {
         if !verify_fixed(&pck.leaf_key, &qe_report, &sig.qe_report_signature) {
-            return Err(VerifyError::QeReportSignatureInvalid(
-                "the QE report signature does not verify with the PCK certificate's key".into(),
-            ));
+            return Err(VerifyError::QeReportSignatureInvalid(QeReportSignature));
         }
         on_qe_report_verified(&qe_report, &sig.qe_report_signature);
     }
@@ -689,33 +709,70 @@ pub(crate) fn verify_quote_with(
     let binding = ctx.finish();
     let (lo, hi) = sig.qe_report.report_data.0.split_at(32);
     if lo != binding.as_ref() || hi.iter().any(|&b| b != 0) {
-        return Err(VerifyError::AttestationKeyBindingMismatch(
-            "the QE report data is not SHA-256(attestation key || QE authentication data) \
-             followed by 32 zero bytes"
-                .into(),
-        ));
+        let mut expected = binding.as_ref().to_vec();
+        expected.resize(64, 0);
+        return Err(VerifyError::AttestationKeyBindingMismatch(KeyBinding {
+            found: sig.qe_report.report_data.0.to_vec(),
+            expected,
+        }));
     }
 
-    let qe_tcb = check_qe_identity(&q, &coll.qe_identity)?;
+    let qe_tcb = check_qe_identity(header, sig, &coll.qe_identity)?;
 
     let mut att_key = [0u8; 65];
     att_key[0] = 4;
     if let Some(dst) = att_key.get_mut(1..) {
         dst.copy_from_slice(&sig.attestation_key);
     }
-    let signed = raw.get(..Quote::SIGNED_LEN).unwrap_or_default();
     if !verify_fixed(&att_key, signed, &sig.quote_signature) {
-        return Err(VerifyError::QuoteSignatureInvalid(
-            "the quote signature does not verify with the attestation key".into(),
-        ));
+        return Err(VerifyError::QuoteSignatureInvalid(QuoteSignature));
     }
+    Ok(qe_tcb)
+}
 
-    let level = tcb.match_level(&ext.tcb_comp_svn, ext.pce_svn).ok_or_else(|| {
-        VerifyError::TcbLevelNotFound(format!(
-            "no TCB level of the TCB info matches the platform (PCK TCB components {:?}, PCESVN {})",
-            ext.tcb_comp_svn, ext.pce_svn
-        ))
-    })?;
+/// The per-quote checks of an SGX quote, given verified collateral and PCK chain.
+pub(crate) fn verify_quote_with(
+    raw: &[u8],
+    q: Quote,
+    coll: &VerifiedCollateral,
+    pck: &VerifiedPck,
+    qe_report_verified: QeReportVerified<'_>,
+    on_qe_report_verified: OnQeReportVerified<'_>,
+) -> Result<VerifiedQuote, VerifyError> {
+    if coll.tcb_info.tdx.is_some() {
+        return Err(VerifyError::TcbLevelNotFound(LevelNotFound::WrongTee {
+            tcb_info: "TDX (id \"TDX\")",
+            needs: "this quote is SGX",
+        }));
+    }
+    if coll.qe_identity.id != "QE" {
+        return Err(VerifyError::QeIdentityMismatch(QeMismatch::Id {
+            found: coll.qe_identity.id.clone(),
+            needs: "an SGX quote needs the \"QE\" identity",
+        }));
+    }
+    let signed = raw.get(..Quote::SIGNED_LEN).unwrap_or_default();
+    let qe_tcb = verify_signed_quote(
+        signed,
+        &q.header,
+        &q.signature,
+        coll,
+        pck,
+        qe_report_verified,
+        on_qe_report_verified,
+    )?;
+    let tcb = &coll.tcb_info;
+    let ext = &pck.ext;
+
+    let level = tcb
+        .match_level(&ext.tcb_comp_svn, ext.pce_svn)
+        .ok_or_else(|| {
+            VerifyError::TcbLevelNotFound(LevelNotFound::Platform {
+                tcb_info: "TCB info",
+                tcb_components: ext.tcb_comp_svn,
+                pce_svn: ext.pce_svn,
+            })
+        })?;
     let status = TcbStatus::merge_with_qe(level.status, qe_tcb.status);
     if status == TcbStatus::Revoked {
         let who = if level.status == TcbStatus::Revoked {
@@ -723,7 +780,7 @@ pub(crate) fn verify_quote_with(
         } else {
             "the QE's TCB level"
         };
-        return Err(VerifyError::TcbRevoked(format!("{who} is Revoked")));
+        return Err(VerifyError::TcbRevoked(RevokedLevel { who }));
     }
     let mut advisory_ids = level.advisory_ids.clone();
     for a in &qe_tcb.advisory_ids {
@@ -751,30 +808,29 @@ pub(crate) fn verify_quote_with(
 }
 
 fn check_qe_identity<'a>(
-    q: &Quote,
+    header: &QuoteHeader,
+    sig: &SignatureData,
     id: &'a QeIdentity,
 ) -> Result<&'a crate::tcb::QeTcbLevel, VerifyError> {
-    let r = &q.signature.qe_report;
-    if q.header.qe_vendor_id != INTEL_QE_VENDOR_ID {
-        return Err(VerifyError::QeIdentityMismatch(format!(
-            "QE vendor ID {} is not Intel's",
-            hex::encode(q.header.qe_vendor_id)
-        )));
+    let r = &sig.qe_report;
+    if header.qe_vendor_id != INTEL_QE_VENDOR_ID {
+        return Err(VerifyError::QeIdentityMismatch(QeMismatch::VendorId {
+            found: header.qe_vendor_id,
+        }));
     }
     if r.mr_signer.0 != id.mrsigner {
-        return Err(VerifyError::QeIdentityMismatch(format!(
-            "the QE's MRSIGNER {} is not {}",
-            r.mr_signer,
-            hex::encode(id.mrsigner)
-        )));
+        return Err(VerifyError::QeIdentityMismatch(QeMismatch::MrSigner {
+            found: r.mr_signer.0,
+            expected: id.mrsigner,
+        }));
     }
     if r.isv_prod_id != id.isv_prod_id {
-        return Err(VerifyError::QeIdentityMismatch(format!(
-            "the QE's ISVPRODID {} is not {}",
-            r.isv_prod_id, id.isv_prod_id
-        )));
+        return Err(VerifyError::QeIdentityMismatch(QeMismatch::IsvProdId {
+            found: r.isv_prod_id,
+            expected: id.isv_prod_id,
+        }));
     }
-    let masked = |name: &str, value: &[u8], expected: &[u8], mask: &[u8]| {
+    let masked = |field: &'static str, value: &[u8], expected: &[u8], mask: &[u8]| {
         if value
             .iter()
             .zip(mask)
@@ -783,12 +839,12 @@ fn check_qe_identity<'a>(
         {
             return Ok(());
         }
-        Err(VerifyError::QeIdentityMismatch(format!(
-            "the QE's {name} {} does not match {} under mask {}",
-            hex::encode(value),
-            hex::encode(expected),
-            hex::encode(mask)
-        )))
+        Err(VerifyError::QeIdentityMismatch(QeMismatch::Masked {
+            field,
+            found: value.to_vec(),
+            expected: expected.to_vec(),
+            mask: mask.to_vec(),
+        }))
     };
     masked(
         "MISCSELECT",
@@ -802,12 +858,8 @@ fn check_qe_identity<'a>(
         &id.attributes,
         &id.attributes_mask,
     )?;
-    id.match_level(r.isv_svn).ok_or_else(|| {
-        VerifyError::TcbLevelNotFound(format!(
-            "no TCB level of the QE identity matches the QE's ISVSVN {}",
-            r.isv_svn
-        ))
-    })
+    id.match_level(r.isv_svn)
+        .ok_or_else(|| VerifyError::TcbLevelNotFound(LevelNotFound::Qe { isv_svn: r.isv_svn }))
 }
 
 impl Window {
@@ -827,6 +879,9 @@ pub struct PckPlatform {
     /// True when the PCK CA is the Platform CA (its CRL is `pckcrl?ca=platform`), false for the
     /// Processor CA.
     pub platform_ca: bool,
+    /// True for a TDX quote: its TCB info and QE identity come from the TDX PCS API
+    /// (`tdx/certification/v4/tcb`, `.../qe/identity`).
+    pub tdx: bool,
 }
 
 /// Reads the platform identity of a quote with a type-5 PCK chain (see [`PckPlatform`]),
@@ -850,21 +905,33 @@ fn pck_platform_impl(
     quote: &[u8],
     anchor: Option<&TrustAnchor>,
 ) -> Result<PckPlatform, VerifyError> {
-    let q = Quote::parse(quote)?;
-    let cd = &q.signature.certification_data;
+    let q = sgx_types::DcapQuote::parse(quote)?;
+    let cd = match &q {
+        sgx_types::DcapQuote::Tdx(t) => &t.signature.certification_data,
+        sgx_types::DcapQuote::Sgx(s) => &s.signature.certification_data,
+        _ => {
+            return Err(VerifyError::UnsupportedQuoteVersion(
+                UnsupportedQuote::UnknownTee,
+            ));
+        }
+    };
     if cd.kind != cert_type::PCK_CERT_CHAIN {
-        return Err(VerifyError::UnsupportedCertificationData(format!(
-            "certification data type {} carries no PCK chain; the service needs type 5",
-            cd.kind
-        )));
+        return Err(VerifyError::UnsupportedCertificationData(
+            CertificationDataError::NotType5 { kind: cd.kind },
+        ));
     }
     let certs = parse_pem_chain(&cd.data).map_err(|e| {
-        VerifyError::UnsupportedCertificationData(format!("the PCK chain cannot be read: {e}"))
+        VerifyError::UnsupportedCertificationData(CertificationDataError::Unreadable {
+            chain: Chain::PckCertificate,
+            source: e,
+        })
     })?;
     let (Some(leaf), Some(ca)) = (certs.first(), certs.get(1)) else {
-        return Err(VerifyError::UntrustedRoot(
-            "the PCK chain has fewer than 2 certificates".into(),
-        ));
+        return Err(VerifyError::UntrustedRoot(ChainError::Length {
+            chain: Chain::PckCertificate,
+            found: certs.len(),
+            expected: "at least 2 (PCK, CA)",
+        }));
     };
     if let Some(anchor) = anchor {
         check_pck_chain(&certs, anchor, &mut SigMemo::default())?;
@@ -872,12 +939,13 @@ fn pck_platform_impl(
     let ext = leaf
         .sgx_extension
         .as_deref()
-        .ok_or_else(|| "no SGX extension".to_string())
-        .and_then(|d| PckExtension::parse(d).map_err(|e| e.0))
-        .map_err(|e| VerifyError::UntrustedRoot(format!("the PCK certificate is unusable: {e}")))?;
+        .ok_or(crate::x509::X509Error::NoSgxExtension)
+        .and_then(PckExtension::parse)
+        .map_err(|source| VerifyError::UntrustedRoot(ChainError::PckUnusable { source }))?;
     Ok(PckPlatform {
         fmspc: ext.fmspc,
         pce_id: ext.pce_id,
         platform_ca: ca.subject_cn.contains("Platform"),
+        tdx: matches!(q, sgx_types::DcapQuote::Tdx(_)),
     })
 }

@@ -7,20 +7,135 @@
 use aws_lc_rs::signature::{self, UnparsedPublicKey};
 use std::collections::HashSet;
 use x509_parser::der_parser::ber::{BerObject, BerObjectContent};
-use x509_parser::der_parser::oid::Oid;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
 
 /// ecdsa-with-SHA256.
 const OID_ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
 
-/// Why a certificate, CRL or chain could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct X509Error(pub(crate) String);
+/// The error of a parsing library (x509-parser, der-parser), kept as the error object (its
+/// type and its own sources), shared so that errors stay cheap to clone. Two causes are equal
+/// when their messages are.
+#[derive(Clone)]
+pub struct ParseCause(std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>);
 
-fn err(msg: impl Into<String>) -> X509Error {
-    X509Error(msg.into())
+impl ParseCause {
+    fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(e))
+    }
+
+    /// The library's error.
+    pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl From<serde_json::Error> for ParseCause {
+    fn from(e: serde_json::Error) -> Self {
+        Self::new(e)
+    }
+}
+
+impl std::fmt::Debug for ParseCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for ParseCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl PartialEq for ParseCause {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for ParseCause {}
+
+impl std::error::Error for ParseCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Why a certificate, CRL, PEM chain or the PCK certificate's SGX extension could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum X509Error {
+    /// Not a DER certificate.
+    #[error("not a DER X.509 certificate")]
+    Certificate(#[source] ParseCause),
+    /// Bytes after the certificate.
+    #[error("trailing bytes after the certificate")]
+    CertificateTrailing,
+    /// The signed part is not inside the certificate's bytes.
+    #[error("TBS outside the certificate")]
+    TbsOutside,
+    /// A PEM block that does not decode.
+    #[error("invalid PEM")]
+    Pem(#[source] ParseCause),
+    /// Not a DER CRL.
+    #[error("not a DER CRL")]
+    Crl(#[source] ParseCause),
+    /// Bytes after the CRL.
+    #[error("trailing bytes after the CRL")]
+    CrlTrailing,
+    /// The leaf has no SGX extension (OID 1.2.840.113741.1.13.1).
+    #[error("no SGX extension")]
+    NoSgxExtension,
+    /// The SGX extension is not DER.
+    #[error("SGX extension is not DER")]
+    ExtensionDer(#[source] ParseCause),
+    /// Bytes after the SGX extension.
+    #[error("SGX extension: trailing bytes")]
+    ExtensionTrailing,
+    /// A part of the SGX extension has the wrong ASN.1 type.
+    #[error("SGX extension: {what} is not {expected}")]
+    ExtensionType {
+        /// The part (`entry`, `TCB`, `PPID`, …).
+        what: &'static str,
+        /// The type it must have (`a SEQUENCE`, `an OCTET STRING`, …).
+        expected: &'static str,
+    },
+    /// An entry that is not an (OID, value) pair.
+    #[error("SGX extension: entry is not an (OID, value) pair")]
+    ExtensionEntry,
+    /// A fixed-size value with the wrong size.
+    #[error("SGX extension: {what} has {found} bytes, not {expected}")]
+    ExtensionLength {
+        /// The value.
+        what: &'static str,
+        /// Its size.
+        found: usize,
+        /// The size it must have.
+        expected: usize,
+    },
+    /// An integer above its range.
+    #[error("SGX extension: {what} = {value} exceeds {max}")]
+    ExtensionRange {
+        /// The value.
+        what: &'static str,
+        /// Found.
+        value: u64,
+        /// The largest allowed.
+        max: u64,
+    },
+    /// A required entry is absent.
+    #[error("SGX extension: no {what}")]
+    ExtensionMissing {
+        /// The entry.
+        what: &'static str,
+    },
+    /// A TCB component SVN is absent.
+    #[error("SGX extension: no TCB component {index}")]
+    ExtensionComponentMissing {
+        /// 1 to 16.
+        index: usize,
+    },
 }
 
 /// A certificate, reduced to what DCAP verification uses.
@@ -51,12 +166,12 @@ fn subrange(outer: &[u8], inner: &[u8]) -> Option<std::ops::Range<usize>> {
 impl Cert {
     pub(crate) fn from_der(der: Vec<u8>) -> Result<Self, X509Error> {
         let (rest, c) = X509Certificate::from_der(&der)
-            .map_err(|e| err(format!("not a DER X.509 certificate: {e}")))?;
+            .map_err(|e| X509Error::Certificate(ParseCause::new(e)))?;
         if !rest.is_empty() {
-            return Err(err("trailing bytes after the certificate"));
+            return Err(X509Error::CertificateTrailing);
         }
         let tbs_bytes: &[u8] = c.tbs_certificate.as_ref();
-        let tbs = subrange(&der, tbs_bytes).ok_or_else(|| err("TBS outside the certificate"))?;
+        let tbs = subrange(&der, tbs_bytes).ok_or(X509Error::TbsOutside)?;
         let subject_cn = c
             .subject()
             .iter_common_name()
@@ -64,12 +179,12 @@ impl Cert {
             .and_then(|cn| cn.as_str().ok())
             .unwrap_or_default()
             .to_string();
-        let sgx_oid = Oid::from(&[1, 2, 840, 113741, 1, 13, 1][..])
-            .map_err(|_| err("internal: SGX extension OID"))?;
+        // OID 1.2.840.113741.1.13.1, DER content octets.
+        const SGX_OID: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf8, 0x4d, 0x01, 0x0d, 0x01];
         let sgx_extension = c
             .extensions()
             .iter()
-            .find(|e| e.oid == sgx_oid)
+            .find(|e| e.oid.as_bytes() == SGX_OID)
             .map(|e| e.value.to_vec());
         let out = Self {
             subject_raw: c.subject().as_raw().to_vec(),
@@ -112,7 +227,7 @@ pub(crate) fn parse_pem_chain_with(
 ) -> Result<Vec<Cert>, X509Error> {
     let mut out = Vec::new();
     for pem in x509_parser::pem::Pem::iter_from_buffer(text) {
-        let pem = pem.map_err(|e| err(format!("invalid PEM: {e}")))?;
+        let pem = pem.map_err(|e| X509Error::Pem(ParseCause::new(e)))?;
         if pem.label != "CERTIFICATE" {
             continue;
         }
@@ -142,9 +257,9 @@ pub(crate) struct Crl {
 impl Crl {
     pub(crate) fn from_der(der: &[u8]) -> Result<Self, X509Error> {
         let (rest, c) = CertificateRevocationList::from_der(der)
-            .map_err(|e| err(format!("not a DER CRL: {e}")))?;
+            .map_err(|e| X509Error::Crl(ParseCause::new(e)))?;
         if !rest.is_empty() {
-            return Err(err("trailing bytes after the CRL"));
+            return Err(X509Error::CrlTrailing);
         }
         let tbs: &[u8] = c.tbs_cert_list.as_ref();
         Ok(Self {
@@ -208,50 +323,65 @@ pub struct PckExtension {
     pub sgx_type: u8,
 }
 
-fn ber_seq<'a, 'b>(o: &'b BerObject<'a>, what: &str) -> Result<&'b [BerObject<'a>], X509Error> {
+fn ber_seq<'a, 'b>(
+    o: &'b BerObject<'a>,
+    what: &'static str,
+) -> Result<&'b [BerObject<'a>], X509Error> {
     match &o.content {
         BerObjectContent::Sequence(items) => Ok(items),
-        _ => Err(err(format!("SGX extension: {what} is not a SEQUENCE"))),
+        _ => Err(X509Error::ExtensionType {
+            what,
+            expected: "a SEQUENCE",
+        }),
     }
 }
 
 fn ber_oid_pair<'a, 'b>(o: &'b BerObject<'a>) -> Result<(String, &'b BerObject<'a>), X509Error> {
     match ber_seq(o, "entry")? {
         [oid, value] => {
-            let oid = oid
-                .as_oid()
-                .map_err(|_| err("SGX extension: entry without an OID"))?;
+            let oid = oid.as_oid().map_err(|_| X509Error::ExtensionType {
+                what: "entry",
+                expected: "an (OID, value) pair with an OID",
+            })?;
             Ok((oid.to_id_string(), value))
         }
-        _ => Err(err("SGX extension: entry is not an (OID, value) pair")),
+        _ => Err(X509Error::ExtensionEntry),
     }
 }
 
-fn ber_bytes<const N: usize>(o: &BerObject<'_>, what: &str) -> Result<[u8; N], X509Error> {
-    let b = o
-        .as_slice()
-        .map_err(|_| err(format!("SGX extension: {what} is not an OCTET STRING")))?;
-    b.try_into().map_err(|_| {
-        err(format!(
-            "SGX extension: {what} has {} bytes, not {N}",
-            b.len()
-        ))
+fn ber_bytes<const N: usize>(o: &BerObject<'_>, what: &'static str) -> Result<[u8; N], X509Error> {
+    let b = o.as_slice().map_err(|_| X509Error::ExtensionType {
+        what,
+        expected: "an OCTET STRING",
+    })?;
+    b.try_into().map_err(|_| X509Error::ExtensionLength {
+        what,
+        found: b.len(),
+        expected: N,
     })
 }
 
-fn ber_uint(o: &BerObject<'_>, what: &str, max: u64) -> Result<u64, X509Error> {
+fn ber_uint(o: &BerObject<'_>, what: &'static str, max: u64) -> Result<u64, X509Error> {
     let v = match &o.content {
         BerObjectContent::Integer(_) => o.as_u64(),
         BerObjectContent::Enum(v) => Ok(*v),
-        _ => return Err(err(format!("SGX extension: {what} is not an INTEGER"))),
+        _ => {
+            return Err(X509Error::ExtensionType {
+                what,
+                expected: "an INTEGER",
+            });
+        }
     }
-    .map_err(|_| {
-        err(format!(
-            "SGX extension: {what} is not a small unsigned integer"
-        ))
+    .map_err(|_| X509Error::ExtensionType {
+        what,
+        expected: "a small unsigned integer",
     })?;
     if v > max {
-        return Err(err(format!("SGX extension: {what} = {v} exceeds {max}")));
+        return Err(X509Error::ExtensionRange {
+            what,
+            value: v,
+            max,
+        });
     }
     Ok(v)
 }
@@ -260,9 +390,9 @@ impl PckExtension {
     /// Parses the DER value of the SGX extension.
     pub(crate) fn parse(der: &[u8]) -> Result<Self, X509Error> {
         let (rest, top) = x509_parser::der_parser::parse_der(der)
-            .map_err(|e| err(format!("SGX extension is not DER: {e}")))?;
+            .map_err(|e| X509Error::ExtensionDer(ParseCause::new(e)))?;
         if !rest.is_empty() {
-            return Err(err("SGX extension: trailing bytes"));
+            return Err(X509Error::ExtensionTrailing);
         }
         let mut ppid = None;
         let mut tcb = None;
@@ -280,15 +410,15 @@ impl PckExtension {
                 _ => {} // PlatformInstanceID, Configuration, future entries
             }
         }
-        let (tcb_comp_svn, pce_svn, cpu_svn) =
-            tcb.ok_or_else(|| err("SGX extension: no TCB entry"))?;
+        let missing = |what| X509Error::ExtensionMissing { what };
+        let (tcb_comp_svn, pce_svn, cpu_svn) = tcb.ok_or_else(|| missing("TCB entry"))?;
         Ok(Self {
-            ppid: ppid.ok_or_else(|| err("SGX extension: no PPID"))?,
+            ppid: ppid.ok_or_else(|| missing("PPID"))?,
             tcb_comp_svn,
             pce_svn,
             cpu_svn,
-            pce_id: pce_id.ok_or_else(|| err("SGX extension: no PCE-ID"))?,
-            fmspc: fmspc.ok_or_else(|| err("SGX extension: no FMSPC"))?,
+            pce_id: pce_id.ok_or_else(|| missing("PCE-ID"))?,
+            fmspc: fmspc.ok_or_else(|| missing("FMSPC"))?,
             sgx_type: sgx_type.unwrap_or(0),
         })
     }
@@ -318,12 +448,12 @@ impl PckExtension {
         }
         let mut out = [0u8; 16];
         for (i, (slot, c)) in out.iter_mut().zip(comps).enumerate() {
-            *slot = c.ok_or_else(|| err(format!("SGX extension: no TCB component {}", i + 1)))?;
+            *slot = c.ok_or(X509Error::ExtensionComponentMissing { index: i + 1 })?;
         }
         Ok((
             out,
-            pce_svn.ok_or_else(|| err("SGX extension: no PCESVN"))?,
-            cpu_svn.ok_or_else(|| err("SGX extension: no CPUSVN"))?,
+            pce_svn.ok_or(X509Error::ExtensionMissing { what: "PCESVN" })?,
+            cpu_svn.ok_or(X509Error::ExtensionMissing { what: "CPUSVN" })?,
         ))
     }
 }

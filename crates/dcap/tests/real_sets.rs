@@ -155,3 +155,78 @@ fn pck_platform_selects_the_collateral() {
         "malformed-quote"
     );
 }
+
+#[test]
+fn every_real_tdx_case_matches_expected() {
+    let Some(root) = testdata::path("dcap") else {
+        return;
+    };
+    let dir = root.join("tdx/dcap-qvl");
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    let cached = Verifier::default();
+    let mut ran = 0;
+    for case in expected["cases"].as_array().unwrap() {
+        ran += 1;
+        let name = case["case"].as_str().unwrap();
+        let quote = std::fs::read(dir.join(case["quote"].as_str().unwrap())).unwrap();
+        let coll = Collateral::from_json(
+            &std::fs::read(dir.join(case["collateral"].as_str().unwrap())).unwrap(),
+        )
+        .unwrap();
+        let anchor = TrustAnchor::from_certificate(
+            &std::fs::read(dir.join(case["trust_anchor"].as_str().unwrap())).unwrap(),
+        )
+        .unwrap();
+        let now = case["verification_time_unix"].as_i64().unwrap();
+        let want = &case["expected"];
+        let results = [
+            Verifier::uncached(VerifyOptions::default()).verify_tdx(&quote, &coll, now, &anchor),
+            cached.verify_tdx(&quote, &coll, now, &anchor),
+            cached.verify_tdx(&quote, &coll, now, &anchor),
+        ];
+        for got in results {
+            match (got, want["verified"].as_bool().unwrap()) {
+                (Ok(v), true) => {
+                    let j = dcap::tdx_success_json(&v);
+                    for key in [
+                        "tcb_status",
+                        "advisory_ids",
+                        "tee",
+                        "mr_td",
+                        "debug",
+                        "fmspc",
+                        "qe_tcb_status",
+                    ] {
+                        assert_eq!(j[key], want[key], "{name}: {key}");
+                    }
+                    assert_eq!(
+                        j["trailing_zero_bytes"], case["trailing_bytes"],
+                        "{name}: trailing bytes"
+                    );
+                    assert!(v.revocation_checked(), "{name}");
+                    // The TEE-generic entry point gives the same result.
+                    let any = dcap::verify_dcap(&quote, &coll, now, &anchor).unwrap();
+                    assert_eq!(dcap::dcap_success_json(&any), j, "{name}");
+                }
+                (Err(e), false) => {
+                    assert_eq!(e.code(), want["error"].as_str().unwrap(), "{name}: {e}")
+                }
+                (got, _) => panic!(
+                    "{name}: got {:?}, expected {want}",
+                    got.map(|v| dcap::tdx_success_json(&v))
+                        .map_err(|e| e.to_string())
+                ),
+            }
+        }
+        // The SGX-only entry point refuses TDX quotes with a typed error.
+        assert_eq!(
+            dcap::verify(&quote, &coll, now, &anchor)
+                .unwrap_err()
+                .code(),
+            "unsupported-quote-version",
+            "{name}"
+        );
+    }
+    assert_eq!(ran, 3);
+}

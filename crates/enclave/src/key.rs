@@ -7,7 +7,6 @@
 
 use crate::sigstruct::{SignError, SigstructSigner};
 use crate::{Mrsigner, sha256};
-use base64::Engine as _;
 use num_bigint::BigUint;
 
 /// Bytes in an SGX RSA modulus, signature, q1 and q2.
@@ -49,9 +48,9 @@ pub enum KeyError {
     /// Encrypted PEM (`Proc-Type: 4,ENCRYPTED`).
     #[error("the PEM key is encrypted: decrypt it first (openssl rsa -in KEY -out PLAIN)")]
     Encrypted,
-    /// Bad base64 inside the PEM block.
-    #[error("PEM body is not valid base64")]
-    Base64(#[source] base64::DecodeError),
+    /// A PEM block the `pem` crate refuses (bad base64, mismatched tags, bad headers).
+    #[error("malformed PEM")]
+    Pem(#[source] pem::PemError),
     /// The DER structure is not an RSA key.
     #[error("malformed DER in the key at byte {offset}: {what}")]
     Der {
@@ -287,40 +286,33 @@ impl SigstructSigner for KeyFileSigner {
     }
 }
 
-/// Decodes the first PEM block: its label and DER body.
-fn pem_decode(pem: &str) -> Result<(String, Vec<u8>), KeyError> {
-    let mut lines = pem.lines().map(str::trim);
-    let label = loop {
-        let line = lines.next().ok_or(KeyError::NoPem)?;
-        if let Some(rest) = line.strip_prefix("-----BEGIN ")
-            && let Some(label) = rest.strip_suffix("-----")
-        {
-            break label.to_string();
+/// Decodes the first PEM block (RFC 7468, with RFC 1421 headers) with the `pem` crate: its
+/// label and DER body. `Proc-Type: 4,ENCRYPTED` is refused with a hint.
+fn pem_decode(text: &str) -> Result<(String, Vec<u8>), KeyError> {
+    let p = pem::parse(text).map_err(|e| match e {
+        _ if !text.contains("-----BEGIN ") => KeyError::NoPem,
+        // RFC 1421 headers without the blank line the `pem` crate expects after them.
+        _ if text.contains("Proc-Type:") && text.contains("ENCRYPTED") => KeyError::Encrypted,
+        pem::PemError::MissingBeginTag => KeyError::NoPem,
+        pem::PemError::MissingEndTag | pem::PemError::MalformedFraming => {
+            KeyError::UnterminatedPem {
+                label: text
+                    .split("-----BEGIN ")
+                    .nth(1)
+                    .and_then(|r| r.split("-----").next())
+                    .unwrap_or_default()
+                    .to_string(),
+            }
         }
-    };
-    let end = format!("-----END {label}-----");
-    let mut body = String::new();
-    let mut ended = false;
-    for line in lines {
-        if line == end {
-            ended = true;
-            break;
-        }
-        if line.starts_with("Proc-Type:") && line.contains("ENCRYPTED") {
-            return Err(KeyError::Encrypted);
-        }
-        if line.contains(':') {
-            continue; // other RFC 1421 headers
-        }
-        body.push_str(line);
+        other => KeyError::Pem(other),
+    })?;
+    if p.headers()
+        .get("Proc-Type")
+        .is_some_and(|v| v.contains("ENCRYPTED"))
+    {
+        return Err(KeyError::Encrypted);
     }
-    if !ended {
-        return Err(KeyError::UnterminatedPem { label });
-    }
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .map_err(KeyError::Base64)?;
-    Ok((label, der))
+    Ok((p.tag().to_string(), p.into_contents()))
 }
 
 /// A minimal strict DER walker over the few structures RSA keys use.
@@ -471,7 +463,7 @@ mod tests {
         ));
         assert!(matches!(
             Key::from_pem("-----BEGIN PUBLIC KEY-----\n!!!!\n-----END PUBLIC KEY-----"),
-            Err(KeyError::Base64(_))
+            Err(KeyError::Pem(_))
         ));
         let e = Key::from_pem("-----BEGIN RSA PUBLIC KEY-----\nAgEB\n-----END RSA PUBLIC KEY-----")
             .unwrap_err();

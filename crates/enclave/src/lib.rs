@@ -30,11 +30,14 @@
 //! The ELF reader is hand-written because only a few ELF64 fields are needed, must be read
 //! from a seekable stream without loading the image, and every error must carry its offset.
 
+pub mod config;
+pub mod inspect;
 pub mod key;
 pub mod measure;
 pub mod sdk;
 pub mod sdk_gen;
 pub mod sgxs;
+pub mod sign;
 pub mod sigstruct;
 
 use std::fmt;
@@ -90,17 +93,4 @@ pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
     out
-}
-
-/// Little-endian field readers over a slice; `None` when out of bounds.
-pub(crate) mod le {
-    pub(crate) fn u16_at(b: &[u8], off: usize) -> Option<u16> {
-        Some(u16::from_le_bytes(b.get(off..off + 2)?.try_into().ok()?))
-    }
-    pub(crate) fn u32_at(b: &[u8], off: usize) -> Option<u32> {
-        Some(u32::from_le_bytes(b.get(off..off + 4)?.try_into().ok()?))
-    }
-    pub(crate) fn u64_at(b: &[u8], off: usize) -> Option<u64> {
-        Some(u64::from_le_bytes(b.get(off..off + 8)?.try_into().ok()?))
-    }
 }

@@ -73,6 +73,12 @@ pub enum MeasureError {
     /// Writing the SGXS copy failed.
     #[error("writing the SGXS stream")]
     Sink(#[source] io::Error),
+    /// A record field outside the record buffer (a bug in the record layout, never input).
+    #[error("internal error: record field at byte {at} outside the page record buffer")]
+    RecordLayout {
+        /// Byte offset of the field.
+        at: usize,
+    },
 }
 
 /// Batches hashed bytes (a few KiB per update keeps the FFI cost negligible) and mirrors them
@@ -130,10 +136,13 @@ impl<W: Write> Hasher<W> {
 /// Bytes hashed for one measured page: EADD + 16 × (EEXTEND + 256 data bytes).
 pub const PAGE_RECORDS: usize = 64 + (PAGE_SIZE / EEXTEND_CHUNK) * (64 + EEXTEND_CHUNK);
 
-fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
-    if let Some(d) = buf.get_mut(at..at + bytes.len()) {
-        d.copy_from_slice(bytes);
-    }
+/// Writes `bytes` at `at` of the record buffer; out of range is an error, never a skip.
+fn put(buf: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), MeasureError> {
+    at.checked_add(bytes.len())
+        .and_then(|end| buf.get_mut(at..end))
+        .ok_or(MeasureError::RecordLayout { at })?
+        .copy_from_slice(bytes);
+    Ok(())
 }
 
 /// Counts of what was measured.
@@ -213,9 +222,9 @@ impl<W: Write> Measurer<W> {
         // One contiguous record block per page: EADD, then 16 × (EEXTEND + 256 bytes).
         // Only the tag, offset and flag fields are ever written; the zero padding stays zero.
         let rec: &mut [u8] = &mut self.page_records[..];
-        put(rec, 0, &MEAS_EADD.to_le_bytes());
-        put(rec, 8, &offset.to_le_bytes());
-        put(rec, 16, &flags.to_le_bytes());
+        put(rec, 0, &MEAS_EADD.to_le_bytes())?;
+        put(rec, 8, &offset.to_le_bytes())?;
+        put(rec, 16, &flags.to_le_bytes())?;
         self.stats.pages_added += 1;
         if !extend {
             return self
@@ -227,13 +236,14 @@ impl<W: Write> Measurer<W> {
         let page = data.unwrap_or(&ZERO);
         for (i, chunk) in page.chunks_exact(EEXTEND_CHUNK).enumerate() {
             let at = 64 + i * (64 + EEXTEND_CHUNK);
-            put(rec, at, &MEAS_EEXTEND.to_le_bytes());
+            put(rec, at, &MEAS_EEXTEND.to_le_bytes())?;
+            // offset < size <= 2^63 (a power of two), so offset + 0xf00 cannot overflow.
             put(
                 rec,
                 at + 8,
                 &(offset + (i * EEXTEND_CHUNK) as u64).to_le_bytes(),
-            );
-            put(rec, at + 64, chunk);
+            )?;
+            put(rec, at + 64, chunk)?;
         }
         self.stats.pages_extended += 1;
         self.hasher.feed(rec).map_err(MeasureError::Sink)
@@ -288,6 +298,16 @@ pub enum FlatImageError {
     /// A page could not be measured.
     #[error("measuring the image")]
     Measure(#[source] MeasureError),
+}
+
+/// The SECINFO of page `i` of a flat image (the Linux/enarx selftest `encl.bin` convention):
+/// TCS for the pages named as TCS, REG|R|W|X for all others.
+pub fn flat_image_secinfo(is_tcs: bool) -> u64 {
+    if is_tcs {
+        secinfo::TCS
+    } else {
+        secinfo::REG | secinfo::R | secinfo::W | secinfo::X
+    }
 }
 
 /// Measures a flat image loaded at enclave offset 0, page after page, every page measured

@@ -13,9 +13,9 @@
 //! zeroed `e_shoff`/`e_shnum`/`e_shstrndx`); then the layout table in order, groups expanded.
 //! The file is read page by page through `Read + Seek`; the image is never loaded whole.
 
+use crate::Mrenclave;
 use crate::measure::{MeasureError, MeasureStats, Measurer, PAGE_SIZE, secinfo};
 use crate::sigstruct::{SIGSTRUCT_SIZE, Sigstruct, SigstructError};
-use crate::{Mrenclave, le};
 use sgx_types::reader::Reader;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
@@ -379,6 +379,116 @@ pub struct SdkEnclave {
     symtab: Option<(u64, u64, u64, u64)>,
 }
 
+/// The ELF64 header fields the reader needs (`Elf64_Ehdr`).
+struct Ehdr {
+    phoff: u64,
+    shoff: u64,
+    phentsize: u16,
+    phnum: u16,
+    shentsize: u16,
+    shnum: u16,
+    shstrndx: u16,
+}
+
+fn elf_err(offset: u64) -> impl Fn(sgx_types::ParseError) -> SdkError {
+    move |_| SdkError::BadElf {
+        offset,
+        what: "truncated ELF structure",
+    }
+}
+
+impl Ehdr {
+    fn parse(b: &[u8; 64]) -> Result<Self, SdkError> {
+        let mut r = Reader::new(b);
+        let e = elf_err(0);
+        r.take(16, "e_ident").map_err(&e)?;
+        r.u16("e_type").map_err(&e)?;
+        r.u16("e_machine").map_err(&e)?;
+        r.u32("e_version").map_err(&e)?;
+        r.u64("e_entry").map_err(&e)?;
+        let phoff = r.u64("e_phoff").map_err(&e)?;
+        let shoff = r.u64("e_shoff").map_err(&e)?;
+        r.u32("e_flags").map_err(&e)?;
+        r.u16("e_ehsize").map_err(&e)?;
+        let h = Self {
+            phoff,
+            shoff,
+            phentsize: r.u16("e_phentsize").map_err(&e)?,
+            phnum: r.u16("e_phnum").map_err(&e)?,
+            shentsize: r.u16("e_shentsize").map_err(&e)?,
+            shnum: r.u16("e_shnum").map_err(&e)?,
+            shstrndx: r.u16("e_shstrndx").map_err(&e)?,
+        };
+        r.finish().map_err(&e)?;
+        Ok(h)
+    }
+}
+
+/// `Elf64_Phdr` (56 bytes): its type and the segment.
+struct Phdr;
+
+impl Phdr {
+    fn parse(b: &[u8], at: u64) -> Result<(u32, LoadSegment), SdkError> {
+        let mut r = Reader::new(b);
+        let e = elf_err(at);
+        let p_type = r.u32("p_type").map_err(&e)?;
+        let flags = r.u32("p_flags").map_err(&e)?;
+        let offset = r.u64("p_offset").map_err(&e)?;
+        let vaddr = r.u64("p_vaddr").map_err(&e)?;
+        r.u64("p_paddr").map_err(&e)?;
+        let filesz = r.u64("p_filesz").map_err(&e)?;
+        let memsz = r.u64("p_memsz").map_err(&e)?;
+        r.u64("p_align").map_err(&e)?;
+        r.finish().map_err(&e)?;
+        Ok((
+            p_type,
+            LoadSegment {
+                offset,
+                vaddr,
+                filesz,
+                memsz,
+                flags,
+            },
+        ))
+    }
+}
+
+/// The `Elf64_Shdr` fields the reader needs (64 bytes).
+#[derive(Clone, Copy)]
+struct Shdr {
+    name: u32,
+    sh_type: u32,
+    offset: u64,
+    size: u64,
+    link: u32,
+    addralign: u64,
+}
+
+impl Shdr {
+    fn parse(b: &[u8]) -> Result<Self, sgx_types::ParseError> {
+        let mut r = Reader::new(b);
+        let name = r.u32("sh_name")?;
+        let sh_type = r.u32("sh_type")?;
+        r.u64("sh_flags")?;
+        r.u64("sh_addr")?;
+        let offset = r.u64("sh_offset")?;
+        let size = r.u64("sh_size")?;
+        let link = r.u32("sh_link")?;
+        r.u32("sh_info")?;
+        let addralign = r.u64("sh_addralign")?;
+        r.u64("sh_entsize")?;
+        r.finish()?;
+        Ok(Self {
+            name,
+            sh_type,
+            offset,
+            size,
+            link,
+            addralign,
+        })
+    }
+}
+
 fn io_at(offset: u64) -> impl FnOnce(io::Error) -> SdkError {
     move |source| SdkError::Io { offset, source }
 }
@@ -420,12 +530,10 @@ impl SdkEnclave {
         if class != 2 || data != 1 {
             return Err(SdkError::UnsupportedElf { class, data });
         }
-        let u16h = |o| le::u16_at(&eh, o).unwrap_or_default();
-        let u64h = |o| le::u64_at(&eh, o).unwrap_or_default();
-        let (phoff, shoff) = (u64h(0x20), u64h(0x28));
-        let (phentsize, phnum) = (u16h(0x36), u16h(0x38));
-        let (shentsize, shnum, shstrndx) = (u16h(0x3a), u16h(0x3c), u16h(0x3e));
-        if phentsize != 56 {
+        let ehdr = Ehdr::parse(&eh)?;
+        let (phoff, shoff, shstrndx) = (ehdr.phoff, ehdr.shoff, ehdr.shstrndx);
+        let (shentsize, shnum) = (ehdr.shentsize, ehdr.shnum);
+        if ehdr.phentsize != 56 {
             return Err(SdkError::BadElf {
                 offset: 0x36,
                 what: "e_phentsize is not 56",
@@ -434,32 +542,36 @@ impl SdkEnclave {
         let ph = read_vec(
             r,
             phoff,
-            56 * u64::from(phnum),
+            56 * u64::from(ehdr.phnum),
             file_len,
             "program headers outside the file",
         )?;
         let mut segments = Vec::new();
         let mut tls = None;
-        for p in ph.chunks_exact(56) {
-            let seg = LoadSegment {
-                flags: le::u32_at(p, 4).unwrap_or_default(),
-                offset: le::u64_at(p, 8).unwrap_or_default(),
-                vaddr: le::u64_at(p, 16).unwrap_or_default(),
-                filesz: le::u64_at(p, 32).unwrap_or_default(),
-                memsz: le::u64_at(p, 40).unwrap_or_default(),
-            };
-            match le::u32_at(p, 0) {
-                Some(1) => segments.push(seg),
-                Some(7) => tls = Some(seg),
+        for (i, p) in ph.chunks_exact(56).enumerate() {
+            let at = phoff + 56 * i as u64;
+            let (p_type, seg) = Phdr::parse(p, at)?;
+            match p_type {
+                1 => segments.push(seg),
+                7 => tls = Some(seg),
                 _ => {}
             }
         }
-        for (i, s) in segments.iter().enumerate() {
+        for s in segments.iter().chain(&tls) {
             if s.offset.checked_add(s.filesz).is_none_or(|e| e > file_len) || s.filesz > s.memsz {
-                let _ = i;
                 return Err(SdkError::BadElf {
                     offset: s.offset,
                     what: "PT_LOAD file range outside the file or p_filesz > p_memsz",
+                });
+            }
+            if s.vaddr
+                .checked_add(s.memsz)
+                .and_then(|e| e.checked_next_multiple_of(PAGE_SIZE as u64))
+                .is_none()
+            {
+                return Err(SdkError::BadElf {
+                    offset: s.offset,
+                    what: "p_vaddr + p_memsz overflows the address space",
                 });
             }
         }
@@ -479,17 +591,18 @@ impl SdkEnclave {
             file_len,
             "section headers outside the file",
         )?;
-        let shdr = |i: u16| sh.get(usize::from(i) * 64..usize::from(i) * 64 + 64);
+        let shdr = |i: u16| -> Option<Shdr> {
+            let start = usize::from(i) * 64;
+            sh.get(start..start + 64).and_then(|b| Shdr::parse(b).ok())
+        };
         let strtab = shdr(shstrndx).ok_or(SdkError::BadElf {
             offset: 0x3e,
             what: "e_shstrndx out of range",
         })?;
-        let str_off = le::u64_at(strtab, 24).unwrap_or_default();
-        let str_size = le::u64_at(strtab, 32).unwrap_or_default().min(1 << 20);
         let names = read_vec(
             r,
-            str_off,
-            str_size,
+            strtab.offset,
+            strtab.size.min(1 << 20),
             file_len,
             "section name table outside the file",
         )?;
@@ -497,29 +610,23 @@ impl SdkEnclave {
         let mut symtab = None;
         for i in 0..shnum {
             let Some(s) = shdr(i) else { break };
-            if le::u32_at(s, 4) == Some(2) {
+            if s.sh_type == 2 {
                 // SHT_SYMTAB; sh_link names its string table.
-                let link = le::u32_at(s, 40).unwrap_or_default();
-                if let Some(st) = u16::try_from(link).ok().and_then(shdr) {
-                    symtab = Some((
-                        le::u64_at(s, 24).unwrap_or_default(),
-                        le::u64_at(s, 32).unwrap_or_default(),
-                        le::u64_at(st, 24).unwrap_or_default(),
-                        le::u64_at(st, 32).unwrap_or_default(),
-                    ));
+                if let Some(st) = u16::try_from(s.link).ok().and_then(shdr) {
+                    symtab = Some((s.offset, s.size, st.offset, st.size));
                 }
             }
-            let name_off = le::u32_at(s, 0).unwrap_or_default() as usize;
-            let name = names.get(name_off..).unwrap_or_default();
+            let name = usize::try_from(s.name)
+                .ok()
+                .and_then(|o| names.get(o..))
+                .unwrap_or_default();
             let name = name.split(|&b| b == 0).next().unwrap_or_default();
             if name == b".note.sgxmeta" {
                 note_sh = Some(s);
             }
         }
         let s = note_sh.ok_or(SdkError::NoMetadataSection)?;
-        let sh_offset = le::u64_at(s, 24).unwrap_or_default();
-        let sh_size = le::u64_at(s, 32).unwrap_or_default();
-        let sh_addralign = le::u64_at(s, 48).unwrap_or_default();
+        let (sh_offset, sh_size, sh_addralign) = (s.offset, s.size, s.addralign);
         let mut nh = [0u8; 12 + 13];
         if sh_offset.checked_add(25).is_none_or(|e| e > file_len) {
             return Err(SdkError::BadNote {
@@ -528,9 +635,14 @@ impl SdkEnclave {
             });
         }
         read_at(r, sh_offset, &mut nh)?;
-        let namesz = le::u32_at(&nh, 0).unwrap_or_default();
-        let descsz = le::u32_at(&nh, 4).unwrap_or_default();
-        let note_type = le::u32_at(&nh, 8).unwrap_or_default();
+        let mut nr = Reader::new(&nh);
+        let note_err = |_| SdkError::BadNote {
+            offset: sh_offset,
+            what: "note header truncated",
+        };
+        let namesz = nr.u32("namesz").map_err(note_err)?;
+        let descsz = nr.u32("descsz").map_err(note_err)?;
+        let note_type = nr.u32("type").map_err(note_err)?;
         if namesz != 13 || nh.get(12..25) != Some(&NOTE_NAME[..]) {
             return Err(SdkError::BadNote {
                 offset: sh_offset,
@@ -606,15 +718,21 @@ impl SdkEnclave {
             self.file_len,
             "symbol names outside the file",
         )?;
-        for sym in syms.chunks_exact(24) {
-            let n = le::u32_at(sym, 0).unwrap_or_default() as usize;
-            let sym_name = names.get(n..).unwrap_or_default();
+        for (i, sym) in syms.chunks_exact(24).enumerate() {
+            // Elf64_Sym: st_name, st_info, st_other, st_shndx, st_value, st_size.
+            let mut sr = Reader::new(sym);
+            let e = elf_err(off.saturating_add(24 * i as u64));
+            let n = sr.u32("st_name").map_err(&e)?;
+            sr.take(4, "st_info/st_other/st_shndx").map_err(&e)?;
+            let value = sr.u64("st_value").map_err(&e)?;
+            let size = sr.u64("st_size").map_err(&e)?;
+            let sym_name = usize::try_from(n)
+                .ok()
+                .and_then(|n| names.get(n..))
+                .unwrap_or_default();
             let sym_name = sym_name.split(|&b| b == 0).next().unwrap_or_default();
             if sym_name == name.as_bytes() {
-                return Ok(Some((
-                    le::u64_at(sym, 8).unwrap_or_default(),
-                    le::u64_at(sym, 16).unwrap_or_default(),
-                )));
+                return Ok(Some((value, size)));
             }
         }
         Ok(None)
@@ -991,10 +1109,12 @@ fn build_context<W: Write>(
                 .copy_from_slice(tpl);
             // TCS: ossa (16), ofs_base (48), ogs_base (56) are relative to the TCS page.
             for off in [16usize, 48, 56] {
-                let v = le::u64_at(&page, off).unwrap_or_default().wrapping_add(rva);
-                if let Some(d) = page.get_mut(off..off + 8) {
-                    d.copy_from_slice(&v.to_le_bytes());
-                }
+                let field = page.get_mut(off..off + 8).ok_or_else(bad)?;
+                let v = Reader::new(field)
+                    .u64("TCS offset field")
+                    .map_err(|_| bad())?
+                    .wrapping_add(rva);
+                field.copy_from_slice(&v.to_le_bytes());
             }
             for i in 0..e.page_count {
                 m.add_page(page_at(i), e.si_flags, Some(&page), extend)

@@ -18,6 +18,7 @@
 use crate::measure::{PAGE_SIZE, secinfo};
 use crate::sdk::{METADATA_MAGIC, MetadataBlock, SdkEnclave, SdkError, page_attr, parse_block};
 use crate::sigstruct::{SIGSTRUCT_SIZE, Sigstruct};
+use sgx_types::reader::Writer;
 use std::io::{Read, Seek};
 
 /// `Enclave.config.xml` values that shape the layout (SDK defaults in [`Default`]).
@@ -89,6 +90,16 @@ pub enum GenError {
     /// A configuration value out of range.
     #[error("invalid enclave configuration: {0}")]
     Config(String),
+    /// A size or offset computed from the ELF or the configuration does not fit its field.
+    #[error("{what} overflows its field (ELF or configuration values out of range)")]
+    Overflow {
+        /// What was being computed.
+        what: &'static str,
+    },
+}
+
+fn overflow(what: &'static str) -> GenError {
+    GenError::Overflow { what }
 }
 
 const SSA_NUM: u32 = 2;
@@ -149,26 +160,34 @@ struct Entry {
 }
 
 impl Entry {
-    fn encode(&self) -> [u8; 32] {
-        let mut b = [0u8; 32];
+    /// `layout_entry_t` / `layout_group_t` (32 bytes each).
+    fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(32);
         match self.group {
             None => {
-                b[0..2].copy_from_slice(&self.id.to_le_bytes());
-                b[2..4].copy_from_slice(&self.attributes.to_le_bytes());
-                b[4..8].copy_from_slice(&self.page_count.to_le_bytes());
-                b[8..16].copy_from_slice(&self.rva.to_le_bytes());
-                b[16..20].copy_from_slice(&self.content_size.to_le_bytes());
-                b[20..24].copy_from_slice(&self.content_offset.to_le_bytes());
-                b[24..32].copy_from_slice(&self.si_flags.to_le_bytes());
+                w.u16(self.id)
+                    .u16(self.attributes)
+                    .u32(self.page_count)
+                    .u64(self.rva)
+                    .u32(self.content_size)
+                    .u32(self.content_offset)
+                    .u64(self.si_flags);
             }
             Some((count, times, step)) => {
-                b[0..2].copy_from_slice(&self.id.to_le_bytes());
-                b[2..4].copy_from_slice(&count.to_le_bytes());
-                b[4..8].copy_from_slice(&times.to_le_bytes());
-                b[8..16].copy_from_slice(&step.to_le_bytes());
+                w.u16(self.id)
+                    .u16(count)
+                    .u32(times)
+                    .u64(step)
+                    .bytes(&[0; 16]);
             }
         }
-        b
+        w.into_vec()
+    }
+
+    fn bytes(&self) -> Result<u64, GenError> {
+        u64::from(self.page_count)
+            .checked_mul(PAGE_SIZE as u64)
+            .ok_or(overflow("layout entry size"))
     }
 }
 
@@ -182,10 +201,25 @@ fn xsave_size(xfrm: u64) -> u64 {
         .map_or(0, |(_, s)| *s)
 }
 
-fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
-    if let Some(d) = buf.get_mut(at..at + bytes.len()) {
-        d.copy_from_slice(bytes);
-    }
+/// Copies `bytes` to `buf[at..]`; a write outside the buffer is a layout bug, reported.
+fn put(buf: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), GenError> {
+    at.checked_add(bytes.len())
+        .and_then(|end| buf.get_mut(at..end))
+        .ok_or(overflow("metadata write offset"))?
+        .copy_from_slice(bytes);
+    Ok(())
+}
+
+fn put64(buf: &mut [u8], at: usize, v: u64) -> Result<(), GenError> {
+    put(buf, at, &v.to_le_bytes())
+}
+
+fn put32(buf: &mut [u8], at: usize, v: u32) -> Result<(), GenError> {
+    put(buf, at, &v.to_le_bytes())
+}
+
+fn u32_of(v: usize, what: &'static str) -> Result<u32, GenError> {
+    u32::try_from(v).map_err(|_| overflow(what))
 }
 
 /// The generated primary metadata block for an unsigned enclave.
@@ -202,12 +236,14 @@ pub struct GeneratedMetadata {
 
 impl GeneratedMetadata {
     /// Copies `sigstruct` into every block (all blocks carry the same SIGSTRUCT).
-    pub fn set_sigstruct(&mut self, s: &Sigstruct) {
+    pub fn set_sigstruct(&mut self, s: &Sigstruct) -> Result<(), GenError> {
         let enc = s.encode();
         for &o in &self.block_offsets {
-            put(&mut self.bytes, o + 64, &enc);
+            let at = o.checked_add(64).ok_or(overflow("SIGSTRUCT offset"))?;
+            put(&mut self.bytes, at, &enc)?;
         }
         self.block.sigstruct = s.clone();
+        Ok(())
     }
 }
 
@@ -220,8 +256,11 @@ fn sgx1_block(
     heap_and_utility: &[Entry],
     thread_len: usize,
     tcs_num: u32,
-) -> Vec<u8> {
-    let mut b = primary.get(..layout_off).unwrap_or_default().to_vec();
+) -> Result<Vec<u8>, GenError> {
+    let mut b = primary
+        .get(..layout_off)
+        .ok_or(overflow("layout offset"))?
+        .to_vec();
     let mut layout: Vec<Entry> = heap_and_utility
         .iter()
         .map(|e| {
@@ -233,29 +272,37 @@ fn sgx1_block(
             e
         })
         .collect();
-    let step: u64 = layout
-        .iter()
-        .rev()
-        .take(thread_len)
-        .map(|e| u64::from(e.page_count) * PAGE_SIZE as u64)
-        .sum();
+    let mut step = 0u64;
+    for e in layout.iter().rev().take(thread_len) {
+        step = step
+            .checked_add(e.bytes()?)
+            .ok_or(overflow("thread group step"))?;
+    }
     layout.push(Entry {
         id: 0x1009,
-        group: Some((thread_len as u16, tcs_num - 1, step)),
+        group: Some((
+            u16::try_from(thread_len).map_err(|_| overflow("thread group entry count"))?,
+            tcs_num.checked_sub(1).ok_or(overflow("TCSNum - 1"))?,
+            step,
+        )),
         ..Default::default()
     });
     for e in &layout {
         b.extend_from_slice(&e.encode());
     }
-    let size = b.len() as u32;
-    put(&mut b, 8, &((1u64 << 32) | 4).to_le_bytes());
-    put(&mut b, 16, &size.to_le_bytes());
-    put(
+    let size = u32_of(b.len(), "SGX1 block size")?;
+    put64(&mut b, 8, (1u64 << 32) | 4)?;
+    put32(&mut b, 16, size)?;
+    let layout_len = layout
+        .len()
+        .checked_mul(32)
+        .ok_or(overflow("layout directory size"))?;
+    put32(
         &mut b,
         64 + SIGSTRUCT_SIZE + 12,
-        &((32 * layout.len()) as u32).to_le_bytes(),
-    );
-    b
+        u32_of(layout_len, "layout directory size")?,
+    )?;
+    Ok(b)
 }
 
 /// Builds the primary metadata block `sgx_sign` would write for `encl` with `cfg`.
@@ -304,6 +351,7 @@ pub fn generate<R: Read + Seek>(
         .iter()
         .find(|l| l.size == gd_size)
         .ok_or(GenError::UnsupportedSdk { size: gd_size })?;
+    let gd_len = usize::try_from(gd_size).map_err(|_| overflow("g_global_data size"))?;
     let (oentry, _) = encl
         .symbol(r, "enclave_entry")?
         .ok_or(GenError::MissingSymbol("enclave_entry"))?;
@@ -317,17 +365,20 @@ pub fn generate<R: Read + Seek>(
     let dirs_end = 64 + SIGSTRUCT_SIZE + 16;
     let tcs_off = dirs_end;
     let gd_off = tcs_off + TCS_TEMPLATE_SIZE;
-    let zero_off = gd_off + gd_size as usize;
+    let zero_off = gd_off
+        .checked_add(gd_len)
+        .ok_or(overflow("g_global_data template end"))?;
     let patch_off = zero_off + 8;
     let layout_off = patch_off + 4 * 32;
 
-    // Layout table (build_layout_table).
-    let pages = |bytes: u64| (bytes / page) as u32;
+    // Layout table (build_layout_table). Sizes are page multiples below 16 TiB (checked
+    // above), so their page counts fit u32.
+    let pages = |bytes: u64, what| u32::try_from(bytes / page).map_err(|_| overflow(what));
     let rw = secinfo::REG | secinfo::R | secinfo::W;
     let mut layouts: Vec<Entry> = vec![Entry {
         id: 1,
         attributes: page_attr::EADD,
-        page_count: pages(cfg.heap_min_size),
+        page_count: pages(cfg.heap_min_size, "HeapMinSize pages")?,
         si_flags: rw,
         ..Default::default()
     }];
@@ -335,7 +386,7 @@ pub fn generate<R: Read + Seek>(
         layouts.push(Entry {
             id: 2,
             attributes: page_attr::EADD | page_attr::POST_REMOVE | page_attr::POST_ADD,
-            page_count: pages(cfg.heap_init_size - cfg.heap_min_size),
+            page_count: pages(cfg.heap_init_size - cfg.heap_min_size, "HeapInitSize pages")?,
             si_flags: rw,
             ..Default::default()
         });
@@ -344,7 +395,7 @@ pub fn generate<R: Read + Seek>(
         layouts.push(Entry {
             id: 3,
             attributes: page_attr::POST_ADD,
-            page_count: pages(cfg.heap_max_size - cfg.heap_init_size),
+            page_count: pages(cfg.heap_max_size - cfg.heap_init_size, "HeapMaxSize pages")?,
             si_flags: rw,
             ..Default::default()
         });
@@ -359,7 +410,10 @@ pub fn generate<R: Read + Seek>(
         thread.push(Entry {
             id: 7,
             attributes: page_attr::EADD | page_attr::EEXTEND | page_attr::GROW_DOWN,
-            page_count: pages(cfg.stack_max_size - cfg.stack_min_size),
+            page_count: pages(
+                cfg.stack_max_size - cfg.stack_min_size,
+                "StackMaxSize pages",
+            )?,
             content_size: 0xCCCC_CCCC,
             si_flags: rw,
             ..Default::default()
@@ -368,7 +422,7 @@ pub fn generate<R: Read + Seek>(
     thread.push(Entry {
         id: 8,
         attributes: page_attr::EADD | page_attr::EEXTEND,
-        page_count: pages(cfg.stack_min_size),
+        page_count: pages(cfg.stack_min_size, "StackMinSize pages")?,
         content_size: 0xCCCC_CCCC,
         si_flags: rw,
         ..Default::default()
@@ -378,8 +432,8 @@ pub fn generate<R: Read + Seek>(
         id: 4,
         attributes: page_attr::EADD | page_attr::EEXTEND,
         page_count: 1,
-        content_size: TCS_TEMPLATE_SIZE as u32,
-        content_offset: tcs_off as u32,
+        content_size: u32_of(TCS_TEMPLATE_SIZE, "TCS template size")?,
+        content_offset: u32_of(tcs_off, "TCS template offset")?,
         si_flags: secinfo::TCS,
         ..Default::default()
     });
@@ -393,7 +447,13 @@ pub fn generate<R: Read + Seek>(
     });
     thread.push(guard);
     let tls_size = encl.tls.map_or(0, |t| t.memsz);
-    let td_pages = 1 + pages(tls_size.next_multiple_of(page));
+    let tls_pages = tls_size
+        .checked_next_multiple_of(page)
+        .ok_or(overflow("PT_TLS p_memsz rounded to pages"))
+        .and_then(|b| pages(b, "PT_TLS pages"))?;
+    let td_pages = tls_pages
+        .checked_add(1)
+        .ok_or(overflow("thread data pages"))?;
     thread.push(Entry {
         id: 5,
         attributes: page_attr::EADD | page_attr::EEXTEND,
@@ -412,9 +472,10 @@ pub fn generate<R: Read + Seek>(
     } else {
         (cfg.tcs_min_pool, cfg.tcs_num - 1 - cfg.tcs_min_pool)
     };
+    let thread_len = u16::try_from(thread.len()).map_err(|_| overflow("thread entry count"))?;
     let group = |id: u16, times: u32| Entry {
         id,
-        group: Some((thread.len() as u16, times, 0)),
+        group: Some((thread_len, times, 0)),
         ..Default::default()
     };
     if min_pool > 0 {
@@ -456,7 +517,11 @@ pub fn generate<R: Read + Seek>(
             offset: 0,
             what: "no PT_LOAD segment",
         })?;
-    let mut rva = (last.vaddr + last.memsz).next_multiple_of(page);
+    let mut rva = last
+        .vaddr
+        .checked_add(last.memsz)
+        .and_then(|e| e.checked_next_multiple_of(page))
+        .ok_or(overflow("end of the highest PT_LOAD (p_vaddr + p_memsz)"))?;
     for i in 0..layouts.len() {
         let Some(e) = layouts.get(i).copied() else {
             break;
@@ -466,26 +531,36 @@ pub fn generate<R: Read + Seek>(
                 if let Some(x) = layouts.get_mut(i) {
                     x.rva = rva;
                 }
-                rva += u64::from(e.page_count) * page;
+                rva = rva.checked_add(e.bytes()?).ok_or(overflow("layout RVA"))?;
             }
             Some((count, times, _)) => {
-                let step: u64 = (0..usize::from(count))
-                    .filter_map(|j| layouts.get(i.checked_sub(j + 1)?))
-                    .map(|x| u64::from(x.page_count) * page)
-                    .sum();
+                let mut step = 0u64;
+                for j in 0..usize::from(count) {
+                    if let Some(x) = i.checked_sub(j + 1).and_then(|k| layouts.get(k)) {
+                        step = step
+                            .checked_add(x.bytes()?)
+                            .ok_or(overflow("layout group step"))?;
+                    }
+                }
                 if let Some(x) = layouts.get_mut(i) {
                     x.group = Some((count, times, step));
                 }
-                rva += u64::from(times) * step;
+                rva = u64::from(times)
+                    .checked_mul(step)
+                    .and_then(|g| rva.checked_add(g))
+                    .ok_or(overflow("layout RVA"))?;
             }
         }
     }
-    let enclave_size = rva.next_power_of_two();
+    let enclave_size = rva.checked_next_power_of_two().ok_or(overflow(
+        "enclave size (next power of two of the layout end)",
+    ))?;
     if enclave_size > rva {
         layouts.push(Entry {
             id: 10,
             rva,
-            page_count: ((enclave_size - rva) / page) as u32,
+            page_count: u32::try_from((enclave_size - rva) / page)
+                .map_err(|_| overflow("final guard page count"))?,
             ..Default::default()
         });
     }
@@ -498,97 +573,125 @@ pub fn generate<R: Read + Seek>(
     };
     let (tcs, ssa, td, stack_min, heap_min) = (first(4), first(6), first(5), first(8), first(1));
 
+    // Thread-data offsets relative to the TCS (the TD entry follows the TCS in each thread).
+    let td_last_page = u64::from(td.page_count)
+        .checked_sub(1)
+        .and_then(|p| p.checked_mul(page))
+        .ok_or(overflow("thread data pages"))?;
+    let rel = |to: u64, what| to.checked_sub(tcs.rva).ok_or(overflow(what));
+    let td_addr = rel(td.rva, "thread data offset")?
+        .checked_add(td_last_page)
+        .ok_or(overflow("thread data offset"))?;
+
     // TCS template (build_tcs_template).
     let mut tcs_tpl = [0u8; TCS_TEMPLATE_SIZE];
-    let fs = td.rva.wrapping_sub(tcs.rva) + (u64::from(td.page_count) - 1) * page;
-    put(
-        &mut tcs_tpl,
-        16,
-        &ssa.rva.wrapping_sub(tcs.rva).to_le_bytes(),
-    );
-    put(&mut tcs_tpl, 28, &SSA_NUM.to_le_bytes());
-    put(&mut tcs_tpl, 32, &oentry.to_le_bytes());
-    put(&mut tcs_tpl, 48, &fs.to_le_bytes());
-    put(&mut tcs_tpl, 56, &fs.to_le_bytes());
-    put(&mut tcs_tpl, 64, &u64::MAX.to_le_bytes());
+    put64(&mut tcs_tpl, 16, rel(ssa.rva, "SSA offset")?)?;
+    put32(&mut tcs_tpl, 28, SSA_NUM)?;
+    put64(&mut tcs_tpl, 32, oentry)?;
+    put64(&mut tcs_tpl, 48, td_addr)?;
+    put64(&mut tcs_tpl, 56, td_addr)?;
+    put64(&mut tcs_tpl, 64, u64::MAX)?;
 
-    // g_global_data template (build_gd_template + update_global_data), 2021 layout.
-    let mut gd = vec![0u8; gd_size as usize];
-    let stack_base = (stack_min.rva + cfg.stack_min_size).wrapping_sub(tcs.rva);
+    // g_global_data template (build_gd_template + update_global_data).
+    let mut gd = vec![0u8; gd_len];
+    // The stack lies below the TCS: its offsets from the TCS are negative, stored in two's
+    // complement as sgx_sign stores them (the runtime adds the TCS address).
+    let stack_base = stack_min
+        .rva
+        .checked_add(cfg.stack_min_size)
+        .ok_or(overflow("stack base"))?
+        .wrapping_sub(tcs.rva);
     let stack_limit = stack_base.wrapping_sub(cfg.stack_max_size);
-    let ssa_base = ssa.rva.wrapping_sub(tcs.rva);
-    let td_addr = td.rva.wrapping_sub(tcs.rva) + (u64::from(td.page_count) - 1) * page;
-    let tls_addr = td_addr - tls_size;
-    let w = |gd: &mut Vec<u8>, off: usize, v: u64| put(gd, off, &v.to_le_bytes());
-    w(&mut gd, 0x08, enclave_size);
-    w(&mut gd, 0x10, heap_min.rva);
-    w(&mut gd, 0x18, cfg.heap_max_size);
-    w(&mut gd, 0x38, u64::from(cfg.tcs_policy));
-    w(&mut gd, 0x40, u64::from(cfg.tcs_max_num));
+    let ssa_base = rel(ssa.rva, "SSA offset")?;
+    let tls_addr = td_addr.checked_sub(tls_size).ok_or(overflow(
+        "TLS address (thread data offset - PT_TLS p_memsz)",
+    ))?;
+    let first_ssa_gpr = ssa_base
+        .checked_add(u64::from(ssa_frame_size) * page - SSA_GPR_SIZE)
+        .ok_or(overflow("SSA GPR offset"))?;
+    put64(&mut gd, 0x08, enclave_size)?;
+    put64(&mut gd, 0x10, heap_min.rva)?;
+    put64(&mut gd, 0x18, cfg.heap_max_size)?;
+    put64(&mut gd, 0x38, u64::from(cfg.tcs_policy))?;
+    put64(&mut gd, 0x40, u64::from(cfg.tcs_max_num))?;
     if let Some(o) = gdl.tcs_num {
-        w(&mut gd, o, u64::from(cfg.tcs_num));
+        put64(&mut gd, o, u64::from(cfg.tcs_num))?;
     }
     if let Some(o) = gdl.elrange {
         // No ELRANGE configured: image at 0, ELRANGE = the enclave.
-        w(&mut gd, o + 16, enclave_size);
+        put64(&mut gd, o + 16, enclave_size)?;
     }
     let td_tpl = gdl.td_template;
-    w(&mut gd, td_tpl, td_addr); // self_addr
-    w(&mut gd, td_tpl + 0x08, stack_base); // last_sp
-    w(&mut gd, td_tpl + 0x10, stack_base); // stack_base_addr
-    w(&mut gd, td_tpl + 0x18, stack_limit); // stack_limit_addr
-    w(
+    put64(&mut gd, td_tpl, td_addr)?; // self_addr
+    put64(&mut gd, td_tpl + 0x08, stack_base)?; // last_sp
+    put64(&mut gd, td_tpl + 0x10, stack_base)?; // stack_base_addr
+    put64(&mut gd, td_tpl + 0x18, stack_limit)?; // stack_limit_addr
+    put64(&mut gd, td_tpl + 0x20, first_ssa_gpr)?;
+    put64(&mut gd, td_tpl + 0x38, xsave_size(META_ATTR_XFRM))?; // xsave_size
+    put64(&mut gd, td_tpl + 0x50, tls_addr)?; // tls_addr
+    put64(
         &mut gd,
-        td_tpl + 0x20,
-        ssa_base + u64::from(ssa_frame_size) * page - SSA_GPR_SIZE,
-    );
-    w(&mut gd, td_tpl + 0x38, xsave_size(META_ATTR_XFRM)); // xsave_size
-    w(&mut gd, td_tpl + 0x50, tls_addr); // tls_addr
-    w(&mut gd, td_tpl + 0x58, td_addr + 0x50); // tls_array = &td->tls_addr
-    put(&mut gd, gdl.tcs_template, &tcs_tpl);
-    put(
+        td_tpl + 0x58,
+        td_addr.checked_add(0x50).ok_or(overflow("tls_array"))?,
+    )?; // tls_array = &td->tls_addr
+    put(&mut gd, gdl.tcs_template, &tcs_tpl)?;
+    let layout_bytes = layouts
+        .len()
+        .checked_mul(32)
+        .ok_or(overflow("layout table size"))?;
+    put32(
         &mut gd,
         gdl.layout_entry_num,
-        &(layouts.len() as u32).to_le_bytes(),
-    );
-    if gdl.layout_table + 32 * layouts.len() > gdl.elrange.unwrap_or(gd.len()) {
+        u32_of(layouts.len(), "layout entry count")?,
+    )?;
+    if gdl.layout_table.saturating_add(layout_bytes) > gdl.elrange.unwrap_or(gd.len()) {
         return Err(bad(
             "the layout has more entries than g_global_data holds (too many thread kinds)",
         ));
     }
     for (i, e) in layouts.iter().enumerate() {
-        put(&mut gd, gdl.layout_table + 32 * i, &e.encode());
+        put(&mut gd, gdl.layout_table + 32 * i, &e.encode())?;
     }
 
     // Assemble metadata_t.
-    let size = layout_off + 32 * layouts.len();
+    let size = layout_off
+        .checked_add(layout_bytes)
+        .ok_or(overflow("metadata size"))?;
     let mut b = vec![0u8; size];
-    w(&mut b, 0, METADATA_MAGIC);
-    w(&mut b, 8, (2u64 << 32) | 4);
-    put(&mut b, 16, &(size as u32).to_le_bytes());
-    put(&mut b, 20, &cfg.tcs_policy.to_le_bytes());
-    put(&mut b, 24, &ssa_frame_size.to_le_bytes());
-    put(&mut b, 28, &META_MAX_SAVE_BUFFER.to_le_bytes());
-    put(&mut b, 32, &cfg.misc_select.to_le_bytes());
-    put(&mut b, 36, &cfg.tcs_min_pool.to_le_bytes());
-    w(&mut b, 40, enclave_size);
-    w(&mut b, 48, META_ATTR_FLAGS);
-    w(&mut b, 56, META_ATTR_XFRM);
+    put64(&mut b, 0, METADATA_MAGIC)?;
+    put64(&mut b, 8, (2u64 << 32) | 4)?;
+    put32(&mut b, 16, u32_of(size, "metadata size")?)?;
+    put32(&mut b, 20, cfg.tcs_policy)?;
+    put32(&mut b, 24, ssa_frame_size)?;
+    put32(&mut b, 28, META_MAX_SAVE_BUFFER)?;
+    put32(&mut b, 32, cfg.misc_select)?;
+    put32(&mut b, 36, cfg.tcs_min_pool)?;
+    put64(&mut b, 40, enclave_size)?;
+    put64(&mut b, 48, META_ATTR_FLAGS)?;
+    put64(&mut b, 56, META_ATTR_XFRM)?;
     // A placeholder SIGSTRUCT so the block parses; callers sign and set the real one.
     put(
         &mut b,
         64,
         &Sigstruct::new(crate::Digest32([0; 32])).encode(),
-    );
+    )?;
     let d = 64 + SIGSTRUCT_SIZE;
-    put(&mut b, d, &(patch_off as u32).to_le_bytes());
-    put(&mut b, d + 4, &(4u32 * 32).to_le_bytes());
-    put(&mut b, d + 8, &(layout_off as u32).to_le_bytes());
-    put(&mut b, d + 12, &((32 * layouts.len()) as u32).to_le_bytes());
-    put(&mut b, tcs_off, &tcs_tpl);
-    put(&mut b, gd_off, &gd);
+    put32(&mut b, d, u32_of(patch_off, "patch directory offset")?)?;
+    put32(&mut b, d + 4, 4 * 32)?;
+    put32(
+        &mut b,
+        d + 8,
+        u32_of(layout_off, "layout directory offset")?,
+    )?;
+    put32(
+        &mut b,
+        d + 12,
+        u32_of(layout_bytes, "layout directory size")?,
+    )?;
+    put(&mut b, tcs_off, &tcs_tpl)?;
+    put(&mut b, gd_off, &gd)?;
     for (i, (dst, src, len)) in [
-        (gd_file, gd_off, gd_size as u32),
+        (gd_file, gd_off, u32_of(gd_len, "g_global_data size")?),
         (0x3c, zero_off, 2),
         (0x28, zero_off, 8),
         (0x3e, zero_off, 2),
@@ -597,12 +700,12 @@ pub fn generate<R: Read + Seek>(
     .enumerate()
     {
         let at = patch_off + 32 * i;
-        w(&mut b, at, dst);
-        put(&mut b, at + 8, &(src as u32).to_le_bytes());
-        put(&mut b, at + 12, &len.to_le_bytes());
+        put64(&mut b, at, dst)?;
+        put32(&mut b, at + 8, u32_of(src, "patch source offset")?)?;
+        put32(&mut b, at + 12, len)?;
     }
     for (i, e) in layouts.iter().enumerate() {
-        put(&mut b, layout_off + 32 * i, &e.encode());
+        put(&mut b, layout_off + 32 * i, &e.encode())?;
     }
     if b.len() as u64 > u64::from(encl.note.descsz) {
         return Err(bad("the generated metadata does not fit in .note.sgxmeta"));
@@ -610,7 +713,7 @@ pub fn generate<R: Read + Seek>(
     let block = parse_block(&b, encl.note.metadata_offset)?;
     // The SGX2 copy (2.1) and the SGX1-compatible block (1.4) follow the primary block.
     let mut copy21 = b.clone();
-    put(&mut copy21, 8, &((2u64 << 32) | 1).to_le_bytes());
+    put64(&mut copy21, 8, (2u64 << 32) | 1)?;
     let utility_end = layouts.iter().position(|e| e.id == 5).map_or(0, |i| i + 1);
     let sgx1 = sgx1_block(
         &b,
@@ -618,7 +721,7 @@ pub fn generate<R: Read + Seek>(
         layouts.get(..utility_end).unwrap_or_default(),
         thread.len(),
         cfg.tcs_num,
-    );
+    )?;
     let block_offsets = vec![0, b.len(), 2 * b.len()];
     let mut bytes = b;
     bytes.extend_from_slice(&copy21);

@@ -11,7 +11,8 @@ use crate::measure::{
     EEXTEND_CHUNK, Hasher, MEAS_EADD, MEAS_ECREATE, MEAS_EEXTEND, MEAS_UNMEASRD, MEAS_UNSIZED,
     PAGE_SIZE, secinfo,
 };
-use crate::{Digest32, Mrenclave, le};
+use crate::{Digest32, Mrenclave};
+use sgx_types::reader::Reader;
 use std::collections::HashSet;
 use std::io::{self, ErrorKind, Read};
 
@@ -136,13 +137,16 @@ pub fn measure_sgxs(mut r: impl Read) -> Result<SgxsSummary, SgxsError> {
     if !read_record(&mut r, &mut rec, 0)? {
         return Err(SgxsError::NoEcreate);
     }
-    match le::u64_at(&rec, 0).unwrap_or_default() {
+    // ECREATE: tag, SSAFRAMESIZE (u32), SIZE (u64); a 64-byte record cannot run short.
+    let short = |offset| move |_| SgxsError::Truncated { offset };
+    let mut er = Reader::new(&rec);
+    match er.u64("tag").map_err(short(0))? {
         MEAS_ECREATE => {}
         MEAS_UNSIZED => return Err(SgxsError::Unsized { offset: 0 }),
         _ => return Err(SgxsError::NoEcreate),
     }
-    let ssa_frame_size = le::u32_at(&rec, 8).unwrap_or_default();
-    let size = le::u64_at(&rec, 12).unwrap_or_default();
+    let ssa_frame_size = er.u32("ssaframesize").map_err(short(0))?;
+    let size = er.u64("size").map_err(short(0))?;
     if size < PAGE_SIZE as u64 || !size.is_power_of_two() {
         return Err(SgxsError::BadSize { size });
     }
@@ -160,11 +164,14 @@ pub fn measure_sgxs(mut r: impl Read) -> Result<SgxsSummary, SgxsError> {
         stream_len: 0,
     };
     while read_record(&mut r, &mut rec, offset)? {
-        let tag = le::u64_at(&rec, 0).unwrap_or_default();
+        // EADD: tag, offset, SECINFO.FLAGS; EEXTEND: tag, offset.
+        let mut rr = Reader::new(&rec);
+        let tag = rr.u64("tag").map_err(short(offset))?;
+        let field1 = rr.u64("offset").map_err(short(offset))?;
+        let field2 = rr.u64("flags").map_err(short(offset))?;
         match tag {
             MEAS_EADD => {
-                let page = le::u64_at(&rec, 8).unwrap_or_default();
-                let flags = le::u64_at(&rec, 16).unwrap_or_default();
+                let (page, flags) = (field1, field2);
                 if !page.is_multiple_of(PAGE_SIZE as u64)
                     || page >= size
                     || flags & !secinfo::EXTERNAL != 0
@@ -181,7 +188,7 @@ pub fn measure_sgxs(mut r: impl Read) -> Result<SgxsSummary, SgxsError> {
                 offset += 64;
             }
             MEAS_EEXTEND => {
-                let chunk = le::u64_at(&rec, 8).unwrap_or_default();
+                let chunk = field1;
                 if !chunk.is_multiple_of(EEXTEND_CHUNK as u64)
                     || !pages.contains(&(chunk & !(PAGE_SIZE as u64 - 1)))
                 {

@@ -7,7 +7,8 @@
 //! the exact inverse of parse.
 
 use crate::key::{KEY_BYTES, KeyError, RsaPublicKey, SGX_EXPONENT};
-use crate::{Digest32, Mrenclave, Mrsigner, le, sha256};
+use crate::{Digest32, Mrenclave, Mrsigner, sha256};
+use sgx_types::reader::Reader;
 
 /// Size of a SIGSTRUCT.
 pub const SIGSTRUCT_SIZE: usize = 1808;
@@ -155,6 +156,29 @@ pub struct SigningFields {
 }
 
 impl SigningFields {
+    /// `self` with every field set in `over` replaced (command-line flags over a file).
+    pub fn merge(&self, over: &SigningFields) -> SigningFields {
+        fn pick<T: Copy>(base: Option<T>, over: Option<T>) -> Option<T> {
+            over.or(base)
+        }
+        SigningFields {
+            header_type: pick(self.header_type, over.header_type),
+            vendor: pick(self.vendor, over.vendor),
+            date: pick(self.date, over.date),
+            swdefined: pick(self.swdefined, over.swdefined),
+            miscselect: pick(self.miscselect, over.miscselect),
+            miscmask: pick(self.miscmask, over.miscmask),
+            attributes_flags: pick(self.attributes_flags, over.attributes_flags),
+            attributes_xfrm: pick(self.attributes_xfrm, over.attributes_xfrm),
+            attributemask_flags: pick(self.attributemask_flags, over.attributemask_flags),
+            attributemask_xfrm: pick(self.attributemask_xfrm, over.attributemask_xfrm),
+            isvprodid: pick(self.isvprodid, over.isvprodid),
+            isvsvn: pick(self.isvsvn, over.isvsvn),
+            isvfamilyid: pick(self.isvfamilyid, over.isvfamilyid),
+            isvextprodid: pick(self.isvextprodid, over.isvextprodid),
+        }
+    }
+
     /// Overwrites the set fields in `s` (the signature becomes stale; sign afterwards).
     pub fn apply(&self, s: &mut Sigstruct) {
         fn set<T: Copy>(dst: &mut T, v: Option<T>) {
@@ -238,14 +262,6 @@ pub struct Sigstruct {
     pub q2: [u8; KEY_BYTES],
 }
 
-fn arr<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
-    let mut out = [0u8; N];
-    if let Some(s) = b.get(off..off + N) {
-        out.copy_from_slice(s);
-    }
-    out
-}
-
 impl Sigstruct {
     /// An unsigned SIGSTRUCT for `enclavehash` with the Intel SDK's usual values: vendor 0,
     /// date 0, ATTRIBUTES MODE64BIT/XFRM 0x3, ATTRIBUTEMASK `!DEBUG`/`0xffffffffffffff1b`,
@@ -288,17 +304,24 @@ impl Sigstruct {
         if b.len() != SIGSTRUCT_SIZE {
             return Err(SigstructError::WrongLength { len: b.len() });
         }
-        let mut head = [0u8; 128];
-        head.copy_from_slice(b.get(..128).unwrap_or(&[0; 128]));
-        let mut body = [0u8; 128];
-        body.copy_from_slice(b.get(900..1028).unwrap_or(&[0; 128]));
+        let short = || SigstructError::WrongLength { len: b.len() };
+        let mut r = Reader::new(b);
+        let head: [u8; 128] = r.array("header").map_err(|_| short())?;
+        let modulus = r.array("modulus").map_err(|_| short())?;
+        let exponent = r.u32("exponent").map_err(|_| short())?;
+        let signature = r.array("signature").map_err(|_| short())?;
+        let body: [u8; 128] = r.array("body").map_err(|_| short())?;
+        let reserved4 = r.array("reserved4").map_err(|_| short())?;
+        let q1 = r.array("q1").map_err(|_| short())?;
+        let q2 = r.array("q2").map_err(|_| short())?;
+        r.finish().map_err(|_| short())?;
         let mut s = Self::from_parts(&head, &body)?;
-        s.modulus = arr(b, 128);
-        s.exponent = le::u32_at(b, 512).unwrap_or_default();
-        s.signature = arr(b, 516);
-        s.reserved4 = arr(b, 1028);
-        s.q1 = arr(b, 1040);
-        s.q2 = arr(b, 1424);
+        s.modulus = modulus;
+        s.exponent = exponent;
+        s.signature = signature;
+        s.reserved4 = reserved4;
+        s.q1 = q1;
+        s.q2 = q2;
         Ok(s)
     }
 
@@ -307,7 +330,11 @@ impl Sigstruct {
         if data.len() != SIGNED_DATA_SIZE {
             return Err(SigstructError::WrongSignedDataLength { len: data.len() });
         }
-        Self::from_parts(&arr(data, 0), &arr(data, 128))
+        let mut r = Reader::new(data);
+        let short = |_| SigstructError::WrongSignedDataLength { len: data.len() };
+        let head: [u8; 128] = r.array("header").map_err(short)?;
+        let body: [u8; 128] = r.array("body").map_err(short)?;
+        Self::from_parts(&head, &body)
     }
 
     fn from_parts(head: &[u8; 128], body: &[u8; 128]) -> Result<Self, SigstructError> {
@@ -323,35 +350,56 @@ impl Sigstruct {
                 offset: 24,
             });
         }
-        let u32h = |o| le::u32_at(head, o).unwrap_or_default();
-        let u64b = |o| le::u64_at(body, o).unwrap_or_default();
-        // body offsets are relative to 900
+        // Strict sequential reads over the two fixed 128-byte halves (cannot run short).
+        let mut h = Reader::new(head);
+        let bad = |_| SigstructError::WrongSignedDataLength { len: 0 };
+        h.take(12, "HEADER").map_err(bad)?;
+        let header_type = h.u32("TYPE").map_err(bad)?;
+        let vendor = h.u32("MODULE_VENDOR").map_err(bad)?;
+        let date = h.u32("DATE").map_err(bad)?;
+        h.take(16, "HEADER2").map_err(bad)?;
+        let swdefined = h.u32("SWDEFINED").map_err(bad)?;
+        let reserved1 = h.array("reserved1").map_err(bad)?;
+        h.finish().map_err(bad)?;
+        let mut r = Reader::new(body);
+        let miscselect = r.u32("MISCSELECT").map_err(bad)?;
+        let miscmask = r.u32("MISCMASK").map_err(bad)?;
+        let reserved2 = r.array("reserved2").map_err(bad)?;
+        let isvfamilyid = r.array("ISVFAMILYID").map_err(bad)?;
+        let attributes = Attributes {
+            flags: r.u64("ATTRIBUTES.flags").map_err(bad)?,
+            xfrm: r.u64("ATTRIBUTES.xfrm").map_err(bad)?,
+        };
+        let attributemask = Attributes {
+            flags: r.u64("ATTRIBUTEMASK.flags").map_err(bad)?,
+            xfrm: r.u64("ATTRIBUTEMASK.xfrm").map_err(bad)?,
+        };
+        let enclavehash = r.array("ENCLAVEHASH").map_err(bad)?;
+        let reserved3 = r.array("reserved3").map_err(bad)?;
+        let isvextprodid = r.array("ISVEXTPRODID").map_err(bad)?;
+        let isvprodid = r.u16("ISVPRODID").map_err(bad)?;
+        let isvsvn = r.u16("ISVSVN").map_err(bad)?;
+        r.finish().map_err(bad)?;
         Ok(Self {
-            header_type: u32h(12),
-            vendor: u32h(16),
-            date: u32h(20),
-            swdefined: u32h(40),
-            reserved1: arr(head, 44),
+            header_type,
+            vendor,
+            date,
+            swdefined,
+            reserved1,
             modulus: [0; KEY_BYTES],
             exponent: 0,
             signature: [0; KEY_BYTES],
-            miscselect: le::u32_at(body, 0).unwrap_or_default(),
-            miscmask: le::u32_at(body, 4).unwrap_or_default(),
-            reserved2: arr(body, 8),
-            isvfamilyid: arr(body, 12),
-            attributes: Attributes {
-                flags: u64b(28),
-                xfrm: u64b(36),
-            },
-            attributemask: Attributes {
-                flags: u64b(44),
-                xfrm: u64b(52),
-            },
-            enclavehash: arr(body, 60),
-            reserved3: arr(body, 92),
-            isvextprodid: arr(body, 108),
-            isvprodid: le::u16_at(body, 124).unwrap_or_default(),
-            isvsvn: le::u16_at(body, 126).unwrap_or_default(),
+            miscselect,
+            miscmask,
+            reserved2,
+            isvfamilyid,
+            attributes,
+            attributemask,
+            enclavehash,
+            reserved3,
+            isvextprodid,
+            isvprodid,
+            isvsvn,
             reserved4: [0; 12],
             q1: [0; KEY_BYTES],
             q2: [0; KEY_BYTES],

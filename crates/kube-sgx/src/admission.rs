@@ -184,13 +184,23 @@ pub fn review(endpoint: Endpoint, body: &[u8], config: &Config) -> Result<Review
     if !may_request_epc(raw.get()) {
         return Ok(answer(uid, Decision::Allow, Outcome::Ignored));
     }
-    let pod: Pod = serde_json::from_str::<lean::Pod>(raw.get())
-        .map_err(|e| ReviewError::Object {
-            uid: uid.to_owned(),
-            message: e.to_string(),
-        })?
-        .into();
-    Ok(decide(endpoint, uid, &pod, config))
+    let lean: lean::Pod = serde_json::from_str(raw.get()).map_err(|e| ReviewError::Object {
+        uid: uid.to_owned(),
+        message: e.to_string(),
+    })?;
+    let has_metadata = lean.has_metadata();
+    let pod: Pod = lean.into();
+    Ok(decide(endpoint, uid, &pod, has_metadata, config))
+}
+
+/// `patch` preceded by the creation of an empty `/metadata`.
+fn with_metadata(patch: Patch) -> Patch {
+    let mut ops = vec![json_patch::PatchOperation::Add(json_patch::AddOperation {
+        path: jsonptr::PointerBuf::from_tokens(["metadata"]),
+        value: serde_json::Value::Object(serde_json::Map::new()),
+    })];
+    ops.extend(patch.0);
+    Patch(ops)
 }
 
 /// Cheap pre-check on the raw pod JSON: false only when the pod certainly names no EPC
@@ -207,7 +217,16 @@ enum Decision {
     Deny(Denial),
 }
 
-fn decide(endpoint: Endpoint, uid: &str, pod: &Pod, config: &Config) -> Reviewed {
+/// `has_metadata`: whether the object has a `metadata` member. The typed Pod cannot tell a
+/// missing `metadata` from an empty one, and the patch's `/metadata/...` operations need the
+/// member to exist in the object it applies to.
+fn decide(
+    endpoint: Endpoint,
+    uid: &str,
+    pod: &Pod,
+    has_metadata: bool,
+    config: &Config,
+) -> Reviewed {
     let sgx = |outcome| {
         if is_sgx(pod) {
             outcome
@@ -218,7 +237,8 @@ fn decide(endpoint: Endpoint, uid: &str, pod: &Pod, config: &Config) -> Reviewed
     match endpoint {
         Endpoint::Mutate => match mutate(pod, config) {
             Ok(patch) if patch.is_empty() => answer(uid, Decision::Allow, sgx(Outcome::Allowed)),
-            Ok(patch) => answer(uid, Decision::Patch(patch), Outcome::Patched),
+            Ok(patch) if has_metadata => answer(uid, Decision::Patch(patch), Outcome::Patched),
+            Ok(patch) => answer(uid, Decision::Patch(with_metadata(patch)), Outcome::Patched),
             Err(d) => {
                 let reason = d.reason();
                 answer(uid, Decision::Deny(d), Outcome::Denied(reason))
@@ -291,7 +311,7 @@ fn allowed_body(uid: &str, patch: Option<&Patch>) -> Vec<u8> {
     out.extend_from_slice(br#","allowed":true"#);
     if let Some(patch) = patch {
         out.extend_from_slice(br#","patchType":"JSONPatch","patch":""#);
-        let json = serde_json::to_vec(patch.ops()).unwrap_or_default();
+        let json = serde_json::to_vec(patch).unwrap_or_default();
         let start = out.len();
         out.resize(
             start + base64::encoded_len(json.len(), true).unwrap_or(0),
@@ -322,9 +342,16 @@ mod lean {
     #[derive(Deserialize)]
     pub(super) struct Pod {
         #[serde(default)]
-        metadata: Metadata,
+        metadata: Option<Metadata>,
         #[serde(default)]
         spec: Option<Spec>,
+    }
+
+    impl Pod {
+        /// Whether the object has a (non-null) `metadata` member.
+        pub(super) fn has_metadata(&self) -> bool {
+            self.metadata.is_some()
+        }
     }
 
     #[derive(Deserialize, Default)]
@@ -408,7 +435,7 @@ mod lean {
             let containers = |v: Vec<Container>| v.into_iter().map(Into::into).collect();
             core::Pod {
                 metadata: ObjectMeta {
-                    annotations: p.metadata.annotations,
+                    annotations: p.metadata.and_then(|m| m.annotations),
                     ..Default::default()
                 },
                 spec: p.spec.map(|s| core::PodSpec {

@@ -3,8 +3,8 @@
 //! a user can act on), and AdmissionReview v1 decoding/encoding around them.
 //!
 //! What it does not do: no network, no TLS, no clock, no environment, no files and no
-//! Kubernetes client. The `webhook` crate serves this over HTTPS; node capacity and label
-//! patches will live here too but are not implemented yet.
+//! Kubernetes client. The `webhook` crate serves this over HTTPS; the node agent applies the
+//! [`node`] capacity and label patches with its client.
 //!
 //! Specs followed: the confkube resource contract (DESIGN.md §3: canonical
 //! `sgx.intel.com/epc` in bytes, MiB aliases `sgx.intel.com/sgx_epc_mem_in_MiB` and
@@ -12,8 +12,8 @@
 //! `sgx.intel.com/quote-provider` and `sgx.intel.com/epc` pod annotations); the behaviour of
 //! Intel's SGX admission webhook (requests = limits, integral quantities, aesmd socket
 //! injection, pod EPC annotation for Kata); Kubernetes AdmissionReview v1 (uid echoed,
-//! base64 RFC 6902 JSON Patch); RFC 6901 JSON Pointer escaping; the Kubernetes quantity
-//! grammar (`resource.Quantity`).
+//! base64 RFC 6902 JSON Patch, built with the `json-patch` and `jsonptr` crates, which also do
+//! the RFC 6901 pointer escaping); the Kubernetes quantity grammar (`resource.Quantity`).
 //!
 //! ```
 //! use k8s_openapi::api::core::v1::Pod;
@@ -23,19 +23,21 @@
 //!         "resources": {"limits": {"sgx.intel.com/sgx_epc_mem_in_MiB": "10"}}}]}
 //! }))?;
 //! let patch = kube_sgx::mutate(&pod, &kube_sgx::Config::new())?;
-//! assert!(patch.to_json().contains(r#""path":"/spec/containers/0/resources/limits/sgx.intel.com~1epc","value":"10Mi""#));
+//! assert!(serde_json::to_string(&patch)?.contains(r#""path":"/spec/containers/0/resources/limits/sgx.intel.com~1epc","value":"10Mi""#));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 pub mod admission;
 mod config;
+pub mod node;
 mod patch;
 mod pod;
 pub mod quantity;
 
 pub use config::{Config, ConfigError, parse_epc_max, parse_node_label, parse_toleration};
+pub use json_patch::{self, Patch, PatchOperation};
+pub use jsonptr;
 pub use k8s_openapi;
-pub use patch::{Patch, PatchOp, escape};
 pub use pod::{Denial, mutate, validate};
 
 /// Canonical EPC resource: a byte quantity advertised in node capacity.

@@ -7,12 +7,14 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::{Map, Value, json};
 
 use crate::config::Config;
-use crate::patch::{Patch, escape};
+use crate::patch::Ops as _;
 use crate::quantity::{self, MIB, QuantityError, Suffix, format_binary_si};
 use crate::{
     AESM_ADDR_ENV, AESMD, AESMD_PATH, AESMD_VOLUME, ENCLAVE, EPC, EPC_ANNOTATION, EPC_MIB_ALIASES,
     PROVISION, QUOTE_PROVIDER_ANNOTATION,
 };
+use json_patch::Patch;
+use jsonptr::{Pointer, PointerBuf};
 
 /// Why a pod is refused. Every message names the container or annotation at fault and the fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -180,23 +182,36 @@ pub fn mutate(pod: &Pod, config: &Config) -> Result<Patch, Denial> {
 /// Pods without EPC are always allowed.
 pub fn validate(pod: &Pod, config: &Config) -> Result<(), Denial> {
     let patch = plan(pod, config, false)?;
-    match patch.ops().first() {
+    match patch.first() {
         None => Ok(()),
         Some(op) => Err(Denial::NotNormalized {
-            path: op.path().to_owned(),
+            path: op.path().as_str().to_owned(),
         }),
     }
 }
 
+const ANNOTATIONS: &Pointer = Pointer::from_static("/metadata/annotations");
+const VOLUMES: &Pointer = Pointer::from_static("/spec/volumes");
+const TOLERATIONS: &Pointer = Pointer::from_static("/spec/tolerations");
+const AFFINITY: &Pointer = Pointer::from_static("/spec/affinity");
+const NODE_AFFINITY: &Pointer = Pointer::from_static("/nodeAffinity");
+const REQUIRED: &Pointer = Pointer::from_static("/requiredDuringSchedulingIgnoredDuringExecution");
+const TERMS: &Pointer = Pointer::from_static("/nodeSelectorTerms");
+const MATCH_EXPRESSIONS: &Pointer = Pointer::from_static("/matchExpressions");
+const VOLUME_MOUNTS: &Pointer = Pointer::from_static("/volumeMounts");
+const ENV: &Pointer = Pointer::from_static("/env");
+/// The RFC 6902 "past the last element" array index.
+const END: &Pointer = Pointer::from_static("/-");
+
 /// A container and where it sits in the pod spec.
 struct Slot<'a> {
-    base: String,
+    base: PointerBuf,
     container: &'a Container,
 }
 
 fn slots(spec: &PodSpec) -> Vec<Slot<'_>> {
     let regular = spec.containers.iter().enumerate().map(|(i, c)| Slot {
-        base: format!("/spec/containers/{i}"),
+        base: PointerBuf::from_tokens(["spec", "containers"]).with_trailing_token(i),
         container: c,
     });
     let init = spec
@@ -205,7 +220,7 @@ fn slots(spec: &PodSpec) -> Vec<Slot<'_>> {
         .flatten()
         .enumerate()
         .map(|(i, c)| Slot {
-            base: format!("/spec/initContainers/{i}"),
+            base: PointerBuf::from_tokens(["spec", "initContainers"]).with_trailing_token(i),
             container: c,
         });
     regular.chain(init).collect()
@@ -369,7 +384,7 @@ fn device_changes(
     Ok(())
 }
 
-fn emit_map(patch: &mut Patch, path: &str, existing: Option<&ResourceMap>, ch: MapChanges) {
+fn emit_map(patch: &mut Patch, path: &Pointer, existing: Option<&ResourceMap>, ch: MapChanges) {
     if ch.is_empty() {
         return;
     }
@@ -380,14 +395,17 @@ fn emit_map(patch: &mut Patch, path: &str, existing: Option<&ResourceMap>, ch: M
                 .into_iter()
                 .map(|(k, v)| (k, Value::String(v)))
                 .collect();
-            patch.add(path.to_owned(), Value::Object(map));
+            patch.add(path.to_buf(), Value::Object(map));
         }
         Some(_) => {
             for name in ch.remove {
-                patch.remove(format!("{path}/{}", escape(&name)));
+                patch.remove(path.with_trailing_token(name.as_str()));
             }
             for (name, value) in ch.set {
-                patch.add(format!("{path}/{}", escape(&name)), Value::String(value));
+                patch.add(
+                    path.with_trailing_token(name.as_str()),
+                    Value::String(value),
+                );
             }
         }
     }
@@ -514,14 +532,19 @@ fn plan(pod: &Pod, config: &Config, placement: bool) -> Result<Patch, Denial> {
         if lim.is_empty() && req.is_empty() {
             continue;
         }
-        let resources = format!("{}/resources", slot.base);
+        let resources = slot.base.with_trailing_token("resources");
         if c.resources.is_none() {
             patch.add(resources.clone(), json!({}));
         }
-        emit_map(&mut patch, &format!("{resources}/limits"), limits(c), lim);
         emit_map(
             &mut patch,
-            &format!("{resources}/requests"),
+            &resources.with_trailing_token("limits"),
+            limits(c),
+            lim,
+        );
+        emit_map(
+            &mut patch,
+            &resources.with_trailing_token("requests"),
             requests(c),
             req,
         );
@@ -537,17 +560,14 @@ fn plan(pod: &Pod, config: &Config, placement: bool) -> Result<Patch, Denial> {
 
     let want = format_binary_si(total);
     match pod.metadata.annotations.as_ref() {
-        None => patch.add(
-            "/metadata/annotations".to_owned(),
-            json!({ EPC_ANNOTATION: want }),
-        ),
+        None => patch.add(ANNOTATIONS.to_buf(), json!({ EPC_ANNOTATION: want })),
         Some(annotations) => {
             let current = annotations
                 .get(EPC_ANNOTATION)
                 .and_then(|v| quantity::parse(v).ok());
             if current.map(|p| p.value) != Some(total) {
                 patch.add(
-                    format!("/metadata/annotations/{}", escape(EPC_ANNOTATION)),
+                    ANNOTATIONS.with_trailing_token(EPC_ANNOTATION),
                     Value::String(want),
                 );
             }
@@ -579,8 +599,8 @@ fn inject_aesmd(patch: &mut Patch, spec: &PodSpec, slots: &[Slot<'_>], epc: &[Op
         if !has_mount {
             let mount = json!({ "name": AESMD_VOLUME, "mountPath": AESMD_PATH });
             match c.volume_mounts {
-                None => patch.add(format!("{}/volumeMounts", slot.base), json!([mount])),
-                Some(_) => patch.add(format!("{}/volumeMounts/-", slot.base), mount),
+                None => patch.add(slot.base.concat(VOLUME_MOUNTS), json!([mount])),
+                Some(_) => patch.add(slot.base.concat(VOLUME_MOUNTS).concat(END), mount),
             }
             mounted = true;
         }
@@ -588,8 +608,8 @@ fn inject_aesmd(patch: &mut Patch, spec: &PodSpec, slots: &[Slot<'_>], epc: &[Op
         if usage.is_some() && !is_daemon && !has_env {
             let env = json!({ "name": AESM_ADDR_ENV, "value": "1" });
             match c.env {
-                None => patch.add(format!("{}/env", slot.base), json!([env])),
-                Some(_) => patch.add(format!("{}/env/-", slot.base), env),
+                None => patch.add(slot.base.concat(ENV), json!([env])),
+                Some(_) => patch.add(slot.base.concat(ENV).concat(END), env),
             }
         }
     }
@@ -608,8 +628,8 @@ fn inject_aesmd(patch: &mut Patch, spec: &PodSpec, slots: &[Slot<'_>], epc: &[Op
             })
         };
         match spec.volumes {
-            None => patch.add("/spec/volumes".to_owned(), json!([volume])),
-            Some(_) => patch.add("/spec/volumes/-".to_owned(), volume),
+            None => patch.add(VOLUMES.to_buf(), json!([volume])),
+            Some(_) => patch.add(VOLUMES.concat(END), volume),
         }
     }
 }
@@ -630,10 +650,10 @@ fn add_tolerations(patch: &mut Patch, spec: &PodSpec, config: &Config) {
         return;
     }
     match spec.tolerations {
-        None => patch.add("/spec/tolerations".to_owned(), Value::Array(missing)),
+        None => patch.add(TOLERATIONS.to_buf(), Value::Array(missing)),
         Some(_) => {
             for t in missing {
-                patch.add("/spec/tolerations/-".to_owned(), t);
+                patch.add(TOLERATIONS.concat(END), t);
             }
         }
     }
@@ -649,29 +669,34 @@ fn add_node_affinity(patch: &mut Patch, spec: &PodSpec, config: &Config) {
     let Some(affinity) = spec.affinity.as_ref() else {
         let value = json!({ "nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": selector() } });
-        patch.add("/spec/affinity".to_owned(), value);
+        patch.add(AFFINITY.to_buf(), value);
         return;
     };
     let Some(node) = affinity.node_affinity.as_ref() else {
         let value = json!({ "requiredDuringSchedulingIgnoredDuringExecution": selector() });
-        patch.add("/spec/affinity/nodeAffinity".to_owned(), value);
+        patch.add(AFFINITY.concat(NODE_AFFINITY), value);
         return;
     };
-    let required = "/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution";
+    let required = AFFINITY.concat(NODE_AFFINITY).concat(REQUIRED);
     let Some(sel) = node
         .required_during_scheduling_ignored_during_execution
         .as_ref()
     else {
-        patch.add(required.to_owned(), selector());
+        patch.add(required, selector());
         return;
     };
     if sel.node_selector_terms.is_empty() {
-        patch.add(format!("{required}/nodeSelectorTerms/-"), term());
+        // The typed model cannot tell `{}`, `{"nodeSelectorTerms": null}` and `[]` apart, so
+        // set the whole member: `add` creates it when absent and replaces it otherwise.
+        patch.add(required.concat(TERMS), json!([term()]));
         return;
     }
     // Terms are ORed: every term must carry the requirements.
     for (i, t) in sel.node_selector_terms.iter().enumerate() {
-        let path = format!("{required}/nodeSelectorTerms/{i}/matchExpressions");
+        let path = required
+            .concat(TERMS)
+            .with_trailing_token(i)
+            .concat(MATCH_EXPRESSIONS);
         let have = t.match_expressions.as_deref().unwrap_or_default();
         let missing: Vec<Value> = wanted
             .iter()
@@ -685,7 +710,7 @@ fn add_node_affinity(patch: &mut Patch, spec: &PodSpec, config: &Config) {
             None => patch.add(path, Value::Array(missing)),
             Some(_) => {
                 for r in missing {
-                    patch.add(format!("{path}/-"), r);
+                    patch.add(path.concat(END), r);
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! Exact Kubernetes quantity arithmetic for EPC sizes and device counts.
 //!
 //! Kubernetes quantities (`resource.Quantity`) are decimal numbers with an optional suffix:
-//! binary SI (`Ki`..`Ei`), decimal SI (`m`, `k`..`E`) or a decimal exponent (`e3`, `E-2`).
+//! binary SI (`Ki`..`Ei`), decimal SI (`n`, `u`, `m`, `k`..`E`) or a decimal exponent (`e3`, `E-2`).
 //! SGX resources are integers (bytes of EPC, or device counts), so this module parses a quantity
 //! into an exact `u64` and refuses anything fractional, negative or too large, instead of
 //! rounding the way the API server does for display.
@@ -37,7 +37,7 @@ pub enum Suffix {
     None,
     /// A binary SI suffix (`Ki`, `Mi`, `Gi`, `Ti`, `Pi`, `Ei`).
     Binary,
-    /// A decimal SI suffix (`m`, `k`, `M`, `G`, `T`, `P`, `E`).
+    /// A decimal SI suffix (`n`, `u`, `m`, `k`, `M`, `G`, `T`, `P`, `E`).
     Decimal,
 }
 
@@ -126,6 +126,8 @@ fn parse_suffix(s: &str) -> Result<(Suffix, i64, u32), QuantityError> {
         "Ti" => binary(40),
         "Pi" => binary(50),
         "Ei" => binary(60),
+        "n" => decimal(-9),
+        "u" => decimal(-6),
         "m" => decimal(-3),
         "k" => decimal(3),
         "M" => decimal(6),

@@ -217,3 +217,42 @@ fn pods_without_epc_names_are_not_decoded_but_escaped_names_are() {
     let out = review(Endpoint::Mutate, body.as_bytes(), &Config::new()).unwrap();
     assert_eq!(out.outcome, Outcome::Patched);
 }
+
+/// A pod object without `metadata` (or with `"metadata": null`) gets a patch that creates the
+/// member first, so the annotation lands in an object that exists (issue 11 item 6).
+#[test]
+fn patch_creates_missing_metadata() {
+    let spec = json!({"containers": [{"name": "c",
+        "resources": {"limits": {"sgx.intel.com/epc": "1Mi", "sgx.intel.com/enclave": "1"},
+                      "requests": {"sgx.intel.com/epc": "1Mi", "sgx.intel.com/enclave": "1"}}}]});
+    for pod in [
+        json!({"apiVersion": "v1", "kind": "Pod", "spec": spec}),
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": null, "spec": spec}),
+    ] {
+        let (resp, outcome) = run(Endpoint::Mutate, &review_for("u", pod.clone()));
+        assert_eq!(outcome, Outcome::Patched, "{pod}");
+        let patch: Value = serde_json::from_slice(
+            &STANDARD
+                .decode(resp["response"]["patch"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            patch,
+            json!([
+                {"op": "add", "path": "/metadata", "value": {}},
+                {"op": "add", "path": "/metadata/annotations", "value": {"sgx.intel.com/epc": "1Mi"}}
+            ]),
+            "{pod}"
+        );
+        let ops: json_patch::Patch = serde_json::from_value(patch).unwrap();
+        let mut doc = pod.clone();
+        json_patch::patch(&mut doc, &ops).unwrap();
+        assert_eq!(
+            doc["metadata"],
+            json!({"annotations": {"sgx.intel.com/epc": "1Mi"}})
+        );
+        let (_, again) = run(Endpoint::Mutate, &review_for("u", doc));
+        assert_eq!(again, Outcome::Allowed, "{pod}");
+    }
+}

@@ -19,7 +19,8 @@ fn pod(v: &Value) -> Pod {
 /// a fixed point (`mutate` gives an empty patch) and passes `validate`.
 fn check(name: &str, input: Value, config: &Config, expected: Value) {
     let patch = mutate(&pod(&input), config).unwrap_or_else(|e| panic!("{name}: denied: {e}"));
-    let ops: json_patch::Patch = serde_json::from_str(&patch.to_json()).unwrap();
+    let ops: json_patch::Patch =
+        serde_json::from_str(&serde_json::to_string(&patch).unwrap()).unwrap();
     let mut doc = input;
     json_patch::patch(&mut doc, &ops).unwrap_or_else(|e| panic!("{name}: patch fails: {e}"));
     assert_eq!(doc, expected, "{name}: patched pod");
@@ -27,7 +28,7 @@ fn check(name: &str, input: Value, config: &Config, expected: Value) {
     assert!(
         again.is_empty(),
         "{name}: not idempotent: {}",
-        again.to_json()
+        serde_json::to_string(&again).unwrap()
     );
     assert_eq!(validate(&pod(&doc), config), Ok(()), "{name}: validate");
 }
@@ -102,7 +103,7 @@ fn faq_job_verbatim() {
 fn faq_job_patch_ops() {
     let patch = mutate(&pod(&faq_pod()), &Config::new()).unwrap();
     assert_eq!(
-        serde_json::from_str::<Value>(&patch.to_json()).unwrap(),
+        serde_json::to_value(&patch).unwrap(),
         json!([
             {"op": "remove", "path": "/spec/containers/0/resources/limits/sgx.intel.com~1sgx_epc_mem_in_MiB"},
             {"op": "add", "path": "/spec/containers/0/resources/limits/sgx.intel.com~1epc", "value": "10Mi"},
@@ -351,7 +352,11 @@ fn non_sgx_pods_are_never_touched() {
     ];
     for input in cases {
         let p = pod(&input);
-        assert_eq!(mutate(&p, &config).unwrap().to_json(), "[]", "{input}");
+        assert_eq!(
+            serde_json::to_string(&mutate(&p, &config).unwrap()).unwrap(),
+            "[]",
+            "{input}"
+        );
         assert_eq!(validate(&p, &config), Ok(()), "{input}");
     }
 }
@@ -577,4 +582,160 @@ fn aesmd_daemonset_pod_mounts_the_host_socket_directory() {
         }
     });
     check("aesmd-daemonset", input, &Config::new(), expected);
+}
+
+/// Mutates `input`, asserts the exact patch, applies it with `json-patch` to the very JSON it
+/// was computed from, and checks the result is a fixed point that `validate` accepts.
+fn exact(name: &str, input: Value, config: &Config, want_ops: Value) {
+    let patch = mutate(&pod(&input), config).unwrap_or_else(|e| panic!("{name}: denied: {e}"));
+    assert_eq!(
+        serde_json::to_value(&patch).unwrap(),
+        want_ops,
+        "{name}: patch"
+    );
+    let ops: json_patch::Patch = serde_json::from_value(want_ops).unwrap();
+    let mut doc = input;
+    json_patch::patch(&mut doc, &ops).unwrap_or_else(|e| panic!("{name}: patch fails: {e}"));
+    let again = mutate(&pod(&doc), config).unwrap();
+    assert!(
+        again.is_empty(),
+        "{name}: not idempotent: {}",
+        serde_json::to_value(&again).unwrap()
+    );
+    assert_eq!(validate(&pod(&doc), config), Ok(()), "{name}: validate");
+}
+
+/// Issue 11 item 6: members the typed Pod model cannot tell from absent (`{}`, `null`, `[]`)
+/// get patches that create or replace the member, never an append into a missing array.
+#[test]
+fn empty_or_missing_intermediate_members() {
+    let affinity = Config::new().with_node_affinity(vec![
+        parse_node_label("sgx.intel.com/capable=true").unwrap(),
+    ]);
+    let want = json!({"key": "sgx.intel.com/capable", "operator": "In", "values": ["true"]});
+    let term = json!({"matchExpressions": [want]});
+    let required = "/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution";
+    let with_spec = |extra: Value| {
+        let mut spec = json!({"containers": [{"name": "c",
+            "resources": {"limits": sgx("1Mi"), "requests": sgx("1Mi")}}]});
+        for (k, v) in extra.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        json!({"metadata": {"name": "p", "annotations": {"sgx.intel.com/epc": "1Mi"}}, "spec": spec})
+    };
+    let cases = [
+        (
+            "required {}",
+            json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}}}),
+            json!([{"op": "add", "path": format!("{required}/nodeSelectorTerms"), "value": [term]}]),
+        ),
+        (
+            "nodeSelectorTerms null",
+            json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+                {"nodeSelectorTerms": null}}}}),
+            json!([{"op": "add", "path": format!("{required}/nodeSelectorTerms"), "value": [term]}]),
+        ),
+        (
+            "nodeSelectorTerms []",
+            json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+                {"nodeSelectorTerms": []}}}}),
+            json!([{"op": "add", "path": format!("{required}/nodeSelectorTerms"), "value": [term]}]),
+        ),
+        (
+            "nodeAffinity {}",
+            json!({"affinity": {"nodeAffinity": {}}}),
+            json!([{"op": "add", "path": required, "value": {"nodeSelectorTerms": [term]}}]),
+        ),
+        (
+            "required null",
+            json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": null}}}),
+            json!([{"op": "add", "path": required, "value": {"nodeSelectorTerms": [term]}}]),
+        ),
+        (
+            "affinity {}",
+            json!({"affinity": {}}),
+            json!([{"op": "add", "path": "/spec/affinity/nodeAffinity",
+                    "value": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}]),
+        ),
+        (
+            "affinity null",
+            json!({"affinity": null}),
+            json!([{"op": "add", "path": "/spec/affinity", "value": {"nodeAffinity":
+                    {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}}]),
+        ),
+        (
+            "term {}",
+            json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+                {"nodeSelectorTerms": [{}]}}}}),
+            json!([{"op": "add", "path": format!("{required}/nodeSelectorTerms/0/matchExpressions"),
+                    "value": [want]}]),
+        ),
+        (
+            "matchExpressions null",
+            json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+                {"nodeSelectorTerms": [{"matchExpressions": null}]}}}}),
+            json!([{"op": "add", "path": format!("{required}/nodeSelectorTerms/0/matchExpressions"),
+                    "value": [want]}]),
+        ),
+    ];
+    for (name, extra, ops) in cases {
+        exact(name, with_spec(extra), &affinity, ops);
+    }
+
+    let tolerate = Config::new().with_tolerations(vec![
+        parse_toleration("sgx.intel.com/epc:NoSchedule").unwrap(),
+    ]);
+    let tol = json!({"key": "sgx.intel.com/epc", "operator": "Exists", "effect": "NoSchedule"});
+    exact(
+        "tolerations null",
+        with_spec(json!({"tolerations": null})),
+        &tolerate,
+        json!([{"op": "add", "path": "/spec/tolerations", "value": [tol]}]),
+    );
+    exact(
+        "tolerations []",
+        with_spec(json!({"tolerations": []})),
+        &tolerate,
+        json!([{"op": "add", "path": "/spec/tolerations/-", "value": tol}]),
+    );
+
+    // Resources and annotations: `null` members are replaced, `{}` members are filled.
+    let c = Config::new();
+    exact(
+        "limits null, annotations null",
+        json!({"metadata": {"name": "p", "annotations": null}, "spec": {"containers": [{"name": "c",
+            "resources": {"limits": null, "requests": sgx("1Mi")}}]}}),
+        &c,
+        json!([
+            {"op": "add", "path": "/spec/containers/0/resources/limits", "value": sgx("1Mi")},
+            {"op": "add", "path": "/metadata/annotations", "value": {"sgx.intel.com/epc": "1Mi"}}
+        ]),
+    );
+    exact(
+        "limits {}",
+        json!({"metadata": {"name": "p", "annotations": {}}, "spec": {"containers": [{"name": "c",
+            "resources": {"limits": {}, "requests": {"sgx.intel.com/epc": "1Mi"}}}]}}),
+        &c,
+        json!([
+            {"op": "add", "path": "/spec/containers/0/resources/limits/sgx.intel.com~1epc", "value": "1Mi"},
+            {"op": "add", "path": "/spec/containers/0/resources/limits/sgx.intel.com~1enclave", "value": "1"},
+            {"op": "add", "path": "/spec/containers/0/resources/requests/sgx.intel.com~1enclave", "value": "1"},
+            {"op": "add", "path": "/metadata/annotations/sgx.intel.com~1epc", "value": "1Mi"}
+        ]),
+    );
+    exact(
+        "aesmd with null mounts, env and volumes",
+        json!({"metadata": {"name": "p", "annotations": {"sgx.intel.com/quote-provider": "aesmd",
+                                                         "sgx.intel.com/epc": "1Mi"}},
+               "spec": {"volumes": null, "containers": [{"name": "c", "env": null, "volumeMounts": null,
+                   "resources": {"limits": sgx("1Mi"), "requests": sgx("1Mi")}}]}}),
+        &c,
+        json!([
+            {"op": "add", "path": "/spec/containers/0/volumeMounts",
+             "value": [{"name": "aesmd-socket", "mountPath": "/var/run/aesmd"}]},
+            {"op": "add", "path": "/spec/containers/0/env", "value": [{"name": "SGX_AESM_ADDR", "value": "1"}]},
+            {"op": "add", "path": "/spec/volumes", "value": [{"name": "aesmd-socket",
+                "hostPath": {"path": "/var/run/aesmd", "type": "DirectoryOrCreate"}}]}
+        ]),
+    );
 }

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 #[non_exhaustive]
 pub enum AgentError {
     /// Discovery failed at startup.
-    #[error("SGX discovery failed: {0}")]
+    #[error("SGX discovery failed")]
     Discovery(#[from] DiscoveryError),
     /// A device plugin stopped.
     #[error(transparent)]
@@ -25,7 +25,7 @@ pub enum AgentError {
     #[error(transparent)]
     Kube(#[from] crate::patcher::PatchError),
     /// The metrics listener failed.
-    #[error("metrics listener {addr}: {source}")]
+    #[error("metrics listener {addr}")]
     Metrics {
         /// The address.
         addr: SocketAddr,
@@ -93,7 +93,7 @@ pub async fn watch_devices(
                     true
                 });
             }
-            Err(e) => tracing::warn!(error = %e, "device rescan failed"),
+            Err(e) => tracing::warn!(error = %crate::Chain(&e), "device rescan failed"),
         }
     }
 }

@@ -134,36 +134,26 @@ pub fn discover(probe: &dyn Probe, epc_override: Option<u64>) -> Result<SgxNode,
     })
 }
 
-/// Parses an `--epc-size` value: bytes, or a Kubernetes binary/decimal quantity suffix
-/// (`Ki`, `Mi`, `Gi`, `Ti`, `k`, `M`, `G`, `T`), e.g. `96Mi`.
-pub fn parse_epc_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, suffix) = text.split_at(split);
-    let value: u64 = digits.parse().map_err(|_| {
-        format!("EPC size {text:?}: expected a number of bytes such as 98566144 or 94Mi")
-    })?;
-    let factor: u64 = match suffix {
-        "" => 1,
-        "k" => 1_000,
-        "M" => 1_000_000,
-        "G" => 1_000_000_000,
-        "T" => 1_000_000_000_000,
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        "Ti" => 1 << 40,
-        other => {
-            return Err(format!(
-                "EPC size {text:?}: unknown suffix {other:?}; use Ki, Mi, Gi, Ti, k, M, G or T"
-            ));
-        }
-    };
-    value
-        .checked_mul(factor)
-        .ok_or_else(|| format!("EPC size {text:?} does not fit 64 bits"))
+/// An `--epc-size` value that is not a whole number of bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("EPC size \"{text}\" {problem}; write a whole number of bytes such as 98566144 or 94Mi")]
+#[non_exhaustive]
+pub struct EpcSizeError {
+    /// The text given.
+    pub text: String,
+    /// What is wrong with it.
+    pub problem: kube_sgx::quantity::QuantityError,
+}
+
+/// Parses an `--epc-size` value: a Kubernetes quantity of bytes (`98566144`, `94Mi`, `1e9`,
+/// `0.5Gi`), with the same grammar as pod EPC requests ([`kube_sgx::quantity::parse`]).
+pub fn parse_epc_size(text: &str) -> Result<u64, EpcSizeError> {
+    kube_sgx::quantity::parse(text.trim())
+        .map(|q| q.value)
+        .map_err(|problem| EpcSizeError {
+            text: text.trim().to_owned(),
+            problem,
+        })
 }
 
 #[cfg(test)]
@@ -349,7 +339,7 @@ mod tests {
         );
         assert!(
             err.to_string()
-                .starts_with(&format!("cannot read {}: ", p.display()))
+                .starts_with(&format!("cannot read {}", p.display()))
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -364,25 +354,46 @@ mod tests {
             ("1Ti", Ok(1 << 40)),
             ("2G", Ok(2_000_000_000)),
             ("3k", Ok(3_000)),
+            ("10.5Mi", Ok(11_010_048)),
+            ("1Pi", Ok(1 << 50)),
+            ("1e6", Ok(1_000_000)),
             (
                 "12Q",
-                Err("EPC size \"12Q\": unknown suffix \"Q\"; use Ki, Mi, Gi, Ti, k, M, G or T"),
+                Err(
+                    "EPC size \"12Q\" is not a Kubernetes quantity; write a whole number of bytes such as 98566144 or 94Mi",
+                ),
             ),
             (
                 "Mi",
-                Err("EPC size \"Mi\": expected a number of bytes such as 98566144 or 94Mi"),
+                Err(
+                    "EPC size \"Mi\" is not a Kubernetes quantity; write a whole number of bytes such as 98566144 or 94Mi",
+                ),
             ),
             (
                 "-1",
-                Err("EPC size \"-1\": expected a number of bytes such as 98566144 or 94Mi"),
+                Err(
+                    "EPC size \"-1\" is negative; write a whole number of bytes such as 98566144 or 94Mi",
+                ),
+            ),
+            (
+                "1.5",
+                Err(
+                    "EPC size \"1.5\" is not a whole number; write a whole number of bytes such as 98566144 or 94Mi",
+                ),
             ),
             (
                 "99999999999Ti",
-                Err("EPC size \"99999999999Ti\" does not fit 64 bits"),
+                Err(
+                    "EPC size \"99999999999Ti\" is too large; write a whole number of bytes such as 98566144 or 94Mi",
+                ),
             ),
         ];
         for (text, want) in cases {
-            assert_eq!(parse_epc_size(text), want.map_err(str::to_owned), "{text}");
+            assert_eq!(
+                parse_epc_size(text).map_err(|e| e.to_string()),
+                want.map_err(str::to_owned),
+                "{text}"
+            );
         }
     }
 }

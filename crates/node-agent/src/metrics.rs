@@ -268,7 +268,7 @@ impl Exporter {
         match procfs::scan(&self.proc_root) {
             Ok(scan) => self.metrics.set_committed(&scan),
             Err(e) => {
-                tracing::warn!(error = %e, "committed EPC scan failed; keeping the last values")
+                tracing::warn!(error = %crate::Chain(&e), "committed EPC scan failed; keeping the last values")
             }
         }
         let mut out = String::new();

@@ -1,30 +1,13 @@
-//! Pure builders for the Node patches: `status.capacity["sgx.intel.com/epc"]` (bytes) and the
-//! SGX labels, as RFC 6902 JSON patches computed against the node as it is now, so an in-sync
-//! node gets no request, drift is repaired and a node that lost SGX is cleaned up.
-//!
-//! These live here rather than in `kube-sgx` (DESIGN §2 lists node patch builders there)
-//! because that crate is owned by another work stream; they take and return plain JSON so
-//! they can move without change.
+//! What the Node object should say about SGX, from discovery: [`desired`] maps an [`SgxNode`]
+//! to [`NodeFacts`]. The patch builders themselves are pure Kubernetes logic and live in
+//! [`kube_sgx::node`] (re-exported here); [`crate::patcher`] sends them.
 
 use crate::discovery::SgxNode;
-use serde_json::{Value, json};
+pub use kube_sgx::node::{CAPABLE_LABEL, DETAIL_PREFIX, NodeFacts, capacity_patch, label_patch};
 use std::collections::BTreeMap;
 
 /// The node extended resource for EPC, in bytes.
-pub const EPC_RESOURCE: &str = "sgx.intel.com/epc";
-/// The label Intel's tooling and the DaemonSet selectors use.
-pub const CAPABLE_LABEL: &str = "sgx.intel.com/capable";
-/// The prefix of confkube's detail labels.
-pub const DETAIL_PREFIX: &str = "sgx.confkube.io/";
-
-/// What the node object should say about SGX.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeFacts {
-    /// `status.capacity["sgx.intel.com/epc"]`.
-    pub epc_bytes: u64,
-    /// The SGX labels (capable + details).
-    pub labels: BTreeMap<String, String>,
-}
+pub const EPC_RESOURCE: &str = kube_sgx::EPC;
 
 fn flag(b: bool) -> String {
     if b { "true" } else { "false" }.to_owned()
@@ -54,85 +37,24 @@ pub fn desired(node: &SgxNode) -> Option<NodeFacts> {
     })
 }
 
-/// Escapes one JSON-pointer token (`~` → `~0`, `/` → `~1`).
-pub fn escape_pointer(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
-}
-
-fn ours(label: &str) -> bool {
-    label == CAPABLE_LABEL || label.starts_with(DETAIL_PREFIX)
-}
-
-/// The JSON patch for the node's labels (sent to the node object), or `None` when in sync.
-pub fn label_patch(node: &Value, want: Option<&NodeFacts>) -> Option<Value> {
-    let current = node.pointer("/metadata/labels").and_then(Value::as_object);
-    let mut ops = Vec::new();
-    if let Some(facts) = want {
-        if current.is_none() && !facts.labels.is_empty() {
-            ops.push(json!({"op": "add", "path": "/metadata/labels", "value": {}}));
-        }
-        for (k, v) in &facts.labels {
-            if current.and_then(|c| c.get(k)).and_then(Value::as_str) != Some(v.as_str()) {
-                ops.push(json!({
-                    "op": "add",
-                    "path": format!("/metadata/labels/{}", escape_pointer(k)),
-                    "value": v,
-                }));
-            }
-        }
-    }
-    if let Some(current) = current {
-        let mut stale: Vec<&String> = current
-            .keys()
-            .filter(|k| ours(k) && !want.is_some_and(|f| f.labels.contains_key(*k)))
-            .collect();
-        stale.sort();
-        for k in stale {
-            ops.push(json!({
-                "op": "remove",
-                "path": format!("/metadata/labels/{}", escape_pointer(k)),
-            }));
-        }
-    }
-    (!ops.is_empty()).then_some(Value::Array(ops))
-}
-
-/// The JSON patch for `status.capacity` (sent to the `status` subresource), or `None` when in
-/// sync.
-pub fn capacity_patch(node: &Value, want: Option<&NodeFacts>) -> Option<Value> {
-    let capacity = node.pointer("/status/capacity").and_then(Value::as_object);
-    let current = capacity
-        .and_then(|c| c.get(EPC_RESOURCE))
-        .and_then(Value::as_str);
-    let path = format!("/status/capacity/{}", escape_pointer(EPC_RESOURCE));
-    match want {
-        Some(facts) => {
-            let value = facts.epc_bytes.to_string();
-            if current == Some(value.as_str()) {
-                return None;
-            }
-            let mut ops = Vec::new();
-            if node.pointer("/status").is_none() {
-                ops.push(json!({"op": "add", "path": "/status", "value": {}}));
-            }
-            if capacity.is_none() {
-                ops.push(json!({"op": "add", "path": "/status/capacity", "value": {}}));
-            }
-            ops.push(json!({"op": "add", "path": path, "value": value}));
-            Some(Value::Array(ops))
-        }
-        None => capacity
-            .is_some_and(|c| c.contains_key(EPC_RESOURCE))
-            .then(|| json!([{"op": "remove", "path": path}])),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::discovery::discover;
     use crate::probe::FixtureProbe;
+    use k8s_openapi::api::core::v1::Node;
+    use serde_json::{Value, json};
     use std::path::PathBuf;
+
+    /// A typed Node from test JSON.
+    fn n(v: &Value) -> Node {
+        serde_json::from_value(v.clone()).unwrap()
+    }
+
+    /// A patch as JSON, for comparison with the expected operations.
+    fn ops(p: Option<kube_sgx::Patch>) -> Option<Value> {
+        p.map(|p| serde_json::to_value(p).unwrap())
+    }
 
     fn facts(fixture: &str) -> Option<NodeFacts> {
         let probe = FixtureProbe::open(
@@ -170,14 +92,29 @@ mod tests {
         assert_eq!(vm.labels["sgx.confkube.io/epc-sections"], "0");
     }
 
+    /// Label names are escaped as RFC 6901 tokens (by jsonptr): `/` → `~1`, `~` → `~0`.
     #[test]
     fn escape_table() {
         for (raw, want) in [
-            ("sgx.intel.com/epc", "sgx.intel.com~1epc"),
-            ("a~b/c", "a~0b~1c"),
-            ("plain", "plain"),
+            ("sgx.intel.com/epc", "/metadata/labels/sgx.intel.com~1epc"),
+            (
+                "sgx.confkube.io/a~b/c",
+                "/metadata/labels/sgx.confkube.io~1a~0b~1c",
+            ),
+            (
+                "sgx.confkube.io/plain",
+                "/metadata/labels/sgx.confkube.io~1plain",
+            ),
         ] {
-            assert_eq!(escape_pointer(raw), want);
+            let want_facts = NodeFacts {
+                epc_bytes: 1,
+                labels: [(raw.to_owned(), "v".to_owned())].into_iter().collect(),
+            };
+            let patch = ops(label_patch(
+                &n(&json!({"metadata": {"labels": {}}})),
+                Some(&want_facts),
+            ));
+            assert_eq!(patch.unwrap()[0]["path"], want);
         }
     }
 
@@ -187,10 +124,10 @@ mod tests {
         let node = json!({"metadata": {"name": "n1", "labels": {"kubernetes.io/arch": "amd64"}},
                           "status": {"capacity": {"cpu": "2"}}});
         assert_eq!(
-            capacity_patch(&node, Some(&want)).unwrap(),
+            ops(capacity_patch(&n(&node), Some(&want))).unwrap(),
             json!([{"op": "add", "path": "/status/capacity/sgx.intel.com~1epc", "value": "4261412864"}])
         );
-        let labels = label_patch(&node, Some(&want)).unwrap();
+        let labels = ops(label_patch(&n(&node), Some(&want))).unwrap();
         let ops = labels.as_array().unwrap();
         assert_eq!(ops.len(), want.labels.len());
         assert!(ops.contains(&json!({"op": "add", "path": "/metadata/labels/sgx.intel.com~1capable", "value": "true"})));
@@ -209,20 +146,20 @@ mod tests {
         }
         let mut node = json!({"metadata": {"labels": labels},
                               "status": {"capacity": {"sgx.intel.com/epc": "4261412864"}}});
-        assert_eq!(capacity_patch(&node, Some(&want)), None);
-        assert_eq!(label_patch(&node, Some(&want)), None);
+        assert_eq!(ops(capacity_patch(&n(&node), Some(&want))), None);
+        assert_eq!(ops(label_patch(&n(&node), Some(&want))), None);
         node["metadata"]["labels"]["sgx.confkube.io/sgx2"] = json!("false");
         node["metadata"]["labels"]["sgx.confkube.io/stale-detail"] = json!("x");
         node["status"]["capacity"]["sgx.intel.com/epc"] = json!("1");
         assert_eq!(
-            label_patch(&node, Some(&want)).unwrap(),
+            ops(label_patch(&n(&node), Some(&want))).unwrap(),
             json!([
                 {"op": "add", "path": "/metadata/labels/sgx.confkube.io~1sgx2", "value": "true"},
                 {"op": "remove", "path": "/metadata/labels/sgx.confkube.io~1stale-detail"}
             ])
         );
         assert_eq!(
-            capacity_patch(&node, Some(&want)).unwrap(),
+            ops(capacity_patch(&n(&node), Some(&want))).unwrap(),
             json!([{"op": "add", "path": "/status/capacity/sgx.intel.com~1epc", "value": "4261412864"}])
         );
     }
@@ -236,11 +173,11 @@ mod tests {
                               "intel.feature.node.kubernetes.io/sgx": "true"}},
                           "status": {"capacity": {"cpu": "2", "sgx.intel.com/epc": "5"}}});
         assert_eq!(
-            capacity_patch(&node, None).unwrap(),
+            ops(capacity_patch(&n(&node), None)).unwrap(),
             json!([{"op": "remove", "path": "/status/capacity/sgx.intel.com~1epc"}])
         );
         assert_eq!(
-            label_patch(&node, None).unwrap(),
+            ops(label_patch(&n(&node), None)).unwrap(),
             json!([
                 {"op": "remove", "path": "/metadata/labels/sgx.confkube.io~1flc"},
                 {"op": "remove", "path": "/metadata/labels/sgx.intel.com~1capable"}
@@ -248,15 +185,15 @@ mod tests {
         );
         let clean = json!({"metadata": {"labels": {"kubernetes.io/arch": "amd64"}},
                            "status": {"capacity": {"cpu": "2"}}});
-        assert_eq!(capacity_patch(&clean, None), None);
-        assert_eq!(label_patch(&clean, None), None);
+        assert_eq!(ops(capacity_patch(&n(&clean), None)), None);
+        assert_eq!(ops(label_patch(&n(&clean), None)), None);
     }
 
     #[test]
     fn bare_node_gets_containers_created() {
         let want = facts("one-socket.json").unwrap();
         let bare = json!({"metadata": {"name": "n1"}});
-        let cap = capacity_patch(&bare, Some(&want)).unwrap();
+        let cap = ops(capacity_patch(&n(&bare), Some(&want))).unwrap();
         assert_eq!(
             cap,
             json!([
@@ -265,7 +202,7 @@ mod tests {
                 {"op": "add", "path": "/status/capacity/sgx.intel.com~1epc", "value": "4261412864"}
             ])
         );
-        let labels = label_patch(&bare, Some(&want)).unwrap();
+        let labels = ops(label_patch(&n(&bare), Some(&want))).unwrap();
         assert_eq!(
             labels[0],
             json!({"op": "add", "path": "/metadata/labels", "value": {}})

@@ -8,7 +8,7 @@ use crate::patch::{NodeFacts, capacity_patch, desired, label_patch};
 use crate::probe::DeviceNodes;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -16,11 +16,28 @@ use tokio::sync::watch;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PatchError {
-    /// No usable cluster configuration.
-    #[error("Kubernetes client configuration: {0}")]
-    Config(String),
+    /// `--kubeconfig` cannot be read or used.
+    #[error("Kubernetes client configuration: {path}")]
+    Kubeconfig {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: kube::config::KubeconfigError,
+    },
+    /// No `--kubeconfig` and no in-cluster service account.
+    #[error("not running in a cluster; pass --kubeconfig or run as a DaemonSet")]
+    InCluster {
+        /// The cause.
+        source: kube::config::InClusterError,
+    },
+    /// The client could not be built from the configuration.
+    #[error("Kubernetes client")]
+    Client {
+        /// The cause.
+        source: kube::Error,
+    },
     /// The API server refused or failed a request.
-    #[error("node {node}: {action}: {source}")]
+    #[error("node {node}: {action}")]
     Api {
         /// The node name.
         node: String,
@@ -29,33 +46,24 @@ pub enum PatchError {
         /// The cause.
         source: kube::Error,
     },
-    /// A patch the builders produced is not a JSON patch (a bug).
-    #[error("node {node}: invalid JSON patch: {source}")]
-    Patch {
-        /// The node name.
-        node: String,
-        /// The cause.
-        source: serde_json::Error,
-    },
 }
 
 /// A kube client from `kubeconfig`, or the in-cluster service account when `None`.
 pub async fn client(kubeconfig: Option<&Path>) -> Result<kube::Client, PatchError> {
     let config = match kubeconfig {
         Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| PatchError::Config(format!("{}: {e}", path.display())))?;
+            let err = |source| PatchError::Kubeconfig {
+                path: path.to_owned(),
+                source,
+            };
+            let kc = kube::config::Kubeconfig::read_from(path).map_err(err)?;
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
-                .map_err(|e| PatchError::Config(format!("{}: {e}", path.display())))?
+                .map_err(err)?
         }
-        None => kube::Config::incluster().map_err(|e| {
-            PatchError::Config(format!(
-                "not running in a cluster ({e}); pass --kubeconfig or run as a DaemonSet"
-            ))
-        })?,
+        None => kube::Config::incluster().map_err(|source| PatchError::InCluster { source })?,
     };
-    kube::Client::try_from(config).map_err(|e| PatchError::Config(e.to_string()))
+    kube::Client::try_from(config).map_err(|source| PatchError::Client { source })
 }
 
 /// What one reconcile did.
@@ -65,13 +73,6 @@ pub struct Reconciled {
     pub labels: bool,
     /// The capacity was patched.
     pub capacity: bool,
-}
-
-fn json_patch(node: &str, ops: serde_json::Value) -> Result<json_patch::Patch, PatchError> {
-    serde_json::from_value(ops).map_err(|source| PatchError::Patch {
-        node: node.to_owned(),
-        source,
-    })
 }
 
 /// Reads the node and sends the patches that bring it to `want` (nothing when in sync).
@@ -89,21 +90,17 @@ pub async fn reconcile(
         }
     };
     let node = api.get(node_name).await.map_err(api_err("get"))?;
-    let current = serde_json::to_value(&node).map_err(|source| PatchError::Patch {
-        node: node_name.to_owned(),
-        source,
-    })?;
     let mut done = Reconciled::default();
     let params = PatchParams::default();
-    if let Some(ops) = label_patch(&current, want) {
-        let patch: Patch<()> = Patch::Json(json_patch(node_name, ops)?);
+    if let Some(ops) = label_patch(&node, want) {
+        let patch: Patch<()> = Patch::Json(ops);
         api.patch(node_name, &params, &patch)
             .await
             .map_err(api_err("patch labels"))?;
         done.labels = true;
     }
-    if let Some(ops) = capacity_patch(&current, want) {
-        let patch: Patch<()> = Patch::Json(json_patch(node_name, ops)?);
+    if let Some(ops) = capacity_patch(&node, want) {
+        let patch: Patch<()> = Patch::Json(ops);
         api.patch_status(node_name, &params, &patch)
             .await
             .map_err(api_err("patch status capacity"))?;
@@ -133,7 +130,9 @@ pub async fn run_patcher(
                 "node patched"
             ),
             Ok(_) => tracing::debug!(node = %node_name, "node in sync"),
-            Err(e) => tracing::warn!(error = %e, "node patch failed; retrying at the next resync"),
+            Err(e) => {
+                tracing::warn!(error = %crate::Chain(&e), "node patch failed; retrying at the next resync")
+            }
         }
         tokio::select! {
             changed = health.changed() => if changed.is_err() { return },

@@ -62,8 +62,8 @@ impl SgxResource {
     /// The extended resource name, e.g. `sgx.intel.com/enclave`.
     pub fn resource_name(self) -> &'static str {
         match self {
-            Self::Enclave => "sgx.intel.com/enclave",
-            Self::Provision => "sgx.intel.com/provision",
+            Self::Enclave => kube_sgx::ENCLAVE,
+            Self::Provision => kube_sgx::PROVISION,
         }
     }
 
@@ -111,6 +111,17 @@ impl SgxResource {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PluginError {
+    /// The kubelet's device-plugin directory does not exist (no kubelet on this node, or the
+    /// agent looks in the wrong place).
+    #[error(
+        "device-plugin directory {dir} does not exist: is a kubelet running on this node? Set \
+         --device-plugin-dir to the kubelet's device-plugin directory (default \
+         /var/lib/kubelet/device-plugins, mounted from the host)"
+    )]
+    DirectoryMissing {
+        /// The directory looked for.
+        dir: PathBuf,
+    },
     /// Another live plugin answers on the socket.
     #[error(
         "{path}: another device plugin is serving on this socket; stop it first (two plugins \
@@ -121,7 +132,7 @@ pub enum PluginError {
         path: PathBuf,
     },
     /// The socket could not be created, removed or inspected.
-    #[error("device plugin socket {path}: {source}")]
+    #[error("device plugin socket {path}")]
     Socket {
         /// The socket path.
         path: PathBuf,
@@ -129,7 +140,7 @@ pub enum PluginError {
         source: std::io::Error,
     },
     /// The gRPC server failed.
-    #[error("device plugin server for {resource}: {source}")]
+    #[error("device plugin server for {resource}")]
     Serve {
         /// The resource name.
         resource: &'static str,
@@ -396,10 +407,31 @@ async fn claim_socket(path: &Path) -> Result<(), PluginError> {
     })
 }
 
-async fn register_once(cfg: &PluginConfig) -> Result<(), String> {
-    let channel = unix_channel(cfg.dir.join(KUBELET_SOCKET))
+/// Why one registration attempt failed (logged and retried).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegisterError {
+    /// The kubelet socket does not answer.
+    #[error("cannot connect to the kubelet at {path}")]
+    Connect {
+        /// The kubelet socket.
+        path: PathBuf,
+        /// The cause.
+        source: tonic::transport::Error,
+    },
+    /// The kubelet answered the Register call with an error.
+    #[error("kubelet refused registration")]
+    Refused {
+        /// The kubelet's gRPC status.
+        source: tonic::Status,
+    },
+}
+
+async fn register_once(cfg: &PluginConfig) -> Result<(), RegisterError> {
+    let path = cfg.dir.join(KUBELET_SOCKET);
+    let channel = unix_channel(path.clone())
         .await
-        .map_err(|e| format!("cannot connect to the kubelet: {e}"))?;
+        .map_err(|source| RegisterError::Connect { path, source })?;
     RegistrationClient::new(channel)
         .register(RegisterRequest {
             version: API_VERSION.to_owned(),
@@ -411,7 +443,7 @@ async fn register_once(cfg: &PluginConfig) -> Result<(), String> {
             }),
         })
         .await
-        .map_err(|s| format!("kubelet refused registration: {}", s.message()))?;
+        .map_err(|source| RegisterError::Refused { source })?;
     Ok(())
 }
 
@@ -433,11 +465,32 @@ async fn register_until_accepted(cfg: &PluginConfig, ino: u64, metrics: &Metrics
             }
             Err(e) => {
                 metrics.count_registration(cfg.resource, false);
-                tracing::warn!(resource = cfg.resource.resource_name(), error = %e, retry_in = ?delay, "registration failed");
+                tracing::warn!(resource = cfg.resource.resource_name(), error = %crate::Chain(&e), retry_in = ?delay, "registration failed");
             }
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Deletes the plugin's socket on drop, unless it was replaced (another inode) meanwhile.
+struct SocketGuard {
+    path: PathBuf,
+    ino: u64,
+}
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        if inode(&self.path) == Some(self.ino) {
+            match std::fs::remove_file(&self.path) {
+                Ok(()) => {
+                    tracing::info!(socket = %self.path.display(), "device plugin socket removed")
+                }
+                Err(e) => {
+                    tracing::warn!(socket = %self.path.display(), error = %e, "cannot remove the device plugin socket")
+                }
+            }
+        }
     }
 }
 
@@ -455,6 +508,11 @@ pub async fn run_plugin(
     metrics: Metrics,
 ) -> Result<(), PluginError> {
     let socket = cfg.socket_path();
+    if !cfg.dir.is_dir() {
+        return Err(PluginError::DirectoryMissing {
+            dir: cfg.dir.clone(),
+        });
+    }
     loop {
         claim_socket(&socket).await?;
         let listener = UnixListener::bind(&socket).map_err(|source| PluginError::Socket {
@@ -465,6 +523,12 @@ pub async fn run_plugin(
             path: socket.clone(),
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         })?;
+        // Removes our socket when this loop ends for any reason, including the future being
+        // dropped at shutdown (SIGTERM), so the kubelet never sees a dead endpoint.
+        let _guard = SocketGuard {
+            path: socket.clone(),
+            ino,
+        };
         let (stop_tx, stop_rx) = watch::channel(false);
         let service = DevicePluginService::new(
             cfg.resource,

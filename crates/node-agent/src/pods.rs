@@ -3,17 +3,15 @@
 //! webhook missed them, so `/dev/sgx_enclave` will not be in the container. Those raise a
 //! Warning Event (once per pod) and a metric.
 
-use crate::discovery::parse_epc_size;
 use crate::metrics::Metrics;
-use crate::patch::EPC_RESOURCE;
 use k8s_openapi::api::core::v1::{Container, Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, ListParams, PostParams};
+use kube_sgx::quantity::QuantityError;
+use kube_sgx::{ENCLAVE, EPC};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-/// The enclave device resource.
-pub const ENCLAVE_RESOURCE: &str = "sgx.intel.com/enclave";
 /// The Event reason for a pod that requests EPC but not the enclave device.
 pub const MISSING_ENCLAVE_REASON: &str = "SgxEnclaveDeviceMissing";
 
@@ -22,7 +20,7 @@ pub const MISSING_ENCLAVE_REASON: &str = "SgxEnclaveDeviceMissing";
 #[non_exhaustive]
 pub enum PodError {
     /// The `sgx.intel.com/epc` quantity is not a whole number of bytes.
-    #[error("pod {namespace}/{pod} container {container}: sgx.intel.com/epc {reason}")]
+    #[error("pod {namespace}/{pod} container {container}: {EPC} \"{value}\" {problem}")]
     Quantity {
         /// The namespace.
         namespace: String,
@@ -30,8 +28,10 @@ pub enum PodError {
         pod: String,
         /// The container.
         container: String,
-        /// What is wrong.
-        reason: String,
+        /// The quantity as written.
+        value: String,
+        /// What is wrong with it (the same rule the admission webhook applies).
+        problem: QuantityError,
     },
 }
 
@@ -59,24 +59,27 @@ fn container_epc(meta: &ObjectMeta, c: &Container) -> Result<Option<ContainerEpc
             .and_then(|r| r.limits.as_ref().and_then(|l| l.get(name)))
             .or_else(|| resources.and_then(|r| r.requests.as_ref().and_then(|l| l.get(name))))
     };
-    let Some(q) = pick(EPC_RESOURCE) else {
+    let Some(q) = pick(EPC) else {
         return Ok(None);
     };
     let namespace = meta.namespace.clone().unwrap_or_default();
     let pod = meta.name.clone().unwrap_or_default();
-    let epc_bytes = parse_epc_size(&q.0).map_err(|reason| PodError::Quantity {
-        namespace: namespace.clone(),
-        pod: pod.clone(),
-        container: c.name.clone(),
-        reason,
-    })?;
+    let epc_bytes = kube_sgx::quantity::parse(&q.0)
+        .map_err(|problem| PodError::Quantity {
+            namespace: namespace.clone(),
+            pod: pod.clone(),
+            container: c.name.clone(),
+            value: q.0.clone(),
+            problem,
+        })?
+        .value;
     Ok(Some(ContainerEpc {
         namespace,
         pod,
         pod_uid: meta.uid.clone().unwrap_or_default(),
         container: c.name.clone(),
         epc_bytes,
-        has_enclave: pick(ENCLAVE_RESOURCE).is_some(),
+        has_enclave: pick(ENCLAVE).is_some(),
     }))
 }
 
@@ -126,7 +129,7 @@ pub fn missing_enclave_event(
         },
         reason: Some(MISSING_ENCLAVE_REASON.to_owned()),
         message: Some(format!(
-            "container(s) {} request {EPC_RESOURCE} but not {ENCLAVE_RESOURCE}, so /dev/sgx_enclave \
+            "container(s) {} request {EPC} but not {ENCLAVE}, so /dev/sgx_enclave \
              is not available to them; is the confkube admission webhook installed and reachable?",
             containers.join(", ")
         )),
@@ -256,14 +259,26 @@ mod tests {
         assert_eq!(got[0].namespace, "ns1");
     }
 
+    /// `10.5Mi` is 11010048 bytes: the node agent used to call it a bad quantity (issue 12
+    /// item 4); a fractional byte count is the error.
     #[test]
     fn bad_quantity_is_an_error() {
         let p =
             pod(json!([{"name": "c", "resources": {"limits": {"sgx.intel.com/epc": "10.5Mi"}}}]));
+        assert_eq!(requested_epc(&p).unwrap()[0].epc_bytes, 11_010_048);
+        let p = pod(json!([{"name": "c", "resources": {"limits": {"sgx.intel.com/epc": "1.5"}}}]));
+        let err = requested_epc(&p).unwrap_err();
         assert_eq!(
-            requested_epc(&p).unwrap_err().to_string(),
-            "pod ns1/app container c: sgx.intel.com/epc EPC size \"10.5Mi\": unknown suffix \".5Mi\"; use Ki, Mi, Gi, Ti, k, M, G or T"
+            err.to_string(),
+            "pod ns1/app container c: sgx.intel.com/epc \"1.5\" is not a whole number"
         );
+        assert!(matches!(
+            err,
+            PodError::Quantity {
+                problem: QuantityError::NotIntegral,
+                ..
+            }
+        ));
     }
 
     #[test]

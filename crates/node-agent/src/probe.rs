@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 #[non_exhaustive]
 pub enum ProbeError {
     /// A file or directory could not be read (other than "not found", which means absent).
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         /// The path.
         path: PathBuf,
@@ -341,20 +341,13 @@ impl Probe for FixtureProbe {
 mod tests {
     use super::*;
 
-    struct TempDir(PathBuf);
-    impl TempDir {
-        fn new(tag: &str) -> Self {
-            let dir =
-                std::env::temp_dir().join(format!("node-agent-probe-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
+    use tempfile::TempDir;
+
+    fn tempdir(tag: &str) -> TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("node-agent-probe-{tag}-"))
+            .tempdir()
+            .unwrap()
     }
 
     fn touch(path: &Path) {
@@ -391,28 +384,28 @@ mod tests {
             ),
         ];
         for (i, (files, want)) in cases.iter().enumerate() {
-            let dir = TempDir::new(&format!("dev{i}"));
+            let dir = tempdir(&format!("dev{i}"));
             for f in *files {
-                touch(&dir.0.join(f));
+                touch(&dir.path().join(f));
             }
-            assert_eq!(device_nodes_in(&dir.0).unwrap(), *want, "{files:?}");
+            assert_eq!(device_nodes_in(dir.path()).unwrap(), *want, "{files:?}");
         }
     }
 
     #[test]
     fn sysfs_numa_table() {
-        let dir = TempDir::new("sysfs");
-        assert_eq!(numa_epc_in(&dir.0).unwrap(), vec![]);
-        let nodes = dir.0.join("devices/system/node");
+        let dir = tempdir("sysfs");
+        assert_eq!(numa_epc_in(dir.path()).unwrap(), vec![]);
+        let nodes = dir.path().join("devices/system/node");
         std::fs::create_dir_all(nodes.join("node0")).unwrap();
         std::fs::create_dir_all(nodes.join("possible-not-a-node")).unwrap();
-        assert_eq!(numa_epc_in(&dir.0).unwrap(), vec![]);
+        assert_eq!(numa_epc_in(dir.path()).unwrap(), vec![]);
         std::fs::create_dir_all(nodes.join("node1/x86")).unwrap();
         std::fs::write(nodes.join("node1/x86/sgx_total_bytes"), "4261412864\n").unwrap();
         std::fs::create_dir_all(nodes.join("node0/x86")).unwrap();
         std::fs::write(nodes.join("node0/x86/sgx_total_bytes"), "8388608\n").unwrap();
         assert_eq!(
-            numa_epc_in(&dir.0).unwrap(),
+            numa_epc_in(dir.path()).unwrap(),
             vec![
                 NumaEpc {
                     node: 0,
@@ -425,7 +418,7 @@ mod tests {
             ]
         );
         std::fs::write(nodes.join("node1/x86/sgx_total_bytes"), "lots\n").unwrap();
-        let err = numa_epc_in(&dir.0).unwrap_err();
+        let err = numa_epc_in(dir.path()).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
@@ -464,14 +457,14 @@ mod tests {
     }
 
     fn fixture(dir: &TempDir, text: &str) -> PathBuf {
-        let p = dir.0.join("machine.json");
+        let p = dir.path().join("machine.json");
         std::fs::write(&p, text).unwrap();
         p
     }
 
     #[test]
     fn fixture_reads_machine_and_rereads_on_change() {
-        let dir = TempDir::new("fixture");
+        let dir = tempdir("fixture");
         let p = fixture(
             &dir,
             r#"{"cpuid":{"0x12.0x2":["0x80000001","0","0x7f000001","0"]},
@@ -503,7 +496,7 @@ mod tests {
 
     #[test]
     fn fixture_errors() {
-        let dir = TempDir::new("fixture-errors");
+        let dir = tempdir("fixture-errors");
         let cases = [
             (
                 r#"{"cpuid":{"7":["0","0","0","0"]}}"#,
@@ -539,12 +532,12 @@ mod tests {
                 "{text}"
             );
         }
-        let missing = dir.0.join("absent.json");
+        let missing = dir.path().join("absent.json");
         let err = FixtureProbe::open(&missing).unwrap_err();
         assert!(matches!(&err, ProbeError::Io { path, .. } if path == &missing));
         assert!(
             err.to_string()
-                .starts_with(&format!("cannot read {}: ", missing.display()))
+                .starts_with(&format!("cannot read {}", missing.display()))
         );
     }
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 #[non_exhaustive]
 pub enum ProcError {
     /// The proc root itself is unreadable.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         /// The path.
         path: PathBuf,
@@ -316,7 +316,7 @@ mod tests {
         let err = scan(&root).unwrap_err();
         assert!(
             err.to_string()
-                .starts_with(&format!("cannot read {}: ", root.display()))
+                .starts_with(&format!("cannot read {}", root.display()))
         );
     }
 }

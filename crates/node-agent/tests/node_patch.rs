@@ -11,6 +11,7 @@
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
+use node_agent::Chain;
 use node_agent::discovery::discover;
 use node_agent::patch::{NodeFacts, desired};
 use node_agent::patcher::{PatchError, Reconciled, client, reconcile, run_patcher};
@@ -370,19 +371,17 @@ async fn missing_node_and_bad_kubeconfig_are_clear_errors() {
         matches!(err, PatchError::Api { action: "get", .. }),
         "{err:?}"
     );
-    assert!(err.to_string().starts_with("node sgx-1: get: "), "{err}");
-    assert!(
-        err.to_string().contains("nodes \"sgx-1\" not found"),
-        "{err}"
-    );
+    let text = Chain(&err).to_string();
+    assert!(text.starts_with("node sgx-1: get: "), "{text}");
+    assert!(text.contains("nodes \"sgx-1\" not found"), "{text}");
 
     let absent = api.dir.join("no-such-kubeconfig");
     let Err(err) = client(Some(&absent)).await else {
         panic!("a missing kubeconfig must be an error");
     };
-    assert!(matches!(err, PatchError::Config(_)));
+    assert!(matches!(err, PatchError::Kubeconfig { .. }), "{err:?}");
     assert!(
-        err.to_string().starts_with(&format!(
+        Chain(&err).to_string().starts_with(&format!(
             "Kubernetes client configuration: {}: ",
             absent.display()
         )),

@@ -26,6 +26,8 @@ use std::ops::Range;
 use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use json_patch::{AddOperation, PatchOperation, TestOperation};
+use jsonptr::PointerBuf;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -35,7 +37,7 @@ use rcgen::{
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use serde_json::{Value, json};
+use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 use x509_parser::extensions::GeneralName;
@@ -611,7 +613,7 @@ pub struct CaBundlePatch {
     /// RFC 6902 operations, `None` when every matching entry already has the bundle. Each
     /// changed entry gets `test` operations on its name and service before the `add`, so a
     /// configuration that changed since it was read is not patched at the wrong index.
-    pub ops: Option<Value>,
+    pub ops: Option<json_patch::Patch>,
     /// How many entries call the Service.
     pub matched: usize,
     /// How many of them the patch changes.
@@ -639,7 +641,7 @@ pub fn ca_bundle_patch(
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let mut ops = Vec::new();
+    let mut ops: Vec<PatchOperation> = Vec::new();
     let mut calls = Vec::new();
     let (mut matched, mut changed) = (0, 0);
     for (i, entry) in entries.iter().enumerate() {
@@ -669,18 +671,37 @@ pub fn ca_bundle_patch(
             continue;
         }
         changed += 1;
+        let at = |tail: &[&str]| {
+            let mut path = PointerBuf::from_tokens(["webhooks"]).with_trailing_token(i);
+            for t in tail {
+                path.push_back(*t);
+            }
+            path
+        };
+        let test = |path, value: &str| {
+            PatchOperation::Test(TestOperation {
+                path,
+                value: Value::String(value.to_owned()),
+            })
+        };
         if let Some(n) = entry_name {
-            ops.push(json!({"op": "test", "path": format!("/webhooks/{i}/name"), "value": n}));
+            ops.push(test(at(&["name"]), n));
         }
-        ops.push(json!({"op": "test", "path": format!("/webhooks/{i}/clientConfig/service/namespace"), "value": namespace}));
-        ops.push(json!({"op": "test", "path": format!("/webhooks/{i}/clientConfig/service/name"), "value": service}));
-        ops.push(json!({"op": "add", "path": format!("/webhooks/{i}/clientConfig/caBundle"), "value": STANDARD.encode(ca_pem)}));
+        ops.push(test(
+            at(&["clientConfig", "service", "namespace"]),
+            namespace,
+        ));
+        ops.push(test(at(&["clientConfig", "service", "name"]), service));
+        ops.push(PatchOperation::Add(AddOperation {
+            path: at(&["clientConfig", "caBundle"]),
+            value: Value::String(STANDARD.encode(ca_pem)),
+        }));
     }
     if matched == 0 {
         return Err(NoMatchingWebhook { calls });
     }
     Ok(CaBundlePatch {
-        ops: (!ops.is_empty()).then_some(Value::Array(ops)),
+        ops: (!ops.is_empty()).then_some(json_patch::Patch(ops)),
         matched,
         changed,
     })

@@ -27,7 +27,9 @@ pub mod certgen;
 mod metrics;
 mod server;
 
-pub use server::{DEFAULT_MAX_BODY_BYTES, Options, ServeError, Server};
+pub use server::{
+    DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, Limits, Options, ServeError, Server,
+};
 pub use tls_reload::{self, CertFiles, Reload, ReloadingCert, TlsFileError};
 
 pub use kube_sgx;

@@ -38,6 +38,14 @@ pub(crate) struct ReloadLabels {
     pub(crate) result: &'static str,
 }
 
+/// Labels of a connection the server closed itself.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ClosedLabels {
+    /// `handshake_timeout`, `handshake_failed`, `header_timeout`, `idle_timeout`, `evicted` or
+    /// `refused` (see the `http-guard` crate).
+    pub(crate) reason: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 50 µs .. ~1.6 s.
     Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
@@ -51,6 +59,23 @@ pub(crate) struct Metrics {
     pub(crate) duration: Family<EndpointLabels, Histogram, fn() -> Histogram>,
     pub(crate) reloads: Family<ReloadLabels, Counter>,
     pub(crate) handshake_failures: Counter,
+    pub(crate) closed: Family<ClosedLabels, Counter>,
+}
+
+impl http_guard::Events for Metrics {
+    fn closed(&self, why: http_guard::Closed) {
+        if matches!(
+            why,
+            http_guard::Closed::HandshakeFailed | http_guard::Closed::HandshakeTimeout
+        ) {
+            self.handshake_failures.inc();
+        }
+        self.closed
+            .get_or_create(&ClosedLabels {
+                reason: why.as_str(),
+            })
+            .inc();
+    }
 }
 
 impl Metrics {
@@ -62,6 +87,7 @@ impl Metrics {
             duration: Family::new_with_constructor(latency_histogram),
             reloads: Family::default(),
             handshake_failures: Counter::default(),
+            closed: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("confkube_webhook");
         r.register(
@@ -88,6 +114,11 @@ impl Metrics {
             "tls_handshake_failures",
             "TLS handshakes that failed or timed out",
             m.handshake_failures.clone(),
+        );
+        r.register(
+            "connections_closed",
+            "Connections the server closed itself (timeouts, connection bound), by reason",
+            m.closed.clone(),
         );
         m
     }

@@ -8,13 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
+pub use http_guard::Limits;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, header};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use kube_sgx::Config;
 use kube_sgx::admission::{self, Endpoint, Outcome};
 use prometheus_client::registry::Registry;
@@ -28,41 +26,47 @@ use crate::metrics::{DenialLabels, EndpointLabels, Metrics, ReloadLabels, Reques
 /// limit is 3 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 3 << 20;
 
+/// The webhook's default body timeout (the API server gives a webhook call 10 s by default).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Server behaviour; build with [`Options::new`] and the `with_*` methods.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Options {
     /// What the mutator adds and enforces.
     pub config: Config,
-    /// Largest accepted request body.
-    pub max_body_bytes: usize,
     /// Answer every review "allowed" without looking at the pod (benchmark baseline and
     /// emergency bypass).
     pub passthrough: bool,
     /// How often the certificate files are re-read.
     pub reload_interval: Duration,
-    /// Limit for the TLS handshake.
-    pub handshake_timeout: Duration,
-    /// Limit for reading request headers (HTTP/1.1) and a request body.
-    pub body_timeout: Duration,
+    /// Timeouts, connection bound and body limit (`http-guard`).
+    pub limits: Limits,
 }
 
 impl Options {
-    /// Defaults: 3 MiB bodies, reload every 10 s, 10 s handshake and body timeouts.
+    /// Defaults: 3 MiB bodies read within 10 s, reload every 10 s, and the other
+    /// [`Limits`] defaults (10 s handshake and header timeouts, 120 s idle, 512 connections).
     pub fn new(config: Config) -> Self {
         Self {
             config,
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             passthrough: false,
             reload_interval: Duration::from_secs(10),
-            handshake_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(10),
+            limits: Limits::default()
+                .with_body_limit(DEFAULT_MAX_BODY_BYTES)
+                .with_body_timeout(DEFAULT_BODY_TIMEOUT),
         }
     }
 
     /// Sets the largest accepted request body.
     pub fn with_max_body_bytes(mut self, bytes: usize) -> Self {
-        self.max_body_bytes = bytes;
+        self.limits.body_limit = bytes;
+        self
+    }
+
+    /// Sets the timeouts, connection bound and body limit.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -153,7 +157,7 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then stops accepting, reports not-ready and lets open
-    /// connections finish (at most 10 s).
+    /// connections finish (at most 10 s). Connections are bounded as `Options::limits` says.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let Server {
             listener,
@@ -166,82 +170,27 @@ impl Server {
             state.metrics.clone(),
             state.options.reload_interval,
         ));
-        let graceful = GracefulShutdown::new();
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, peer)) => {
-                        let conn = connection(tcp, peer, acceptor.clone(), Arc::clone(&state));
-                        let watcher = graceful.watcher();
-                        tokio::spawn(async move {
-                            let _ = conn(watcher).await;
-                        });
-                    }
-                    Err(e) => {
-                        // EMFILE and friends are transient: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                },
-            }
-        }
-        state.ready.store(false, Ordering::Relaxed);
+        let svc_state = Arc::clone(&state);
+        let service = service_fn(move |req| {
+            let state = Arc::clone(&svc_state);
+            async move { Ok::<_, Infallible>(route(&state, req).await) }
+        });
+        let ready = Arc::clone(&state);
+        let shutdown = async move {
+            shutdown.await;
+            ready.ready.store(false, Ordering::Relaxed);
+        };
+        http_guard::serve(
+            listener,
+            Some(acceptor),
+            service,
+            state.options.limits,
+            Arc::new(state.metrics.clone()),
+            None,
+            shutdown,
+        )
+        .await;
         reloader.abort();
-        drop(listener);
-        if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!("connections still open after 10 s; closing them");
-        }
-    }
-}
-
-fn connection(
-    tcp: tokio::net::TcpStream,
-    peer: SocketAddr,
-    acceptor: TlsAcceptor,
-    state: Arc<State>,
-) -> impl FnOnce(
-    hyper_util::server::graceful::Watcher,
-) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
-    move |watcher| {
-        Box::pin(async move {
-            let _ = tcp.set_nodelay(true);
-            let timeout = state.options.handshake_timeout;
-            let tls = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    state.metrics.handshake_failures.inc();
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    state.metrics.handshake_failures.inc();
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let svc_state = Arc::clone(&state);
-            let service = service_fn(move |req| {
-                let state = Arc::clone(&svc_state);
-                async move { Ok::<_, Infallible>(route(&state, req).await) }
-            });
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            // Without a header deadline a client could hold a connection by trickling headers.
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(state.options.body_timeout);
-            let conn = builder
-                .serve_connection(TokioIo::new(tls), service)
-                .into_owned();
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        })
     }
 }
 
@@ -376,7 +325,7 @@ async fn admit(
     name: &'static str,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let max = state.options.max_body_bytes;
+    let max = state.options.limits.body_limit;
     let count = |outcome: &'static str| {
         state
             .metrics
@@ -392,26 +341,37 @@ async fn admit(
         tracing::warn!(endpoint = name, %message, "bad admission request");
         text(StatusCode::BAD_REQUEST, message + "\n")
     };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return bad(format!(
-            "request body is larger than the {max}-byte limit (--max-body-bytes)"
-        ));
-    }
-    let body = Limited::new(req.into_body(), max).collect();
-    let body = match tokio::time::timeout(state.options.body_timeout, body).await {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return bad(format!(
-                "request body is larger than the {max}-byte limit (--max-body-bytes)"
-            ));
+    let refuse = |status: StatusCode, message: String| {
+        count("bad_request");
+        tracing::warn!(endpoint = name, %message, "bad admission request");
+        text(status, message + "\n")
+    };
+    // Refused before any byte of the body is read, so hyper never sends `100 Continue` for it.
+    if http_guard::declared_too_large(req.headers(), max).is_some() {
+        let mut resp = refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than the {max}-byte limit (--body-limit)"),
+        );
+        if req.version() <= hyper::Version::HTTP_11 {
+            resp.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
         }
-        Ok(Err(e)) => return bad(format!("cannot read request body: {e}")),
-        Err(_) => return bad("timed out reading the request body".to_owned()),
+        return resp;
+    }
+    let body = match http_guard::read_body(req.into_body(), &state.options.limits).await {
+        Ok(body) => body,
+        Err(e @ http_guard::BodyError::TooLarge { .. }) => {
+            return refuse(StatusCode::PAYLOAD_TOO_LARGE, e.to_string());
+        }
+        Err(e @ http_guard::BodyError::Timeout { .. }) => {
+            return refuse(StatusCode::REQUEST_TIMEOUT, e.to_string());
+        }
+        Err(e) => {
+            let cause = std::error::Error::source(&e).map(ToString::to_string);
+            return bad(format!("{e}: {}", cause.unwrap_or_default()));
+        }
     };
     let endpoint = if state.options.passthrough {
         Endpoint::Passthrough

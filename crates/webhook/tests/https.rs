@@ -338,16 +338,21 @@ async fn bad_requests_get_400_with_a_message() {
              admission.k8s.io/v1 only; set admissionReviewVersions: [\"v1\"] in the webhook \
              configuration\n",
         ),
-        (
-            vec![b' '; 5000],
-            "request body is larger than the 4096-byte limit (--max-body-bytes)\n",
-        ),
     ];
     for (body, message) in cases {
         let (status, got) = srv.request(Method::POST, "/mutate-pods", body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(String::from_utf8(got).unwrap(), message);
     }
+    // A declared body above the limit is refused with 413 before it is read.
+    let (status, got) = srv
+        .request(Method::POST, "/mutate-pods", vec![b' '; 5000])
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        String::from_utf8(got).unwrap(),
+        "request body is larger than the 4096-byte limit (--body-limit)\n"
+    );
 
     // A chunked body without Content-Length is cut off by the streaming limit.
     let mut tls = srv.tls(&srv.connector).await;
@@ -363,11 +368,12 @@ async fn bad_requests_get_400_with_a_message() {
     let mut resp = Vec::new();
     let _ = tls.read_to_end(&mut resp).await;
     let resp = String::from_utf8(resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{resp}");
     assert!(
-        resp.ends_with(
-            "\r\n\r\nrequest body is larger than the 4096-byte limit (--max-body-bytes)\n"
-        ),
+        resp.starts_with("HTTP/1.1 413 Payload Too Large\r\n"),
+        "{resp}"
+    );
+    assert!(
+        resp.ends_with("\r\n\r\nrequest body is larger than the 4096-byte limit (--body-limit)\n"),
         "{resp}"
     );
 

@@ -37,7 +37,9 @@ pub use cache::{
     CacheConfig, CacheCounters, Clock, CollateralCache, CollateralPersistence, SystemClock,
 };
 pub use offline::OfflineDir;
-pub use pccs::{INTEL_ROOT_CA_CRL_URL, PccsClient, PccsConfig, RootCrlSource, UpdateType};
+pub use pccs::{
+    INTEL_ROOT_CA_CRL_URL, PccsClient, PccsConfig, ProxyConfig, RootCrlSource, UpdateType,
+};
 pub use pcs::collateral_next_update;
 
 /// The CA that issued the platform's PCK certificate; selects the PCK CRL (`pckcrl?ca=`).
@@ -96,12 +98,25 @@ pub struct PlatformId {
     pub fmspc: [u8; 6],
     /// The PCK certificate's issuing CA.
     pub ca: PckCaType,
+    /// TDX collateral (TDX TCB info and TD_QE identity, from the `tdx/certification/v4` API
+    /// or the bundle's `tdx/` folder) rather than SGX collateral.
+    pub tdx: bool,
 }
 
 impl PlatformId {
-    /// A platform id.
+    /// A platform id (SGX collateral).
     pub fn new(fmspc: [u8; 6], ca: PckCaType) -> Self {
-        Self { fmspc, ca }
+        Self {
+            fmspc,
+            ca,
+            tdx: false,
+        }
+    }
+
+    /// The same platform, for TDX collateral when `tdx` is true.
+    pub fn with_tdx(mut self, tdx: bool) -> Self {
+        self.tdx = tdx;
+        self
     }
 
     /// Parses a 12-digit hex FMSPC (either case).
@@ -118,15 +133,17 @@ impl PlatformId {
         hex::encode(self.fmspc)
     }
 
-    /// A stable key, `<fmspc hex>-<processor|platform>`, used for persistence.
+    /// A stable key, `<fmspc hex>-<processor|platform>[-tdx]`, used for persistence.
     pub fn key(&self) -> String {
-        format!("{}-{}", self.fmspc_hex(), self.ca)
+        let tee = if self.tdx { "-tdx" } else { "" };
+        format!("{}-{}{tee}", self.fmspc_hex(), self.ca)
     }
 }
 
 impl fmt::Display for PlatformId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FMSPC {} ({} CA)", self.fmspc_hex(), self.ca)
+        let tee = if self.tdx { ", TDX" } else { "" };
+        write!(f, "FMSPC {} ({} CA{tee})", self.fmspc_hex(), self.ca)
     }
 }
 

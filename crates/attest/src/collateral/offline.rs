@@ -47,7 +47,13 @@ impl OfflineDir {
     /// Reads and checks the collateral for `id`.
     pub async fn load(&self, id: &PlatformId) -> Result<Collateral, SourceError> {
         let fmspc = id.fmspc_hex();
-        let json = self.dir.join(format!("{fmspc}.json"));
+        // TDX collateral of a platform lives in the `tdx/` folder, in the same layout.
+        let base = if id.tdx {
+            self.dir.join("tdx")
+        } else {
+            self.dir.clone()
+        };
+        let json = base.join(format!("{fmspc}.json"));
         if let Some(bytes) = read_optional(&json).await? {
             let loc = json.display().to_string();
             let c = Collateral::from_json(&bytes).map_err(|e| SourceError::Invalid {
@@ -57,7 +63,7 @@ impl OfflineDir {
             pcs::check(&c, id, &loc, &loc)?;
             return Ok(c);
         }
-        let sub = self.dir.join(&fmspc);
+        let sub = base.join(&fmspc);
         if !tokio::fs::metadata(&sub).await.is_ok_and(|m| m.is_dir()) {
             return Err(SourceError::NotFound {
                 fmspc,

@@ -1,9 +1,14 @@
 //! A client for the Intel PCS or a PCCS (API v4; v3 header names accepted).
 //!
-//! One HTTP/1.1 connection per request (collateral is fetched rarely; [`super::CollateralCache`]
-//! sits in front), `Connection: close`, no redirects, one overall timeout per request, a body
-//! size limit. TLS is rustls with the aws-lc-rs provider and the Mozilla roots
-//! (`webpki-roots`), plus an optional CA bundle.
+//! HTTP is hyper-util's pooling client (`client::legacy::Client`, HTTP/1.1, idle connections
+//! reused) over hyper-rustls (rustls with the aws-lc-rs provider and the Mozilla roots of
+//! `webpki-roots`, plus an optional CA bundle), with no redirects, one overall timeout per
+//! request and a body size limit. `https://` requests go through an HTTP proxy when one is
+//! configured ([`ProxyConfig`]; by default `HTTPS_PROXY`/`ALL_PROXY` and `NO_PROXY`, read once
+//! with hyper-util's `Matcher::from_env`), as a `CONNECT` tunnel (hyper-util's `Tunnel`), with
+//! TLS to the PCS inside it. Plain `http://` is allowed only to a loopback host and never
+//! proxied. What is hand-written here is the PCS API: URLs, the issuer-chain headers, status
+//! mapping (`pcs.rs` decodes the bodies).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -13,13 +18,17 @@ use std::time::Duration;
 use dcap::Collateral;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
-use hyper::header::{CONNECTION, HOST, HeaderMap, USER_AGENT};
+use hyper::header::{HeaderMap, USER_AGENT};
 use hyper::{Request, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tower::ServiceExt as _;
 
 use super::pcs::{self, Parts};
 use super::{CollateralSource, PlatformId, SourceError, SourceFuture};
@@ -48,6 +57,26 @@ pub enum UpdateType {
     Early,
 }
 
+/// Whether `https://` requests go through an HTTP proxy (a `CONNECT` tunnel).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProxyConfig {
+    /// From the environment, as curl reads it, once when the client is built:
+    /// `HTTPS_PROXY`/`https_proxy` (else `ALL_PROXY`/`all_proxy`) for `https://` URLs, except
+    /// hosts listed in `NO_PROXY`/`no_proxy` (names, `.domain` suffixes, IPs, CIDR ranges, `*`).
+    FromEnv,
+    /// Connect directly.
+    Direct,
+    /// This proxy (`http://[user:password@]host:port`) for every `https://` URL except hosts
+    /// matching `no_proxy` (the `NO_PROXY` syntax).
+    Url {
+        /// The proxy URL.
+        url: String,
+        /// Hosts reached directly.
+        no_proxy: String,
+    },
+}
+
 /// Configuration of a [`PccsClient`].
 #[derive(Debug, Clone)]
 pub struct PccsConfig {
@@ -72,6 +101,8 @@ pub struct PccsConfig {
     /// Optional `Ocp-Apim-Subscription-Key` header value (the Intel PCS needs it only for
     /// `pckcert`, which this client does not call).
     pub api_key: Option<String>,
+    /// The egress proxy (default: from the environment).
+    pub proxy: ProxyConfig,
 }
 
 impl PccsConfig {
@@ -86,20 +117,28 @@ impl PccsConfig {
             ca_bundle: None,
             danger_accept_invalid_certs: false,
             api_key: None,
+            proxy: ProxyConfig::FromEnv,
         }
     }
 }
 
+type HttpsConnector = hyper_rustls::HttpsConnector<ProxyConnector>;
+
 /// The PCS/PCCS collateral source. See [`PccsConfig`] and `docs/attestation-collateral.md`.
+/// Clones share one connection pool.
 #[derive(Clone)]
 pub struct PccsClient {
     base: String,
+    /// The TDX API base: `base` with `/sgx/certification/` replaced by `/tdx/certification/`
+    /// (Intel PCS and PCCS serve TDX TCB info and the TD_QE identity there).
+    tdx_base: String,
     root_url: String,
     update: Option<UpdateType>,
     timeout: Duration,
     max_body: usize,
     api_key: Option<String>,
-    tls: tokio_rustls::TlsConnector,
+    http: Client<HttpsConnector, Empty<Bytes>>,
+    proxy: Option<Arc<Matcher>>,
 }
 
 impl std::fmt::Debug for PccsClient {
@@ -112,7 +151,7 @@ impl std::fmt::Debug for PccsClient {
     }
 }
 
-/// Splits a URL into (https?, host for connecting and SNI, port). Rejects anything but
+/// Checks a URL and splits it into (https?, host, port). Rejects anything but
 /// `https://host[:port]/…` and `http://<loopback>[:port]/…`.
 fn endpoint(url: &str) -> Result<(bool, String, u16), SourceError> {
     let bad = |why: &str| SourceError::Config(format!("URL {url:?}: {why}"));
@@ -177,8 +216,121 @@ fn tls_config(config: &PccsConfig) -> Result<rustls::ClientConfig, SourceError> 
         }
         builder.with_root_certificates(roots).with_no_client_auth()
     };
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // hyper-rustls sets ALPN itself (none for HTTP/1.1 only).
+    tls.alpn_protocols.clear();
     Ok(tls)
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The connector under TLS: a direct TCP connection, or a `CONNECT` tunnel through the proxy
+/// the [`Matcher`] names for an `https://` destination.
+#[derive(Clone)]
+struct ProxyConnector {
+    tcp: HttpConnector,
+    proxy: Option<Arc<Matcher>>,
+}
+
+/// A tunnel through `proxy` could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("through the proxy {proxy}")]
+struct ProxyConnectError {
+    proxy: Uri,
+    /// hyper-util's tunnel error (not nameable outside hyper-util).
+    #[source]
+    source: BoxError,
+}
+
+impl tower::Service<Uri> for ProxyConnector {
+    type Response = TokioIo<TcpStream>;
+    type Error = BoxError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        // HttpConnector is always ready; each call works on its own clone.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let tcp = self.tcp.clone();
+        let intercept = self
+            .proxy
+            .as_ref()
+            .filter(|_| dst.scheme() == Some(&hyper::http::uri::Scheme::HTTPS))
+            .and_then(|m| m.intercept(&dst));
+        match intercept {
+            None => Box::pin(async move { tcp.oneshot(dst).await.map_err(Into::into) }),
+            Some(i) => {
+                let proxy = i.uri().clone();
+                let mut tunnel = Tunnel::new(proxy.clone(), tcp);
+                if let Some(auth) = i.basic_auth() {
+                    tunnel = tunnel.with_auth(auth.clone());
+                }
+                Box::pin(async move {
+                    tunnel.oneshot(dst).await.map_err(|e| {
+                        Box::new(ProxyConnectError {
+                            proxy,
+                            source: Box::new(e),
+                        }) as BoxError
+                    })
+                })
+            }
+        }
+    }
+}
+
+fn proxy_matcher(config: &ProxyConfig) -> Option<Matcher> {
+    match config {
+        ProxyConfig::Direct => None,
+        ProxyConfig::FromEnv => Some(Matcher::from_env()),
+        ProxyConfig::Url { url, no_proxy } => Some(
+            Matcher::builder()
+                .all(url.clone())
+                .no(no_proxy.clone())
+                .build(),
+        ),
+    }
+}
+
+/// The first error of type `T` in `e`'s source chain, looking inside `io::Error`s too (their
+/// `source()` skips the error they wrap).
+fn find_in_chain<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if let Some(t) = e.downcast_ref::<T>() {
+            return Some(t);
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            && let Some(t) = find_in_chain::<T>(inner)
+        {
+            return Some(t);
+        }
+        cur = e.source();
+    }
+    None
+}
+
+/// `e` and its sources, `: `-separated, without repeats (an `io::Error` shows its inner error).
+fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !parts.iter().any(|p| p == &s) {
+            parts.push(s);
+        }
+        cur = e.source();
+    }
+    parts.join(": ")
 }
 
 /// The `danger_accept_invalid_certs` verifier: any certificate, but the handshake signatures are
@@ -247,14 +399,49 @@ impl PccsClient {
         };
         endpoint(&root_url)?;
         let tls = tls_config(&config)?;
+        let tdx_base = base.replacen("/sgx/certification/", "/tdx/certification/", 1);
+        let proxy = proxy_matcher(&config.proxy).map(Arc::new);
+        if let Some(m) = &proxy {
+            for url in [format!("{base}/tcb"), root_url.clone()] {
+                let uri: Uri = url
+                    .parse()
+                    .map_err(|e| SourceError::Config(format!("URL {url:?}: {e}")))?;
+                if let Some(i) = m.intercept(&uri)
+                    && i.uri().scheme() != Some(&hyper::http::uri::Scheme::HTTP)
+                {
+                    return Err(SourceError::Config(format!(
+                        "proxy {}: only http:// proxies are supported (the tunnel carries TLS \
+                         to the PCS)",
+                        i.uri()
+                    )));
+                }
+            }
+        }
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(ProxyConnector {
+                tcp,
+                proxy: proxy.clone(),
+            });
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(4)
+            .build(https);
         Ok(Self {
+            tdx_base,
             base,
             root_url,
             update: config.update,
             timeout: config.timeout,
             max_body: config.max_body_bytes,
             api_key: config.api_key,
-            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+            http,
+            proxy,
         })
     }
 
@@ -267,14 +454,22 @@ impl PccsClient {
     }
 
     /// `<base>/tcb?fmspc=<FMSPC>[&update=…]` (the FMSPC in upper case, as Intel documents it).
+    /// For TDX platforms (`id.tdx`) the TDX base (`…/tdx/certification/v4/tcb`).
     pub fn tcb_url(&self, id: &PlatformId) -> String {
         let u = self.update_param();
         let sep = if u.is_empty() { "" } else { "&" };
         format!(
             "{}/tcb?fmspc={}{sep}{u}",
-            self.base,
+            if id.tdx { &self.tdx_base } else { &self.base },
             id.fmspc_hex().to_ascii_uppercase()
         )
+    }
+
+    /// `<TDX base>/qe/identity[?update=…]`: the TD_QE identity.
+    pub fn tdx_qe_identity_url(&self) -> String {
+        let u = self.update_param();
+        let sep = if u.is_empty() { "" } else { "?" };
+        format!("{}/qe/identity{sep}{u}", self.tdx_base)
     }
 
     /// `<base>/qe/identity[?update=…]`.
@@ -314,7 +509,11 @@ impl PccsClient {
             },
         };
         let tcb_signed = pcs::split_signed_body(&tcb.body, "tcbInfo", &tcb_url)?;
-        let qe_url = self.qe_identity_url();
+        let qe_url = if id.tdx {
+            self.tdx_qe_identity_url()
+        } else {
+            self.qe_identity_url()
+        };
         let pck_url = self.pck_crl_url(id);
         let (qe, pck, root) = tokio::join!(
             self.get(&qe_url, None),
@@ -377,6 +576,15 @@ impl PccsClient {
         })
     }
 
+    /// The proxy an `https://` URL goes through, if any.
+    fn proxy_for(&self, uri: &Uri) -> Option<Uri> {
+        let m = self.proxy.as_ref()?;
+        (uri.scheme() == Some(&hyper::http::uri::Scheme::HTTPS))
+            .then(|| m.intercept(uri))
+            .flatten()
+            .map(|i| i.uri().clone())
+    }
+
     async fn exchange(&self, url: &str) -> Result<(StatusCode, Response), SourceError> {
         let unavailable = |reason: String| SourceError::Unavailable {
             location: url.to_string(),
@@ -386,63 +594,24 @@ impl PccsClient {
         let uri: Uri = url
             .parse()
             .map_err(|e| SourceError::Config(format!("URL {url:?}: {e}")))?;
-        let tcp = TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| unavailable(format!("connect to {host}:{port}: {e}")))?;
         if tls {
-            let name = ServerName::try_from(host.clone())
+            ServerName::try_from(host.clone())
                 .map_err(|e| SourceError::Config(format!("URL {url:?}: host {host:?}: {e}")))?;
-            let stream = self
-                .tls
-                .connect(name, tcp)
-                .await
-                .map_err(|e| unavailable(format!("TLS handshake with {host}: {e}")))?;
-            self.http1(stream, &uri, url).await
-        } else {
-            self.http1(tcp, &uri, url).await
         }
-    }
-
-    async fn http1<S>(
-        &self,
-        stream: S,
-        uri: &Uri,
-        url: &str,
-    ) -> Result<(StatusCode, Response), SourceError>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let unavailable = |reason: String| SourceError::Unavailable {
-            location: url.to_string(),
-            reason,
-        };
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| unavailable(format!("HTTP handshake: {e}")))?;
-        let driver = tokio::spawn(async move {
-            // The connection ends with the response (Connection: close); its error, if any,
-            // surfaces through `send_request` or the body.
-            let _ = conn.await;
-        });
-        let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
-        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let mut req = Request::get(path)
-            .header(HOST, authority)
-            .header(
-                USER_AGENT,
-                concat!("confkube-attest/", env!("CARGO_PKG_VERSION")),
-            )
-            .header(CONNECTION, "close");
+        let mut req = Request::get(uri.clone()).header(
+            USER_AGENT,
+            concat!("confkube-attest/", env!("CARGO_PKG_VERSION")),
+        );
         if let Some(key) = &self.api_key {
             req = req.header("Ocp-Apim-Subscription-Key", key);
         }
         let req = req
             .body(Empty::<Bytes>::new())
             .map_err(|e| SourceError::Config(format!("URL {url:?}: {e}")))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| unavailable(format!("HTTP request: {e}")))?;
+        let resp = self.http.request(req).await.map_err(|e| {
+            let proxy = self.proxy_for(&uri);
+            unavailable(request_failure(&e, &host, port, proxy.as_ref()))
+        })?;
         let (parts, body) = resp.into_parts();
         let body = Limited::new(body, self.max_body)
             .collect()
@@ -459,7 +628,6 @@ impl PccsClient {
                     unavailable(format!("reading the body: {e}"))
                 }
             })?;
-        driver.abort();
         Ok((
             parts.status,
             Response {
@@ -467,6 +635,39 @@ impl PccsClient {
                 body: body.to_bytes(),
             },
         ))
+    }
+}
+
+/// Why a request got no response, in the words of the step that failed: the proxy tunnel, the
+/// TCP connection, the TLS handshake, or HTTP.
+fn request_failure(
+    e: &hyper_util::client::legacy::Error,
+    host: &str,
+    port: u16,
+    proxy: Option<&Uri>,
+) -> String {
+    if let Some(p) = find_in_chain::<ProxyConnectError>(e) {
+        return format!(
+            "connect to {host}:{port} through the proxy {}: {}",
+            p.proxy,
+            chain_text(&*p.source)
+        );
+    }
+    if let Some(t) = find_in_chain::<rustls::Error>(e) {
+        return format!("TLS handshake with {host}: {t}");
+    }
+    if e.is_connect() {
+        let cause = find_in_chain::<std::io::Error>(e)
+            .map(|io| io.to_string())
+            .unwrap_or_else(|| chain_text(e));
+        return match proxy {
+            Some(p) => format!("connect to {host}:{port} through the proxy {p}: {cause}"),
+            None => format!("connect to {host}:{port}: {cause}"),
+        };
+    }
+    match find_in_chain::<hyper::Error>(e) {
+        Some(h) => format!("HTTP request: {h}"),
+        None => format!("HTTP request: {}", chain_text(e)),
     }
 }
 
@@ -521,6 +722,23 @@ mod tests {
             c.root_ca_crl_url(),
             "https://api.trustedservices.intel.com/sgx/certification/v4/rootcacrl"
         );
+        // TDX: TCB info and TD_QE identity from the TDX API, CRLs from the SGX one.
+        let td = PlatformId::from_hex("b0c06f000000", PckCaType::Platform)
+            .unwrap()
+            .with_tdx(true);
+        assert_eq!(
+            c.tcb_url(&td),
+            "https://api.trustedservices.intel.com/tdx/certification/v4/tcb?fmspc=B0C06F000000"
+        );
+        assert_eq!(
+            c.tdx_qe_identity_url(),
+            "https://api.trustedservices.intel.com/tdx/certification/v4/qe/identity"
+        );
+        assert_eq!(
+            c.pck_crl_url(&td),
+            "https://api.trustedservices.intel.com/sgx/certification/v4/pckcrl?ca=platform&encoding=der"
+        );
+        assert_eq!(td.key(), "b0c06f000000-platform-tdx");
         let mut cfg = PccsConfig::new("http://127.0.0.1:8081/sgx/certification/v3");
         cfg.update = Some(UpdateType::Early);
         cfg.root_ca_crl = RootCrlSource::Url(INTEL_ROOT_CA_CRL_URL.into());

@@ -183,6 +183,17 @@ pub(crate) fn check(
             ),
         ));
     }
+    if tcb.tdx.is_some() != id.tdx {
+        let (want, got) = if id.tdx {
+            ("TDX", "SGX")
+        } else {
+            ("SGX", "TDX")
+        };
+        return Err(invalid(
+            tcb_location,
+            format!("the TCB info is {got} TCB info; {id} needs {want} TCB info"),
+        ));
+    }
     let qe = QeIdentity::parse(&doc.qe_identity)
         .map_err(|e| invalid(qe_location, format!("QE identity: {e}")))?;
     let mut earliest = tcb.next_update.min(qe.next_update);
@@ -205,12 +216,12 @@ pub(crate) fn check(
 /// instant until which the collateral may be cached. Errors when a part does not parse.
 pub fn collateral_next_update(c: &Collateral) -> Result<i64, SourceError> {
     let doc = c.document();
-    let fmspc = TcbInfo::parse(&doc.tcb_info)
-        .map(|t| t.fmspc)
+    let (fmspc, tdx) = TcbInfo::parse(&doc.tcb_info)
+        .map(|t| (t.fmspc, t.tdx.is_some()))
         .map_err(|e| invalid("the collateral document", format!("TCB info: {e}")))?;
     check(
         c,
-        &PlatformId::new(fmspc, super::PckCaType::Processor),
+        &PlatformId::new(fmspc, super::PckCaType::Processor).with_tdx(tdx),
         "the collateral document",
         "the collateral document",
     )

@@ -11,7 +11,7 @@ use super::model::{Backend, BackendError, MAX_CONTENT_TYPE, MAX_VALUE, ReleasePo
 use super::release::{LimitRefusal, evidence, verify_token};
 use crate::claims;
 use crate::metrics::SecretReleaseLabels;
-use crate::server::{Service, attest_claims, body_problem, problem, unauthorized};
+use crate::server::{RequestShape, Service, attest_claims, body_problem, problem, unauthorized};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -325,6 +325,7 @@ async fn release(
     State(s): State<Arc<Service>>,
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let sec = match enabled(&s) {
@@ -365,7 +366,7 @@ async fn release(
                 "a token release body is exactly {\"token\": \"<JWT>\"}",
             );
         };
-        match verify_token(token, &s.keys, &s.cfg.issuer, now) {
+        match verify_token(token, &s.keys, &s.issuers(), now) {
             Ok(c) => c,
             Err(e) => {
                 audit.record(&s, false, "token-invalid", &e.0);
@@ -378,7 +379,15 @@ async fn release(
             }
         }
     } else if parsed.get("quote").is_some() {
-        match attest_claims(&s, &body, false).await {
+        match attest_claims(
+            &s,
+            RequestShape::SgxEnclave,
+            &body,
+            s.issuer_for(&headers),
+            false,
+        )
+        .await
+        {
             Ok(a) => a.claims,
             Err(r) => {
                 audit.record(&s, false, "attestation-failed", r.status().as_str());

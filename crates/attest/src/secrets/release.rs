@@ -18,12 +18,12 @@ fn invalid(m: impl Into<String>) -> TokenInvalid {
 }
 
 /// Verifies a token issued by this service: signature by a key published in `/certs` (drafts
-/// and foreign keys fail), `iss` equal to the service's issuer, `nbf <= now < exp` on the
+/// and foreign keys fail), `iss` one of the service's issuers, `nbf <= now < exp` on the
 /// service clock. Returns the claims.
 pub fn verify_token(
     token: &str,
     keys: &KeyRing,
-    issuer: &str,
+    issuers: &[&str],
     now: i64,
 ) -> Result<Value, TokenInvalid> {
     use jsonwebtoken::{DecodingKey, Validation, decode, decode_header, jwk::JwkSet};
@@ -52,14 +52,15 @@ pub fn verify_token(
     v.validate_nbf = false;
     v.validate_aud = false;
     v.required_spec_claims = ["exp", "iss"].iter().map(|s| (*s).to_string()).collect();
-    v.set_issuer(&[issuer.trim_end_matches('/')]);
+    let issuers: Vec<&str> = issuers.iter().map(|i| i.trim_end_matches('/')).collect();
+    v.set_issuer(&issuers);
     let data = decode::<Value>(token, &key, &v).map_err(|e| {
         use jsonwebtoken::errors::ErrorKind;
         match e.kind() {
             ErrorKind::InvalidSignature => invalid("the token signature does not verify"),
             ErrorKind::InvalidIssuer => invalid(format!(
                 "the token was not issued by {}",
-                issuer.trim_end_matches('/')
+                issuers.join(" or ")
             )),
             ErrorKind::InvalidAlgorithm => {
                 invalid("the token's alg does not match its key in /certs")
@@ -129,6 +130,7 @@ pub fn evidence(claims: &Value) -> Result<Evidence, String> {
             .and_then(Value::as_bool)
             .ok_or("x-ms-sgx-is-debuggable is missing")?,
         tcb_status: tcb,
+        tdx: None,
         advisory_ids: claims
             .get("x-confkube-advisory-ids")
             .and_then(Value::as_array)

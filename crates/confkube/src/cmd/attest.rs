@@ -48,8 +48,8 @@ enum OutputFormat {
 
 #[derive(Debug, Args)]
 struct KeygenArgs {
-    /// Signature algorithm: ES256 (P-256) or RS256 (RSA-2048).
-    #[arg(long, value_enum, default_value = "ES256")]
+    /// Signature algorithm: RS256 (RSA-2048, the default, as Azure Attestation) or ES256 (P-256).
+    #[arg(long, value_enum, default_value = "RS256")]
     alg: Alg,
     /// The key file to create (mode 0600). An existing file is never overwritten.
     #[arg(long)]
@@ -61,12 +61,27 @@ struct KeygenArgs {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Alg {
-    /// ECDSA P-256 (default).
+    /// ECDSA P-256.
     #[value(name = "ES256")]
     Es256,
-    /// RSA-2048 PKCS#1 v1.5.
+    /// RSA-2048 PKCS#1 v1.5 (the default of serve, as Azure Attestation).
     #[value(name = "RS256")]
     Rs256,
+}
+
+fn parse_issuer(s: &str) -> Result<String, String> {
+    let trimmed = s.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
+    match rest {
+        Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace) => {
+            Ok(trimmed.to_string())
+        }
+        _ => Err(format!(
+            "{s:?} is not an issuer URL (https://host[:port][/path], as clients dial it)"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -100,17 +115,23 @@ struct ServeArgs {
     /// and the default policy still rejects them).
     #[arg(long)]
     allow_missing_crls: bool,
-    /// Token issuer (`iss`, base of jwks_uri). Default: http(s)://<listen>.
-    #[arg(long)]
-    issuer: Option<String>,
+    /// Token issuer (`iss`, base of jku and jwks_uri), e.g. https://attest.example.com: the URL
+    /// clients dial (a trailing slash is dropped). Repeat for every external name the service is
+    /// reached by: a request whose Host is an issuer's host[:port] gets that issuer, any other
+    /// the first. Default: http(s)://<listen>.
+    #[arg(long, value_name = "URL", value_parser = parse_issuer)]
+    issuer: Vec<String>,
     /// Token lifetime: seconds, or with a unit (30m, 8h, 1d).
     #[arg(long, default_value = "8h", value_parser = parse_duration)]
     token_lifetime: i64,
-    /// Algorithm of new token signing keys (not with --signing-key-dir: each key file has its own).
+    /// Algorithm of new token signing keys (not with --signing-key-dir: each key file has its
+    /// own). RS256 (RSA-2048) as Azure Attestation; ES256 for relying parties that prefer it. A
+    /// store whose active key has the other algorithm gets a new active key; the old one stays
+    /// in /certs until its tokens have expired.
     #[arg(
         long,
         value_enum,
-        default_value = "ES256",
+        default_value = "RS256",
         conflicts_with = "signing_key_dir"
     )]
     signing_alg: Alg,
@@ -444,7 +465,8 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
     };
     let issuer = a
         .issuer
-        .clone()
+        .first()
+        .cloned()
         .unwrap_or_else(|| format!("{scheme}://{}", a.listen));
     let mut admin_sha = [0u8; 32];
     admin_sha.copy_from_slice(
@@ -467,7 +489,8 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
     };
     let service = Arc::new(
         Service::new(cfg, Some(store.clone()), Arc::new(cache))
-            .context("starting the attestation service")?,
+            .context("starting the attestation service")?
+            .with_issuers(a.issuer.iter().skip(1).cloned().collect()),
     );
     let secrets_watcher = enable_secrets(&a, &service, &store, reload_every_secs(&a))?;
     let tls = match (&a.tls_cert, &a.tls_key) {
@@ -613,5 +636,26 @@ mod tests {
                 .unwrap_err()
                 .contains("is not a duration")
         );
+    }
+
+    #[test]
+    fn issuers() {
+        assert_eq!(
+            parse_issuer("https://attest.example.com/"),
+            Ok("https://attest.example.com".into())
+        );
+        assert_eq!(
+            parse_issuer("http://127.0.0.1:8080"),
+            Ok("http://127.0.0.1:8080".into())
+        );
+        assert_eq!(
+            parse_issuer("attest.example.com"),
+            Err(
+                "\"attest.example.com\" is not an issuer URL (https://host[:port][/path], as \
+                 clients dial it)"
+                    .into()
+            )
+        );
+        assert!(parse_issuer("https://").is_err());
     }
 }

@@ -1,21 +1,26 @@
 //! `confkube enclave`: measure MRENCLAVE, dump, sign and re-sign, HSM two-step signing
-//! (gendata/catsig) and MRSIGNER. Opens files and reads the clock; everything else is the
-//! `enclave` crate.
+//! (gendata/catsig) and MRSIGNER. This module parses flags, opens files, reads the clock (the
+//! default DATE) and prints; formats and rules are the `enclave` crate (`config`, `inspect`,
+//! `sign`, `sdk`, `sgxs`, `sigstruct`).
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
+use enclave::Mrenclave;
+use enclave::config::EnclaveConfig;
+use enclave::inspect::{
+    InputKind, MeasureReport, SdkReport, SgxsReport, SigstructFileReport, SigstructReport,
+};
 use enclave::key::Key;
 use enclave::measure::MeasureStats;
-use enclave::sdk::{LayoutItem, SdkEnclave, layout_name};
-use enclave::sdk_gen::{GeneratedMetadata, SdkConfig};
-use enclave::sgxs::measure_sgxs;
-use enclave::sigstruct::{
-    SIGNED_DATA_SIZE, SIGSTRUCT_SIZE, SigningFields, Sigstruct, date_from_ymd, flags,
-};
-use enclave::{Digest32, Mrenclave};
-use serde_json::{Value, json};
+use enclave::sdk::{SdkEnclave, SdkError};
+use enclave::sdk_gen::SdkConfig;
+use enclave::sign::{Prepared, prepare_sdk, prepare_sgxs};
+use enclave::sigstruct::{SigningFields, Sigstruct, date_from_ymd};
+use indicatif::{ProgressBar, ProgressBarIter, ProgressStyle};
+use serde::Serialize;
+use serde_json::Value;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -171,12 +176,7 @@ struct FieldArgs {
 }
 
 fn parse_u64(s: &str) -> Result<u64, String> {
-    let s = s.trim().replace('_', "");
-    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(h) => u64::from_str_radix(h, 16),
-        None => s.parse(),
-    };
-    r.map_err(|e| format!("{s:?} is not a number (decimal or 0x-hex): {e}"))
+    enclave::config::parse_number(s)
 }
 
 fn parse_u32(s: &str) -> Result<u32, String> {
@@ -188,46 +188,25 @@ fn parse_u16(s: &str) -> Result<u16, String> {
 }
 
 fn parse_date(s: &str) -> Result<u32, String> {
-    let s = s.trim().replace('-', "");
-    if s == "0" {
-        return Ok(0);
-    }
-    let bad = || format!("date {s:?}: use YYYYMMDD (e.g. 20260131) or 0");
-    if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let n = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<u32>().ok());
-    match (n(0..4), n(4..6), n(6..8)) {
-        (Some(y), Some(m), Some(d)) => date_from_ymd(y, m, d).ok_or_else(bad),
-        _ => Err(bad()),
-    }
+    enclave::config::parse_date(s)
 }
 
-/// Today's date (UTC) as SIGSTRUCT DATE.
+/// Today's date (UTC) as SIGSTRUCT DATE: the only clock read of the enclave tool.
 fn today() -> u32 {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = (secs / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = (yoe + era * 400 + i64::from(m <= 2)) as u32;
-    date_from_ymd(y, m, d).unwrap_or(0)
+    let d = time::OffsetDateTime::now_utc().date();
+    u32::try_from(d.year())
+        .ok()
+        .and_then(|y| date_from_ymd(y, u32::from(u8::from(d.month())), u32::from(d.day())))
+        .unwrap_or(0)
 }
 
 impl FieldArgs {
     fn resolve(&self) -> Result<SigningFields> {
-        let mut f = match &self.config {
+        let base = match &self.config {
             Some(p) => read_config(p)?,
             None => SigningFields::default(),
         };
-        let over = SigningFields {
+        Ok(base.merge(&SigningFields {
             header_type: self.debug_signed.then_some(1 << 31),
             vendor: self.vendor,
             date: self.date,
@@ -242,250 +221,70 @@ impl FieldArgs {
             isvsvn: self.isvsvn,
             isvfamilyid: None,
             isvextprodid: None,
-        };
-        macro_rules! merge {
-            ($($f:ident),*) => { $( if over.$f.is_some() { f.$f = over.$f; } )* };
-        }
-        merge!(
-            header_type,
-            vendor,
-            date,
-            swdefined,
-            miscselect,
-            miscmask,
-            attributes_flags,
-            attributes_xfrm,
-            attributemask_flags,
-            attributemask_xfrm,
-            isvprodid,
-            isvsvn
-        );
-        Ok(f)
+        }))
     }
 }
 
 fn read_config(p: &Path) -> Result<SigningFields> {
     let text = std::fs::read_to_string(p)
         .with_context(|| format!("reading signing config {}", p.display()))?;
-    if text.trim_start().starts_with('<') {
-        return config_from_xml(&text)
-            .with_context(|| format!("{}: invalid Enclave.config.xml", p.display()));
-    }
-    let v: Value = serde_json::from_str(&text).with_context(|| {
+    enclave::config::signing_fields_from_text(&text).with_context(|| {
         format!(
-            "{}: not JSON (or an Enclave.config.xml); see docs/enclave.md",
+            "{}: invalid signing config (Enclave.config.xml or JSON, see docs/enclave.md)",
             p.display()
         )
-    })?;
-    config_from_json(&v).with_context(|| format!("{}: invalid signing config", p.display()))
-}
-
-fn json_num(v: &Value, key: &str) -> Result<Option<u64>> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .map(Some)
-            .with_context(|| format!("{key}: not a non-negative integer")),
-        Some(Value::String(s)) => parse_u64(s)
-            .map(Some)
-            .map_err(|e| anyhow::anyhow!("{key}: {e}")),
-        Some(_) => bail!("{key}: expected a number or a \"0x..\" string"),
-    }
-}
-
-fn config_from_json(v: &Value) -> Result<SigningFields> {
-    let Some(obj) = v.as_object() else {
-        bail!("expected a JSON object")
-    };
-    const KNOWN: [&str; 10] = [
-        "isvprodid",
-        "isvsvn",
-        "date",
-        "vendor",
-        "swdefined",
-        "miscselect",
-        "miscmask",
-        "attributes",
-        "attributemask",
-        "debug_signed",
-    ];
-    if let Some(k) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        bail!("unknown key {k:?}; known keys: {}", KNOWN.join(", "));
-    }
-    let u16f = |k| -> Result<Option<u16>> {
-        json_num(v, k)?
-            .map(|n| u16::try_from(n).with_context(|| format!("{k}: over 16 bits")))
-            .transpose()
-    };
-    let u32f = |k| -> Result<Option<u32>> {
-        json_num(v, k)?
-            .map(|n| u32::try_from(n).with_context(|| format!("{k}: over 32 bits")))
-            .transpose()
-    };
-    let date = match v.get("date") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(parse_date(s).map_err(|e| anyhow::anyhow!(e))?),
-        Some(Value::Number(n)) => Some(parse_date(&n.to_string()).map_err(|e| anyhow::anyhow!(e))?),
-        Some(_) => bail!("date: expected \"YYYYMMDD\""),
-    };
-    let empty = json!({});
-    let attrs = v.get("attributes").unwrap_or(&empty);
-    let mask = v.get("attributemask").unwrap_or(&empty);
-    Ok(SigningFields {
-        header_type: match v.get("debug_signed") {
-            Some(Value::Bool(true)) => Some(1 << 31),
-            Some(Value::Bool(false)) => Some(0),
-            None | Some(Value::Null) => None,
-            Some(_) => bail!("debug_signed: expected true or false"),
-        },
-        vendor: u32f("vendor")?,
-        date,
-        swdefined: u32f("swdefined")?,
-        miscselect: u32f("miscselect")?,
-        miscmask: u32f("miscmask")?,
-        attributes_flags: json_num(attrs, "flags")?,
-        attributes_xfrm: json_num(attrs, "xfrm")?,
-        attributemask_flags: json_num(mask, "flags")?,
-        attributemask_xfrm: json_num(mask, "xfrm")?,
-        isvprodid: u16f("isvprodid")?,
-        isvsvn: u16f("isvsvn")?,
-        isvfamilyid: None,
-        isvextprodid: None,
     })
-}
-
-/// The subset of Intel's `Enclave.config.xml` that sets SIGSTRUCT fields.
-fn config_from_xml(text: &str) -> Result<SigningFields> {
-    let tag = |name: &str| -> Option<String> {
-        let open = format!("<{name}>");
-        let start = text.find(&open)? + open.len();
-        let end = start + text.get(start..)?.find(&format!("</{name}>"))?;
-        text.get(start..end).map(|s| s.trim().to_string())
-    };
-    let num = |name: &str| -> Result<Option<u64>> {
-        tag(name)
-            .map(|s| parse_u64(&s).map_err(|e| anyhow::anyhow!("<{name}>: {e}")))
-            .transpose()
-    };
-    let misc_mask = num("MiscMask")?.map(|m| m as u32);
-    let misc_select = num("MiscSelect")?.map(|s| (s as u32) & misc_mask.unwrap_or(u32::MAX));
-    let disable_debug = num("DisableDebug")? == Some(1);
-    let mut f = SigningFields {
-        isvprodid: num("ProdID")?.map(|n| n as u16),
-        isvsvn: num("ISVSVN")?.map(|n| n as u16),
-        miscselect: misc_select,
-        miscmask: misc_mask,
-        ..Default::default()
-    };
-    if disable_debug {
-        f.attributemask_flags = Some(!0x00ff_0000_0000_0000);
-    }
-    if let Some(r) = num("ReleaseType")? {
-        f.header_type = Some(if r & 1 != 0 { 1 << 31 } else { 0 });
-    }
-    Ok(f)
-}
-
-/// What kind of file a path holds.
-enum Kind {
-    Sdk,
-    Sgxs,
-    Sigstruct,
 }
 
 fn open(p: &Path) -> Result<File> {
     File::open(p).with_context(|| format!("cannot open {}", p.display()))
 }
 
-fn detect(p: &Path) -> Result<Kind> {
+fn detect(p: &Path) -> Result<InputKind> {
     let mut f = open(p)?;
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let len = file_len(&f);
     let mut head = [0u8; 16];
     let n = f
         .read(&mut head)
         .with_context(|| format!("reading {}", p.display()))?;
-    let head = head.get(..n).unwrap_or_default();
-    if head.starts_with(b"\x7fELF") {
-        Ok(Kind::Sdk)
-    } else if head.starts_with(b"ECREATE\0") || head.starts_with(b"UNSIZED\0") {
-        Ok(Kind::Sgxs)
-    } else if len == SIGSTRUCT_SIZE as u64 && head.starts_with(&enclave::sigstruct::HEADER) {
-        Ok(Kind::Sigstruct)
-    } else {
-        bail!(
+    InputKind::detect(head.get(..n).unwrap_or_default(), len).with_context(|| {
+        format!(
             "{}: not an Intel SGX SDK enclave (ELF .so), an SGXS stream or a 1808-byte SIGSTRUCT (for a flat page image use `measure --raw`)",
             p.display()
         )
-    }
-}
-
-/// Reads through, drawing a progress bar on a terminal for large inputs.
-struct Progress<R> {
-    inner: R,
-    total: u64,
-    done: u64,
-    shown: u64,
-    enabled: bool,
-}
-
-const PROGRESS_THRESHOLD: u64 = 64 << 20;
-
-impl<R> Progress<R> {
-    fn new(inner: R, total: u64) -> Self {
-        let enabled = total > PROGRESS_THRESHOLD && io::stderr().is_terminal();
-        Self {
-            inner,
-            total,
-            done: 0,
-            shown: u64::MAX,
-            enabled,
-        }
-    }
-
-    fn draw(&mut self) {
-        if !self.enabled || self.total == 0 {
-            return;
-        }
-        let pct = (self.done.min(self.total) * 100) / self.total;
-        if pct == self.shown {
-            return;
-        }
-        self.shown = pct;
-        let filled = (pct / 2) as usize;
-        eprint!(
-            "\rmeasuring [{}{}] {pct:3}% {}/{} MiB",
-            "#".repeat(filled),
-            " ".repeat(50 - filled),
-            self.done >> 20,
-            self.total >> 20
-        );
-    }
-
-    fn finish(&self) {
-        if self.enabled {
-            eprintln!();
-        }
-    }
-}
-
-impl<R: Read> Read for Progress<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.done += n as u64;
-        self.draw();
-        Ok(n)
-    }
-}
-
-impl<R: Seek> Seek for Progress<R> {
-    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        self.inner.seek(pos)
-    }
+    })
 }
 
 fn file_len(f: &File) -> u64 {
     f.metadata().map(|m| m.len()).unwrap_or(0)
+}
+
+/// Inputs above this size get a progress bar on a terminal.
+const PROGRESS_THRESHOLD: u64 = 64 << 20;
+
+type Input = ProgressBarIter<BufReader<File>>;
+
+/// Opens `p` for streaming, with an `indicatif` progress bar for large inputs on a terminal
+/// (hidden otherwise; seeks move it, so every replay pass shows its own progress).
+fn open_input(p: &Path, buf: usize) -> Result<Input> {
+    let f = open(p)?;
+    let total = file_len(&f);
+    let bar = if total > PROGRESS_THRESHOLD && io::stderr().is_terminal() {
+        ProgressBar::new(total).with_style(
+            ProgressStyle::with_template(
+                "measuring [{bar:50}] {percent:>3}% {bytes}/{total_bytes}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        )
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_length(total);
+    Ok(bar.wrap_read(BufReader::with_capacity(buf, f)))
+}
+
+fn finish(r: &Input) {
+    r.progress.finish_and_clear();
 }
 
 struct Measured {
@@ -495,112 +294,23 @@ struct Measured {
     ssa_frame_size: u32,
 }
 
-fn measure_sgxs_file(p: &Path) -> Result<(Measured, enclave::sgxs::SgxsSummary)> {
-    let f = open(p)?;
-    let total = file_len(&f);
-    let mut r = Progress::new(BufReader::with_capacity(1 << 20, f), total);
-    let s =
-        measure_sgxs(&mut r).with_context(|| format!("{}: invalid SGXS stream", p.display()))?;
-    r.finish();
-    let m = Measured {
-        mrenclave: s.mrenclave,
-        stats: MeasureStats {
-            pages_added: s.pages_added,
-            pages_extended: s.chunks_extended / 16,
-        },
-        enclave_size: s.size,
-        ssa_frame_size: s.ssa_frame_size,
-    };
-    Ok((m, s))
+fn measure_sgxs_file(p: &Path) -> Result<enclave::sgxs::SgxsSummary> {
+    let mut r = open_input(p, 1 << 20)?;
+    let s = enclave::sgxs::measure_sgxs(&mut r)
+        .with_context(|| format!("{}: invalid SGXS stream", p.display()))?;
+    finish(&r);
+    Ok(s)
 }
 
-fn read_sdk(p: &Path) -> Result<(SdkEnclave, Progress<BufReader<File>>)> {
-    let f = open(p)?;
-    let total = file_len(&f);
-    let mut r = Progress::new(BufReader::with_capacity(1 << 16, f), total);
+fn read_sdk(p: &Path) -> Result<(SdkEnclave, Input)> {
+    let mut r = open_input(p, 1 << 16)?;
     let e = SdkEnclave::read(&mut r)
         .with_context(|| format!("{}: cannot read the SGX SDK enclave", p.display()))?;
     Ok((e, r))
 }
 
-fn measure_sdk_block(
-    p: &Path,
-    e: &SdkEnclave,
-    r: &mut Progress<BufReader<File>>,
-    i: usize,
-) -> Result<Measured> {
-    let b = e.blocks.get(i).context("no such metadata block")?;
-    r.done = 0;
-    let (d, stats, _) = e
-        .measure_block(r, b, io::sink())
-        .with_context(|| format!("{}: replaying the SDK loader", p.display()))?;
-    r.finish();
-    Ok(Measured {
-        mrenclave: d,
-        stats,
-        enclave_size: b.elrange.map_or(b.enclave_size, |x| x.size),
-        ssa_frame_size: b.ssa_frame_size,
-    })
-}
-
-/// Measures any supported enclave file.
-fn measure_file(
-    p: &Path,
-    sgxs_out: Option<&Path>,
-    config: Option<&Path>,
-) -> Result<(Measured, &'static str)> {
-    match detect(p)? {
-        Kind::Sgxs if sgxs_out.is_some() => {
-            bail!(
-                "{}: already an SGXS stream; --sgxs-out is for SDK and raw input",
-                p.display()
-            )
-        }
-        Kind::Sgxs => Ok((measure_sgxs_file(p)?.0, "sgxs")),
-        Kind::Sdk => {
-            let (mut e, mut r) = read_sdk(p)?;
-            let generated = e.blocks.is_empty();
-            if generated {
-                let g = generate_metadata(p, &e, &mut r, config)?;
-                e.blocks.push(g.block);
-            }
-            let Some(out) = sgxs_out else {
-                let m = measure_sdk_block(p, &e, &mut r, 0)?;
-                if !generated {
-                    warn_if_hash_differs(p, &e, m.mrenclave);
-                }
-                return Ok((m, "sdk-so"));
-            };
-            let b = e.primary().context("no metadata")?;
-            let w = create_partial(out)?;
-            let (d, stats, w) = e
-                .measure_block(&mut r, b, w)
-                .with_context(|| format!("{}: replaying the SDK loader", p.display()))?;
-            r.finish();
-            commit_partial(out, w)?;
-            let m = Measured {
-                mrenclave: d,
-                stats,
-                enclave_size: b.elrange.map_or(b.enclave_size, |x| x.size),
-                ssa_frame_size: b.ssa_frame_size,
-            };
-            Ok((m, "sdk-so"))
-        }
-        Kind::Sigstruct => bail!(
-            "{}: this is a SIGSTRUCT, which holds only the expected hash; use `confkube enclave dump` \
-             to see its ENCLAVEHASH, or measure the enclave itself",
-            p.display()
-        ),
-    }
-}
-
-/// Generates `sgx_sign`'s metadata for an unsigned SDK enclave from its `Enclave.config.xml`.
-fn generate_metadata(
-    p: &Path,
-    e: &SdkEnclave,
-    r: &mut Progress<BufReader<File>>,
-    config: Option<&Path>,
-) -> Result<GeneratedMetadata> {
+/// The layout settings for an unsigned SDK enclave: its `Enclave.config.xml` is required.
+fn unsigned_config(p: &Path, e: &SdkEnclave, config: Option<&Path>) -> Result<SdkConfig> {
     let Some(cfg_path) = config else {
         bail!(
             "{}: unsigned SDK enclave (all-zero metadata at offset {:#x}): pass its \
@@ -611,15 +321,10 @@ fn generate_metadata(
     };
     let text = std::fs::read_to_string(cfg_path)
         .with_context(|| format!("reading {}", cfg_path.display()))?;
-    let cfg = sdk_config_from_xml(&text)
+    let cfg = EnclaveConfig::parse(&text)
+        .and_then(|c| c.sdk_config())
         .with_context(|| format!("{}: unusable Enclave.config.xml", cfg_path.display()))?;
-    let d = SdkConfig::default();
-    if cfg.heap_init_size != cfg.heap_max_size
-        || cfg.tcs_max_num != cfg.tcs_num
-        || cfg.tcs_min_pool != d.tcs_min_pool
-        || cfg.stack_min_size != d.stack_min_size
-        || cfg.heap_min_size != d.heap_min_size
-    {
+    if enclave::sign::config_beyond_checked(&cfg) {
         eprintln!(
             "warning: {}: HeapInitSize/TCSMaxNum/TCSMinPool/StackMinSize/HeapMinSize differ from \
              the configurations checked against sgx_sign output; compare the MRENCLAVE with \
@@ -627,85 +332,80 @@ fn generate_metadata(
             cfg_path.display()
         );
     }
-    enclave::sdk_gen::generate(r, e, &cfg)
-        .with_context(|| format!("{}: generating SGX metadata", p.display()))
+    Ok(cfg)
 }
 
-/// The layout-relevant subset of Intel's `Enclave.config.xml`; settings this tool cannot
-/// reproduce are refused by name.
-fn sdk_config_from_xml(text: &str) -> Result<SdkConfig> {
-    const UNSUPPORTED: [&str; 14] = [
-        "ReservedMemoryMaxSize",
-        "ReservedMemoryMinSize",
-        "ReservedMemoryInitSize",
-        "ReservedMemoryExecutable",
-        "UserRegionSize",
-        "EnableKSS",
-        "ISVEXTPRODID_H",
-        "ISVEXTPRODID_L",
-        "ISVFAMILYID_H",
-        "ISVFAMILYID_L",
-        "EnclaveImageAddress",
-        "ELRANGEStartAddress",
-        "ELRANGESize",
-        "AEXNotify",
-    ];
-    if let Some(t) = UNSUPPORTED
-        .iter()
-        .find(|t| text.contains(&format!("<{t}>")))
-    {
-        bail!("<{t}> is not supported when generating metadata; sign with Intel sgx_sign");
-    }
-    let tag = |name: &str| -> Result<Option<u64>> {
-        let open = format!("<{name}>");
-        let Some(start) = text.find(&open).map(|i| i + open.len()) else {
-            return Ok(None);
-        };
-        let end = text
-            .get(start..)
-            .and_then(|t| t.find(&format!("</{name}>")))
-            .with_context(|| format!("<{name}> is not closed"))?;
-        let v = text.get(start..start + end).unwrap_or_default().trim();
-        parse_u64(v)
-            .map(Some)
-            .map_err(|e| anyhow::anyhow!("<{name}>: {e}"))
-    };
-    let u32t = |name: &str| -> Result<Option<u32>> {
-        tag(name)?
-            .map(|v| u32::try_from(v).with_context(|| format!("<{name}> does not fit 32 bits")))
-            .transpose()
-    };
-    let d = SdkConfig::default();
-    let tcs_num = u32t("TCSNum")?.unwrap_or(d.tcs_num);
-    let heap_max_size = tag("HeapMaxSize")?.unwrap_or(d.heap_max_size);
-    Ok(SdkConfig {
-        tcs_num,
-        tcs_max_num: u32t("TCSMaxNum")?.unwrap_or(tcs_num),
-        tcs_min_pool: u32t("TCSMinPool")?.unwrap_or(d.tcs_min_pool),
-        tcs_policy: u32t("TCSPolicy")?.unwrap_or(d.tcs_policy),
-        stack_max_size: tag("StackMaxSize")?.unwrap_or(d.stack_max_size),
-        stack_min_size: tag("StackMinSize")?.unwrap_or(d.stack_min_size),
-        heap_max_size,
-        heap_min_size: tag("HeapMinSize")?.unwrap_or(d.heap_min_size),
-        heap_init_size: tag("HeapInitSize")?.unwrap_or(heap_max_size),
-        misc_select: u32t("MiscSelect")?.unwrap_or(d.misc_select)
-            & u32t("MiscMask")?.unwrap_or(u32::MAX),
-    })
-}
-
-/// The embedded ENCLAVEHASH should equal the measurement; if not, the image or its metadata
-/// was changed after signing (EINIT would refuse it). The measurement is still printed.
-fn warn_if_hash_differs(p: &Path, e: &SdkEnclave, measured: Mrenclave) {
-    if let Some(b) = e.blocks.first()
-        && b.sigstruct.enclavehash() != measured
-    {
-        eprintln!(
-            "warning: {}: the embedded ENCLAVEHASH {} differs from the measurement {}: the \
-             enclave was modified after signing; re-sign it (`confkube enclave sign`)",
-            p.display(),
-            b.sigstruct.enclavehash(),
-            measured
-        );
+/// Measures any supported enclave file.
+fn measure_file(
+    p: &Path,
+    sgxs_out: Option<&Path>,
+    config: Option<&Path>,
+) -> Result<(Measured, &'static str)> {
+    match detect(p)? {
+        InputKind::Sgxs if sgxs_out.is_some() => bail!(
+            "{}: already an SGXS stream; --sgxs-out is for SDK and raw input",
+            p.display()
+        ),
+        InputKind::Sgxs => {
+            let s = measure_sgxs_file(p)?;
+            let stats = MeasureStats {
+                pages_added: s.pages_added,
+                pages_extended: s.chunks_extended / 16,
+            };
+            let m = Measured {
+                mrenclave: s.mrenclave,
+                stats,
+                enclave_size: s.size,
+                ssa_frame_size: s.ssa_frame_size,
+            };
+            Ok((m, "sgxs"))
+        }
+        InputKind::Sdk => {
+            let (mut e, mut r) = read_sdk(p)?;
+            let generated = e.blocks.is_empty();
+            if generated {
+                let cfg = unsigned_config(p, &e, config)?;
+                let g = enclave::sdk_gen::generate(&mut r, &e, &cfg)
+                    .with_context(|| format!("{}: generating SGX metadata", p.display()))?;
+                e.blocks.push(g.block);
+            }
+            let b = e.primary().context("no metadata")?;
+            let ctx = || format!("{}: replaying the SDK loader", p.display());
+            let (d, stats) = match sgxs_out {
+                None => {
+                    let (d, stats, _) = e.measure_block(&mut r, b, io::sink()).with_context(ctx)?;
+                    (d, stats)
+                }
+                Some(out) => {
+                    let w = create_partial(out)?;
+                    let (d, stats, w) = e.measure_block(&mut r, b, w).with_context(ctx)?;
+                    commit_partial(out, w)?;
+                    (d, stats)
+                }
+            };
+            finish(&r);
+            if !generated && b.sigstruct.enclavehash() != d {
+                eprintln!(
+                    "warning: {}: the embedded ENCLAVEHASH {} differs from the measurement {}: the \
+                     enclave was modified after signing; re-sign it (`confkube enclave sign`)",
+                    p.display(),
+                    b.sigstruct.enclavehash(),
+                    d
+                );
+            }
+            let m = Measured {
+                mrenclave: d,
+                stats,
+                enclave_size: b.elrange.map_or(b.enclave_size, |x| x.size),
+                ssa_frame_size: b.ssa_frame_size,
+            };
+            Ok((m, "sdk-so"))
+        }
+        InputKind::Sigstruct => bail!(
+            "{}: this is a SIGSTRUCT, which holds only the expected hash; use `confkube enclave dump` \
+             to see its ENCLAVEHASH, or measure the enclave itself",
+            p.display()
+        ),
     }
 }
 
@@ -733,20 +433,16 @@ fn commit_partial(out: &Path, w: BufWriter<File>) -> Result<()> {
 }
 
 fn measure_raw(p: &Path, tcs: &[u64], ssa: u32, sgxs_out: Option<&Path>) -> Result<Measured> {
-    let f = open(p)?;
-    let len = file_len(&f);
+    let mut r = open_input(p, 1 << 20)?;
+    let len = r.progress.length().unwrap_or(0);
     if len == 0 {
         bail!("{}: empty image", p.display());
     }
-    let size = len.next_power_of_two().max(4096);
-    let mut r = Progress::new(BufReader::with_capacity(1 << 20, f), len);
-    let flags = |i: u64| {
-        if tcs.contains(&i) {
-            enclave::measure::secinfo::TCS
-        } else {
-            enclave::measure::secinfo::REG | 7
-        }
-    };
+    let size = len
+        .checked_next_power_of_two()
+        .context("image too large")?
+        .max(4096);
+    let flags = |i: u64| enclave::measure::flat_image_secinfo(tcs.contains(&i));
     let ctx = || format!("{}: measuring the raw image", p.display());
     let (d, stats) = match sgxs_out {
         Some(out) => {
@@ -763,7 +459,7 @@ fn measure_raw(p: &Path, tcs: &[u64], ssa: u32, sgxs_out: Option<&Path>) -> Resu
             (d, stats)
         }
     };
-    r.finish();
+    finish(&r);
     Ok(Measured {
         mrenclave: d,
         stats,
@@ -794,24 +490,21 @@ fn run_inner(args: EnclaveArgs) -> Result<ExitCode> {
             config,
         } => {
             let (m, kind) = if raw {
-                (
-                    measure_raw(&file, &tcs_pages, ssa_frame_size, sgxs_out.as_deref())?,
-                    "raw-image",
-                )
+                let m = measure_raw(&file, &tcs_pages, ssa_frame_size, sgxs_out.as_deref())?;
+                (m, "raw-image")
             } else {
                 measure_file(&file, sgxs_out.as_deref(), config.as_deref())?
             };
             match format {
                 Format::Text => println!("{}", m.mrenclave),
-                Format::Json => print_json(&json!({
-                    "file": file.display().to_string(),
-                    "kind": kind,
-                    "mrenclave": m.mrenclave.to_hex(),
-                    "enclave_size": hex64(m.enclave_size),
-                    "ssa_frame_size": m.ssa_frame_size,
-                    "pages_eadded": m.stats.pages_added,
-                    "pages_eextended": m.stats.pages_extended,
-                }))?,
+                Format::Json => print_json(&MeasureReport::new(
+                    file.display().to_string(),
+                    kind,
+                    m.mrenclave,
+                    m.stats,
+                    m.enclave_size,
+                    m.ssa_frame_size,
+                ))?,
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -825,35 +518,33 @@ fn run_inner(args: EnclaveArgs) -> Result<ExitCode> {
             let signer = load_key(&key)?
                 .into_signer()
                 .with_context(|| key.display().to_string())?;
-            let config = fields.config.clone();
-            let fields = fields.resolve()?;
-            let sigs = prepare(&input, &fields, config.as_deref())?;
-            let mut signed = Vec::new();
-            for mut s in sigs.sigstructs.clone() {
-                s.sign(&signer).context("signing the SIGSTRUCT")?;
-                s.verify()
-                    .context("the fresh signature does not verify (signer fault)")?;
-                signed.push(s);
-            }
-            write_output(&input, &out, &sigs, &signed)?;
+            let (p, e) = prepare(&input, &fields.resolve()?, fields.config.as_deref())?;
+            let signed = p.sign(&signer)?;
+            write_output(&input, &out, &p, e.as_ref(), &signed)?;
             eprintln!(
                 "signed {} -> {} (MRENCLAVE {}, MRSIGNER {})",
                 input.display(),
                 out.display(),
-                sigs.mrenclave,
-                signer_mrsigner(&signed)
+                p.mrenclave,
+                signed
+                    .first()
+                    .map(|s| s.mrsigner().to_hex())
+                    .unwrap_or_default()
             );
             Ok(ExitCode::SUCCESS)
         }
         EnclaveCommand::Gendata { input, out, fields } => {
-            let sigs = prepare(&input, &fields.resolve()?, fields.config.as_deref())?;
-            let data = sigs.common_signed_data(&input)?;
-            write_file(&out, &data)?;
+            let (p, _) = prepare(&input, &fields.resolve()?, fields.config.as_deref())?;
+            let data = p
+                .common_signed_data()
+                .with_context(|| input.display().to_string())?;
+            std::fs::write(&out, data)
+                .with_context(|| format!("cannot write {}", out.display()))?;
             eprintln!(
                 "wrote the 256 bytes to sign to {} (MRENCLAVE {}); sign them with RSASSA-PKCS1-v1_5 \
                  SHA-256, e.g. `openssl dgst -sha256 -sign key.pem -out sig.bin {}`, then run catsig",
                 out.display(),
-                sigs.mrenclave,
+                p.mrenclave,
                 out.display()
             );
             Ok(ExitCode::SUCCESS)
@@ -873,27 +564,27 @@ fn run_inner(args: EnclaveArgs) -> Result<ExitCode> {
                 .with_context(|| format!("reading {}", signature.display()))?;
             let mut s = Sigstruct::from_signed_data(&data)
                 .with_context(|| format!("{}: not gendata output", unsigned.display()))?;
-            let sigs = prepare(&input, &SigningFields::default(), config.as_deref())?;
-            if s.enclavehash() != sigs.mrenclave {
+            let (p, e) = prepare(&input, &SigningFields::default(), config.as_deref())?;
+            if s.enclavehash() != p.mrenclave {
                 eprintln!(
                     "error: {}: ENCLAVEHASH {} is not the measurement {} of {}; run gendata on this enclave again",
                     unsigned.display(),
                     s.enclavehash(),
-                    sigs.mrenclave,
+                    p.mrenclave,
                     input.display()
                 );
                 return Ok(ExitCode::from(1));
             }
-            if let Err(e) = s.attach_signature(key.public(), &sig) {
+            if let Err(err) = s.attach_signature(key.public(), &sig) {
                 eprintln!(
-                    "error: {}: {e} (key MRSIGNER {})",
+                    "error: {}: {err} (key MRSIGNER {})",
                     signature.display(),
                     key.public().mrsigner()
                 );
                 return Ok(ExitCode::from(1));
             }
-            let signed = vec![s; sigs.sigstructs.len()];
-            write_output(&input, &out, &sigs, &signed)?;
+            let signed = vec![s; p.sigstructs.len()];
+            write_output(&input, &out, &p, e.as_ref(), &signed)?;
             eprintln!("wrote {} (signature verified)", out.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -902,7 +593,7 @@ fn run_inner(args: EnclaveArgs) -> Result<ExitCode> {
             let mrsigner = k.public().mrsigner();
             match format {
                 Format::Text => println!("{mrsigner}"),
-                Format::Json => print_json(&json!({
+                Format::Json => print_json(&serde_json::json!({
                     "key": key.display().to_string(),
                     "private": matches!(k, Key::Private(_)),
                     "mrsigner": mrsigner.to_hex(),
@@ -913,247 +604,103 @@ fn run_inner(args: EnclaveArgs) -> Result<ExitCode> {
     }
 }
 
-fn signer_mrsigner(s: &[Sigstruct]) -> String {
-    s.first().map(|s| s.mrsigner().to_hex()).unwrap_or_default()
-}
-
 fn load_key(p: &Path) -> Result<Key> {
     let pem = std::fs::read_to_string(p)
         .with_context(|| format!("cannot read key {} (expected a PEM file)", p.display()))?;
     Key::from_pem(&pem).with_context(|| format!("{}: unusable key", p.display()))
 }
 
-/// Unsigned SIGSTRUCT(s) for an input, with ENCLAVEHASH set to its measurement.
-struct Prepared {
-    kind: Kind,
-    mrenclave: Mrenclave,
-    sigstructs: Vec<Sigstruct>,
-    sdk: Option<SdkEnclave>,
-    /// Metadata generated for an unsigned SDK enclave (written with the signature).
-    generated: Option<GeneratedMetadata>,
-}
-
-impl Prepared {
-    fn common_signed_data(&self, input: &Path) -> Result<[u8; SIGNED_DATA_SIZE]> {
-        let first = self
-            .sigstructs
-            .first()
-            .context("no SIGSTRUCT")?
-            .signed_data();
-        if self.sigstructs.iter().any(|s| s.signed_data() != first) {
-            bail!(
-                "{}: its metadata blocks carry different SIGSTRUCT fields, so one external \
-                 signature cannot cover them; re-sign with `sign` and a key file instead",
-                input.display()
-            );
-        }
-        Ok(first)
-    }
-}
-
-fn prepare(input: &Path, fields: &SigningFields, config: Option<&Path>) -> Result<Prepared> {
+/// Unsigned SIGSTRUCT(s) for an input (and the SDK enclave, to write the output).
+fn prepare(
+    input: &Path,
+    fields: &SigningFields,
+    config: Option<&Path>,
+) -> Result<(Prepared, Option<SdkEnclave>)> {
     match detect(input)? {
-        Kind::Sgxs => {
-            let (m, _) = measure_sgxs_file(input)?;
-            let mut s = Sigstruct::new(m.mrenclave);
-            s.date = today();
-            fields.apply(&mut s);
-            Ok(Prepared {
-                kind: Kind::Sgxs,
-                mrenclave: m.mrenclave,
-                sigstructs: vec![s],
-                sdk: None,
-                generated: None,
-            })
+        InputKind::Sgxs => {
+            let s = measure_sgxs_file(input)?;
+            Ok((prepare_sgxs(s.mrenclave, fields, today()), None))
         }
-        Kind::Sdk => {
+        InputKind::Sdk => {
             let (e, mut r) = read_sdk(input)?;
-            if e.blocks.is_empty() {
-                let g = generate_metadata(input, &e, &mut r, config)?;
-                let (d, _, _) = e
-                    .measure_block(&mut r, &g.block, io::sink())
-                    .with_context(|| format!("{}: replaying the SDK loader", input.display()))?;
-                let mut s = Sigstruct::new(d);
-                s.date = today();
-                fields.apply(&mut s);
-                return Ok(Prepared {
-                    kind: Kind::Sdk,
-                    mrenclave: d,
-                    sigstructs: vec![s],
-                    sdk: Some(e),
-                    generated: Some(g),
-                });
-            }
-            let mut sigs = Vec::new();
-            let mut first: Option<Mrenclave> = None;
-            for (i, b) in e.blocks.iter().enumerate() {
-                let m = measure_sdk_block(input, &e, &mut r, i)?;
-                if let Some(f) = first
-                    && f != m.mrenclave
-                {
-                    bail!(
-                        "{}: metadata block {}.{} at offset {:#x} measures {} but the first block {}",
-                        input.display(),
-                        b.major,
-                        b.minor,
-                        b.file_offset,
-                        m.mrenclave,
-                        f
-                    );
-                }
-                first = Some(m.mrenclave);
-                let mut s = b.sigstruct.clone();
-                s.enclavehash = m.mrenclave.0;
-                fields.apply(&mut s);
-                sigs.push(s);
-            }
-            let mrenclave = first.unwrap_or(Digest32([0; 32]));
-            Ok(Prepared {
-                kind: Kind::Sdk,
-                mrenclave,
-                sigstructs: sigs,
-                sdk: Some(e),
-                generated: None,
-            })
+            let cfg = if e.blocks.is_empty() {
+                unsigned_config(input, &e, config)?
+            } else {
+                SdkConfig::default()
+            };
+            let p = prepare_sdk(&mut r, &e, fields, today(), &cfg)
+                .with_context(|| input.display().to_string())?;
+            finish(&r);
+            Ok((p, Some(e)))
         }
-        Kind::Sigstruct => bail!(
+        InputKind::Sigstruct => bail!(
             "{}: this is a SIGSTRUCT; sign the enclave (.sgxs or SDK .so) it belongs to",
             input.display()
         ),
     }
 }
 
-fn write_file(out: &Path, data: &[u8]) -> Result<()> {
-    std::fs::write(out, data).with_context(|| format!("cannot write {}", out.display()))
-}
-
-fn write_output(input: &Path, out: &Path, p: &Prepared, signed: &[Sigstruct]) -> Result<()> {
-    match (&p.kind, &p.sdk) {
-        (Kind::Sdk, Some(e)) => {
-            if out == input {
-                bail!("--out {} is the input; write to a new file", out.display());
-            }
-            let mut r = BufReader::new(open(input)?);
-            let mut w = create_partial(out)?;
-            match &p.generated {
-                Some(g) => {
-                    let mut g = g.clone();
-                    g.set_sigstruct(signed.first().context("no SIGSTRUCT")?);
-                    e.write_with_metadata(&mut r, &mut w, &g.bytes)
-                }
-                None => e.write_with_sigstructs(&mut r, &mut w, signed),
-            }
-            .with_context(|| format!("writing {}", partial_path(out).display()))?;
-            commit_partial(out, w)
-        }
-        _ => {
-            let s = signed.first().context("no SIGSTRUCT")?;
-            write_file(out, &s.encode())
-        }
+fn write_output(
+    input: &Path,
+    out: &Path,
+    p: &Prepared,
+    sdk: Option<&SdkEnclave>,
+    signed: &[Sigstruct],
+) -> Result<()> {
+    let Some(e) = sdk else {
+        let s = signed.first().context("no SIGSTRUCT")?;
+        return std::fs::write(out, s.encode())
+            .with_context(|| format!("cannot write {}", out.display()));
+    };
+    if out == input {
+        bail!("--out {} is the input; write to a new file", out.display());
     }
+    let mut r = BufReader::new(open(input)?);
+    let mut w = create_partial(out)?;
+    p.write_sdk(e, &mut r, &mut w, signed)
+        .with_context(|| format!("writing {}", partial_path(out).display()))?;
+    commit_partial(out, w)
 }
 
-fn print_json(v: &Value) -> Result<()> {
+/// Pretty JSON with keys sorted (through `serde_json::Value`), the tool's stable output.
+fn print_json(v: &impl Serialize) -> Result<()> {
+    let v = serde_json::to_value(v)?;
     let mut out = io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, v)?;
+    serde_json::to_writer_pretty(&mut out, &v)?;
     writeln!(out)?;
     Ok(())
 }
 
-fn hex64(v: u64) -> String {
-    format!("{v:#x}")
-}
-
-fn attributes_json(a: &enclave::sigstruct::Attributes) -> Value {
-    json!({ "flags": hex64(a.flags), "xfrm": hex64(a.xfrm) })
-}
-
-fn flag_names(f: u64) -> Vec<&'static str> {
-    [
-        (flags::INIT, "INIT"),
-        (flags::DEBUG, "DEBUG"),
-        (flags::MODE64BIT, "MODE64BIT"),
-        (flags::PROVISION_KEY, "PROVISION_KEY"),
-        (flags::EINITTOKEN_KEY, "EINITTOKEN_KEY"),
-        (flags::KSS, "KSS"),
-        (flags::AEX_NOTIFY, "AEX_NOTIFY"),
-    ]
-    .into_iter()
-    .filter(|(b, _)| f & b != 0)
-    .map(|(_, n)| n)
-    .collect()
-}
-
-fn sigstruct_json(s: &Sigstruct, measured: Option<Mrenclave>) -> Value {
-    let verify = s.verify();
-    json!({
-        "header_type": format!("{:#x}", s.header_type),
-        "debug_signed": s.header_type & (1 << 31) != 0,
-        "vendor": format!("{:#x}", s.vendor),
-        "date": format!("{:#x}", s.date),
-        "swdefined": format!("{:#x}", s.swdefined),
-        "exponent": s.exponent,
-        "modulus_le": hex::encode(s.modulus),
-        "signature_le": hex::encode(s.signature),
-        "miscselect": format!("{:#x}", s.miscselect),
-        "miscmask": format!("{:#x}", s.miscmask),
-        "isvfamilyid": hex::encode(s.isvfamilyid),
-        "attributes": attributes_json(&s.attributes),
-        "attribute_names": flag_names(s.attributes.flags),
-        "attributemask": attributes_json(&s.attributemask),
-        "enclavehash": s.enclavehash().to_hex(),
-        "isvextprodid": hex::encode(s.isvextprodid),
-        "isv_prod_id": s.isvprodid,
-        "isv_svn": s.isvsvn,
-        "q1_le": hex::encode(s.q1),
-        "q2_le": hex::encode(s.q2),
-        "mrsigner": s.mrsigner().to_hex(),
-        "signature_valid": verify.is_ok(),
-        "verify_error": verify.err().map(|e| format!("{:#}", anyhow::Error::new(e))),
-        "measured_mrenclave": measured.map(|m| m.to_hex()),
-        "enclavehash_matches": measured.map(|m| m == s.enclavehash()),
-    })
-}
-
-fn ok_of(v: &Value) -> bool {
-    v["signature_valid"].as_bool() == Some(true)
-        && v["enclavehash_matches"].as_bool() != Some(false)
-}
-
 fn dump(file: &Path, format: Format) -> Result<ExitCode> {
     let (v, ok) = match detect(file)? {
-        Kind::Sigstruct => {
+        InputKind::Sigstruct => {
             let b = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
             let s = Sigstruct::parse(&b).with_context(|| format!("{}", file.display()))?;
-            let sj = sigstruct_json(&s, None);
-            let ok = ok_of(&sj);
+            let sigstruct = SigstructReport::new(&s, None);
+            let ok = sigstruct.ok();
+            let r = SigstructFileReport {
+                file: file.display().to_string(),
+                kind: "sigstruct",
+                sigstruct,
+            };
+            (serde_json::to_value(r)?, ok)
+        }
+        InputKind::Sgxs => {
+            let s = measure_sgxs_file(file)?;
             (
-                json!({"file": file.display().to_string(), "kind": "sigstruct", "sigstruct": sj}),
-                ok,
+                serde_json::to_value(SgxsReport::new(file.display().to_string(), &s))?,
+                true,
             )
         }
-        Kind::Sgxs => {
-            let (m, s) = measure_sgxs_file(file)?;
-            let v = json!({
-                "file": file.display().to_string(),
-                "kind": "sgxs",
-                "mrenclave": m.mrenclave.to_hex(),
-                "enclave_size": hex64(s.size),
-                "ssa_frame_size": s.ssa_frame_size,
-                "pages_eadded": s.pages_added,
-                "chunks_eextended": s.chunks_extended,
-                "chunks_unmeasured": s.chunks_unmeasured,
-                "stream_len": s.stream_len,
+        InputKind::Sdk => {
+            let mut r = open_input(file, 1 << 16)?;
+            let res = SdkEnclave::read(&mut r).and_then(|e| {
+                enclave::inspect::inspect_sdk(&mut r, &e, file.display().to_string())
             });
-            (v, true)
-        }
-        Kind::Sdk => {
-            let f = open(file)?;
-            let total = file_len(&f);
-            let mut r = Progress::new(BufReader::with_capacity(1 << 16, f), total);
-            let e = match SdkEnclave::read(&mut r) {
-                Ok(e) => e,
-                Err(e @ enclave::sdk::SdkError::Io { .. }) => {
+            finish(&r);
+            let (report, skipped): (SdkReport, _) = match res {
+                Ok(x) => x,
+                Err(e @ SdkError::Io { .. }) => {
                     return Err(anyhow::Error::new(e).context(format!(
                         "{}: cannot read the SGX SDK enclave",
                         file.display()
@@ -1165,96 +712,17 @@ fn dump(file: &Path, format: Format) -> Result<ExitCode> {
                     return Ok(ExitCode::from(1));
                 }
             };
-            let mut blocks = Vec::new();
-            let mut ok = true;
-            for (i, b) in e.blocks.iter().enumerate() {
-                let m = match measure_sdk_block(file, &e, &mut r, i) {
-                    Ok(m) => Some(m),
-                    Err(err) => {
-                        // dump never refuses on a metadata version: the SIGSTRUCT is at the
-                        // same offset in every version.
-                        if !err.chain().any(|c| {
-                            matches!(
-                                c.downcast_ref::<enclave::sdk::SdkError>(),
-                                Some(enclave::sdk::SdkError::UnsupportedVersion { .. })
-                            )
-                        }) {
-                            return Err(err);
-                        }
-                        eprintln!("warning: {err:#}");
-                        None
-                    }
-                };
-                let sj = sigstruct_json(&b.sigstruct, m.as_ref().map(|m| m.mrenclave));
-                ok &= ok_of(&sj);
-
-                let layout: Vec<Value> = b
-                    .layout
-                    .iter()
-                    .map(|l| match l {
-                        LayoutItem::Entry(x) => json!({
-                            "name": layout_name(x.id), "id": x.id,
-                            "attributes": format!("{:#x}", x.attributes),
-                            "page_count": x.page_count, "rva": hex64(x.rva),
-                            "content_size": format!("{:#x}", x.content_size),
-                            "content_offset": format!("{:#x}", x.content_offset),
-                            "si_flags": hex64(x.si_flags),
-                        }),
-                        LayoutItem::Group(g) => json!({
-                            "group": layout_name(g.id), "id": format!("{:#x}", g.id),
-                            "entry_count": g.entry_count, "load_times": g.load_times,
-                            "load_step": hex64(g.load_step),
-                        }),
-                    })
-                    .collect();
-                blocks.push(json!({
-                    "version": format!("{}.{}", b.major, b.minor),
-                    "file_offset": hex64(b.file_offset),
-                    "size": format!("{:#x}", b.size),
-                    "tcs_policy": b.tcs_policy,
-                    "ssa_frame_size": b.ssa_frame_size,
-                    "max_save_buffer_size": b.max_save_buffer_size,
-                    "desired_misc_select": format!("{:#x}", b.desired_misc_select),
-                    "tcs_min_pool": b.tcs_min_pool,
-                    "enclave_size": hex64(b.enclave_size),
-                    "attributes": attributes_json(&b.attributes),
-                    "elrange": b.elrange.map(|x| json!({
-                        "image_address": hex64(x.image_address),
-                        "start_address": hex64(x.start_address),
-                        "size": hex64(x.size),
-                    })),
-                    "pages_eadded": m.as_ref().map(|m| m.stats.pages_added),
-                    "pages_eextended": m.as_ref().map(|m| m.stats.pages_extended),
-                    "patches": b.patches.iter().map(|p| json!({
-                        "dst": hex64(p.dst), "src": format!("{:#x}", p.src), "size": format!("{:#x}", p.size),
-                    })).collect::<Vec<_>>(),
-                    "layout": layout,
-                    "sigstruct": sj,
-                }));
+            for e in skipped {
+                // dump never refuses on a metadata version: the SIGSTRUCT is still shown.
+                eprintln!("warning: {}: replaying the SDK loader: {e}", file.display());
             }
-            let n = &e.note;
-            let v = json!({
-                "file": file.display().to_string(),
-                "kind": if e.blocks.is_empty() { "unsigned-sdk-so" } else { "signed-sdk-so" },
-                "mrenclave": e.blocks.first().and(blocks.first()).and_then(|b| b.pointer("/sigstruct/measured_mrenclave").cloned()),
-                "segments": e.segments.iter().map(|s| json!({
-                    "offset": hex64(s.offset), "vaddr": hex64(s.vaddr), "filesz": hex64(s.filesz),
-                    "memsz": hex64(s.memsz), "flags": s.flags,
-                })).collect::<Vec<_>>(),
-                "note_sgxmeta": {
-                    "sh_offset": hex64(n.sh_offset), "sh_size": hex64(n.sh_size),
-                    "sh_addralign": n.sh_addralign, "namesz": n.namesz,
-                    "descsz": format!("{:#x}", n.descsz), "type": n.note_type,
-                    "metadata_offset": hex64(n.metadata_offset),
-                },
-                "metadata": blocks,
-            });
-            (v, ok)
+            let ok = report.ok();
+            (serde_json::to_value(report)?, ok)
         }
     };
     match format {
         Format::Json => print_json(&v)?,
-        Format::Text => print_text(&v, "")?,
+        Format::Text => text_lines(&mut io::stdout().lock(), &v, "")?,
     }
     Ok(if ok {
         ExitCode::SUCCESS
@@ -1264,12 +732,6 @@ fn dump(file: &Path, format: Format) -> Result<ExitCode> {
 }
 
 /// Plain `key: value` lines, nested with indentation; long hex split into 64-char lines.
-fn print_text(v: &Value, indent: &str) -> Result<()> {
-    let mut out = io::stdout().lock();
-    text_lines(&mut out, v, indent)?;
-    Ok(())
-}
-
 fn text_lines(out: &mut impl Write, v: &Value, indent: &str) -> io::Result<()> {
     let Some(obj) = v.as_object() else {
         return writeln!(out, "{indent}{v}");
@@ -1329,6 +791,7 @@ fn text_lines(out: &mut impl Write, v: &Value, indent: &str) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use enclave::Digest32;
 
     #[test]
     fn parsers() {
@@ -1347,39 +810,6 @@ mod tests {
             Err("date \"2021031\": use YYYYMMDD (e.g. 20260131) or 0".to_string())
         );
         assert!(today() > 0x2020_0101);
-    }
-
-    #[test]
-    fn xml_config() {
-        let f = config_from_xml(
-            "<EnclaveConfiguration><ProdID>5</ProdID><ISVSVN>2</ISVSVN><MiscSelect>1</MiscSelect>\
-             <MiscMask>0xFFFFFFFF</MiscMask><DisableDebug>1</DisableDebug></EnclaveConfiguration>",
-        )
-        .unwrap();
-        assert_eq!(f.isvprodid, Some(5));
-        assert_eq!(f.isvsvn, Some(2));
-        assert_eq!(f.miscselect, Some(1));
-        assert_eq!(f.miscmask, Some(0xffff_ffff));
-        assert_eq!(f.attributemask_flags, Some(0xff00_ffff_ffff_ffff));
-        assert!(config_from_xml("<ProdID>x</ProdID>").is_err());
-    }
-
-    #[test]
-    fn json_config() {
-        let f = config_from_json(&json!({
-            "isvprodid": 3, "isvsvn": "0x2", "date": "20250101",
-            "attributes": {"flags": "0x6"}, "debug_signed": true
-        }))
-        .unwrap();
-        assert_eq!(f.isvprodid, Some(3));
-        assert_eq!(f.isvsvn, Some(2));
-        assert_eq!(f.date, Some(0x2025_0101));
-        assert_eq!(f.attributes_flags, Some(6));
-        assert_eq!(f.header_type, Some(1 << 31));
-        let e = config_from_json(&json!({"isvprodd": 1})).unwrap_err();
-        assert!(e.to_string().starts_with("unknown key \"isvprodd\""));
-        let e = config_from_json(&json!({"isvsvn": 70000})).unwrap_err();
-        assert_eq!(e.to_string(), "isvsvn: over 16 bits");
     }
 
     fn temp(name: &str, data: &[u8]) -> PathBuf {
@@ -1429,38 +859,5 @@ mod tests {
         assert!(!partial_path(&out).exists());
         let _ = std::fs::remove_file(img);
         let _ = std::fs::remove_file(out);
-    }
-
-    #[test]
-    fn sdk_xml_config() {
-        let c = sdk_config_from_xml(
-            "<EnclaveConfiguration><TCSNum>10</TCSNum><TCSPolicy>1</TCSPolicy>\
-             <StackMaxSize>0x40000</StackMaxSize><HeapMaxSize>0x100000</HeapMaxSize>\
-             <MiscSelect>3</MiscSelect><MiscMask>0xFFFFFFFE</MiscMask></EnclaveConfiguration>",
-        )
-        .unwrap();
-        assert_eq!(
-            c,
-            SdkConfig {
-                tcs_num: 10,
-                tcs_max_num: 10,
-                heap_init_size: 0x100000,
-                misc_select: 2,
-                ..SdkConfig::default()
-            }
-        );
-        let e = sdk_config_from_xml("<UserRegionSize>0x1000</UserRegionSize>").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "<UserRegionSize> is not supported when generating metadata; sign with Intel sgx_sign"
-        );
-        let e = sdk_config_from_xml("<TCSNum>ten</TCSNum>").unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("<TCSNum>: \"ten\" is not a number"),
-            "{e}"
-        );
-        let e = sdk_config_from_xml("<TCSNum>3").unwrap_err();
-        assert_eq!(e.to_string(), "<TCSNum> is not closed");
     }
 }

@@ -74,7 +74,7 @@ pub(crate) struct NodeAgentArgs {
     node_resync_secs: u64,
 }
 
-fn epc_size(s: &str) -> Result<u64, String> {
+fn epc_size(s: &str) -> Result<u64, node_agent::discovery::EpcSizeError> {
     node_agent::discovery::parse_epc_size(s)
 }
 
@@ -83,7 +83,10 @@ pub(crate) fn run(args: NodeAgentArgs) -> ExitCode {
         Some(path) => match FixtureProbe::open(path) {
             Ok(p) => Arc::new(p),
             Err(e) => {
-                eprintln!("confkube node-agent: --probe-fixture: {e}");
+                eprintln!(
+                    "confkube node-agent: --probe-fixture: {}",
+                    node_agent::Chain(&e)
+                );
                 return ExitCode::from(2);
             }
         },
@@ -130,6 +133,7 @@ pub(crate) fn run(args: NodeAgentArgs) -> ExitCode {
             res = node_agent::agent::run(cfg, probe) => match res {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
+                    let e = node_agent::Chain(&e);
                     tracing::error!(error = %e, "node agent stopped");
                     eprintln!("confkube node-agent: {e}");
                     ExitCode::FAILURE

@@ -5,7 +5,10 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use dcap::{Collateral, TrustAnchor, VerifiedQuote, Verifier, VerifyOptions};
+use dcap::{
+    Collateral, TrustAnchor, VerifiedDcapQuote, VerifiedQuote, VerifiedTdxQuote, Verifier,
+    VerifyOptions,
+};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -14,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, mpsc};
 
-/// Verify SGX DCAP quotes, or generate a test PKI with quotes for relying parties.
+/// Verify SGX and TDX DCAP quotes, or generate a test PKI with quotes for relying parties.
 #[derive(Debug, Args)]
 pub(crate) struct QuoteArgs {
     #[command(subcommand)]
@@ -23,7 +26,8 @@ pub(crate) struct QuoteArgs {
 
 #[derive(Debug, Subcommand)]
 enum QuoteCommand {
-    /// Verify an SGX DCAP quote against collateral (exit 0 verified, 1 not verified, 2 error).
+    /// Verify an SGX or TDX DCAP quote against collateral (exit 0 verified, 1 not verified, 2
+    /// error).
     Verify(VerifyArgs),
     /// Generate a test PKI, collateral and quotes, for building relying parties without SGX.
     Testkit(super::testkit::TestkitArgs),
@@ -133,64 +137,122 @@ fn print_result(
     out: &mut impl Write,
     format: Format,
     label: &str,
-    result: &Result<VerifiedQuote, dcap::VerifyError>,
+    result: &Result<VerifiedDcapQuote, dcap::VerifyError>,
 ) -> std::io::Result<()> {
     match format {
         Format::Json => {
             let v = match result {
-                Ok(v) => dcap::success_json(v),
+                Ok(v) => dcap::dcap_success_json(v),
                 Err(e) => dcap::failure_json(e),
             };
             writeln!(out, "{v}")
         }
         Format::Text => match result {
-            Ok(v) => {
-                let r = v.report();
-                writeln!(out, "VERIFIED  {label}")?;
-                writeln!(
-                    out,
-                    "  tcb status      {} (platform {}, QE {})",
-                    v.tcb_status(),
-                    v.platform_tcb_status(),
-                    v.qe_tcb_status()
-                )?;
-                let adv = if v.advisory_ids().is_empty() {
-                    "none".to_string()
-                } else {
-                    v.advisory_ids().join(", ")
-                };
-                writeln!(out, "  advisories      {adv}")?;
-                writeln!(out, "  mrenclave       {}", r.mr_enclave)?;
-                writeln!(out, "  mrsigner        {}", r.mr_signer)?;
-                writeln!(
-                    out,
-                    "  isv_prod_id     {}   isv_svn {}",
-                    r.isv_prod_id, r.isv_svn
-                )?;
-                let debug = if v.debug() {
-                    "YES (debug enclave: its memory can be read; policy decides)"
-                } else {
-                    "no"
-                };
-                writeln!(out, "  debug           {debug}")?;
-                writeln!(out, "  report_data     {}", r.report_data)?;
-                writeln!(out, "  fmspc           {}", hex::encode(v.fmspc()))?;
-                if !v.revocation_checked() {
-                    writeln!(
-                        out,
-                        "  revocation      NOT CHECKED (collateral without CRLs, allowed by \
-                         --allow-missing-crls)"
-                    )?;
-                }
-                Ok(())
-            }
+            Ok(VerifiedDcapQuote::Tdx(v)) => print_tdx_text(out, label, v),
+            Ok(VerifiedDcapQuote::Sgx(v)) => print_sgx_text(out, label, v),
             Err(e) => {
                 writeln!(out, "NOT VERIFIED  {label}")?;
                 writeln!(out, "  error           {}", e.code())?;
-                writeln!(out, "  message         {e}")
+                writeln!(out, "  message         {}", e.full_message())
             }
         },
     }
+}
+
+fn print_tdx_text(out: &mut impl Write, label: &str, v: &VerifiedTdxQuote) -> std::io::Result<()> {
+    let r = v.report();
+    writeln!(out, "VERIFIED  {label}  (TDX trust domain)")?;
+    writeln!(
+        out,
+        "  tcb status      {} (platform {}, TDX module {}, QE {})",
+        v.tcb_status(),
+        v.platform_tcb_status(),
+        v.tdx_module_tcb_status(),
+        v.qe_tcb_status()
+    )?;
+    let adv = if v.advisory_ids().is_empty() {
+        "none".to_string()
+    } else {
+        v.advisory_ids().join(", ")
+    };
+    writeln!(out, "  advisories      {adv}")?;
+    writeln!(out, "  mr_td           {}", r.mr_td)?;
+    for (i, m) in r.rt_mr.iter().enumerate() {
+        writeln!(out, "  rtmr{i}           {m}")?;
+    }
+    writeln!(out, "  mr_config_id    {}", r.mr_config_id)?;
+    writeln!(out, "  mr_owner        {}", r.mr_owner)?;
+    writeln!(out, "  mr_owner_config {}", r.mr_owner_config)?;
+    writeln!(
+        out,
+        "  td_attributes   {}   xfam {}",
+        hex::encode(r.td_attributes.to_bytes()),
+        hex::encode(r.xfam.to_le_bytes())
+    )?;
+    let debug = if v.debug() {
+        "YES (debug TD: its memory can be read; policy decides)"
+    } else {
+        "no"
+    };
+    writeln!(out, "  debug           {debug}")?;
+    writeln!(out, "  report_data     {}", r.report_data)?;
+    writeln!(out, "  fmspc           {}", hex::encode(v.fmspc()))?;
+    if v.trailing_zero_bytes() > 0 {
+        writeln!(
+            out,
+            "  padding         {} zero bytes after the signature data",
+            v.trailing_zero_bytes()
+        )?;
+    }
+    if !v.revocation_checked() {
+        writeln!(
+            out,
+            "  revocation      NOT CHECKED (collateral without CRLs, allowed by \
+             --allow-missing-crls)"
+        )?;
+    }
+    Ok(())
+}
+
+fn print_sgx_text(out: &mut impl Write, label: &str, v: &VerifiedQuote) -> std::io::Result<()> {
+    let r = v.report();
+    writeln!(out, "VERIFIED  {label}")?;
+    writeln!(
+        out,
+        "  tcb status      {} (platform {}, QE {})",
+        v.tcb_status(),
+        v.platform_tcb_status(),
+        v.qe_tcb_status()
+    )?;
+    let adv = if v.advisory_ids().is_empty() {
+        "none".to_string()
+    } else {
+        v.advisory_ids().join(", ")
+    };
+    writeln!(out, "  advisories      {adv}")?;
+    writeln!(out, "  mrenclave       {}", r.mr_enclave)?;
+    writeln!(out, "  mrsigner        {}", r.mr_signer)?;
+    writeln!(
+        out,
+        "  isv_prod_id     {}   isv_svn {}",
+        r.isv_prod_id, r.isv_svn
+    )?;
+    let debug = if v.debug() {
+        "YES (debug enclave: its memory can be read; policy decides)"
+    } else {
+        "no"
+    };
+    writeln!(out, "  debug           {debug}")?;
+    writeln!(out, "  report_data     {}", r.report_data)?;
+    writeln!(out, "  fmspc           {}", hex::encode(v.fmspc()))?;
+    if !v.revocation_checked() {
+        writeln!(
+            out,
+            "  revocation      NOT CHECKED (collateral without CRLs, allowed by \
+                         --allow-missing-crls)"
+        )?;
+    }
+    Ok(())
 }
 
 fn run_verify(a: VerifyArgs) -> Result<ExitCode> {
@@ -209,7 +271,7 @@ fn run_verify(a: VerifyArgs) -> Result<ExitCode> {
         anchor: load_anchor(a.root_ca.as_deref())?,
         at: a.at.unwrap_or_else(now_unix),
     };
-    let result = verifier.verify(&job.quote, &job.collateral, job.at, &job.anchor);
+    let result = verifier.verify_dcap(&job.quote, &job.collateral, job.at, &job.anchor);
     let mut out = std::io::stdout().lock();
     print_result(
         &mut out,
@@ -379,7 +441,7 @@ fn run_chunk(verifier: &Verifier, chunk: Vec<Work>, format: Format, batch: &Path
                     input_error_line(&mut done.text, format, &msg)
                 }
                 Ok(quote) => {
-                    let r = verifier.verify(&quote, &collateral, at, &anchor);
+                    let r = verifier.verify_dcap(&quote, &collateral, at, &anchor);
                     done.failed += u64::from(r.is_err());
                     print_result(
                         &mut done.text,

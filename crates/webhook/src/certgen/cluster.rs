@@ -12,8 +12,7 @@ use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams, PostParams};
-use serde::Serialize;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use serde::de::DeserializeOwned;
 use time::{Duration, OffsetDateTime};
 
@@ -239,14 +238,6 @@ pub enum CertgenError {
         object: String,
         /// The cause.
         error: IssueError,
-    },
-    /// A patch could not be encoded (a bug).
-    #[error("{object}: cannot encode the patch: {message}")]
-    Internal {
-        /// The object.
-        object: String,
-        /// The cause.
-        message: String,
     },
 }
 
@@ -596,12 +587,7 @@ async fn plan_ca_bundle(
     ca_pem: &[u8],
 ) -> Result<Option<PlannedPatch>, CertgenError> {
     let object = format!("{} {name}", kind.resource());
-    let value = match kind {
-        WebhookKind::Mutating => get_json::<MutatingWebhookConfiguration>(client, kind, name).await,
-        WebhookKind::Validating => {
-            get_json::<ValidatingWebhookConfiguration>(client, kind, name).await
-        }
-    }?;
+    let value = get_json(client, kind, name).await?;
     let Some(value) = value else {
         return Ok(None);
     };
@@ -612,14 +598,7 @@ async fn plan_ca_bundle(
             calls: unmatched.calls,
         },
     )?;
-    let patch = plan
-        .ops
-        .map(serde_json::from_value::<json_patch::Patch>)
-        .transpose()
-        .map_err(|e| CertgenError::Internal {
-            object: object.clone(),
-            message: e.to_string(),
-        })?;
+    let patch = plan.ops;
     Ok(Some(PlannedPatch {
         done: WebhookPatched {
             kind,
@@ -631,31 +610,23 @@ async fn plan_ca_bundle(
     }))
 }
 
-/// GETs a webhook configuration as JSON; `None` when it does not exist.
-async fn get_json<K>(
+/// GETs a webhook configuration as JSON (everything but `metadata`, as the API server sent
+/// it, so the patch is planned against exactly those bytes); `None` when it does not exist.
+async fn get_json(
     client: &kube::Client,
     kind: WebhookKind,
     name: &str,
-) -> Result<Option<serde_json::Value>, CertgenError>
-where
-    K: kube::Resource<Scope = kube::core::ClusterResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + DeserializeOwned
-        + Serialize,
-{
-    let api: Api<K> = Api::all(client.clone());
+) -> Result<Option<serde_json::Value>, CertgenError> {
+    let resource = match kind {
+        WebhookKind::Mutating => ApiResource::erase::<MutatingWebhookConfiguration>(&()),
+        WebhookKind::Validating => ApiResource::erase::<ValidatingWebhookConfiguration>(&()),
+    };
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
     let config = api
         .get_opt(name)
         .await
         .map_err(config_err(kind, name, "get"))?;
-    config
-        .map(|c| serde_json::to_value(&c))
-        .transpose()
-        .map_err(|e| CertgenError::Internal {
-            object: format!("{} {name}", kind.resource()),
-            message: e.to_string(),
-        })
+    Ok(config.map(|c| c.data))
 }
 
 /// Sends the planned patch, if any.

@@ -1,4 +1,5 @@
 use super::*;
+use serde_json::json;
 use time::macros::datetime;
 
 const NOW: OffsetDateTime = datetime!(2026-01-01 00:00 UTC);
@@ -377,17 +378,20 @@ fn plans_the_ca_bundle_patch() {
     assert_eq!(
         plan,
         CaBundlePatch {
-            ops: Some(json!([
-                {"op": "test", "path": "/webhooks/1/name", "value": "mutate.sgx.confkube.io"},
-                {"op": "test", "path": "/webhooks/1/clientConfig/service/namespace", "value": "confkube"},
-                {"op": "test", "path": "/webhooks/1/clientConfig/service/name", "value": "confkube-webhook"},
-                {"op": "add", "path": "/webhooks/1/clientConfig/caBundle", "value": b64},
-            ])),
+            ops: Some(
+                serde_json::from_value(json!([
+                    {"op": "test", "path": "/webhooks/1/name", "value": "mutate.sgx.confkube.io"},
+                    {"op": "test", "path": "/webhooks/1/clientConfig/service/namespace", "value": "confkube"},
+                    {"op": "test", "path": "/webhooks/1/clientConfig/service/name", "value": "confkube-webhook"},
+                    {"op": "add", "path": "/webhooks/1/clientConfig/caBundle", "value": b64},
+                ]))
+                .unwrap()
+            ),
             matched: 1,
             changed: 1,
         }
     );
-    let patch: json_patch::Patch = serde_json::from_value(plan.ops.unwrap()).unwrap();
+    let patch: json_patch::Patch = plan.ops.unwrap();
     json_patch::patch(&mut cfg, &patch).unwrap();
     assert_eq!(cfg["webhooks"][0]["clientConfig"]["caBundle"], "eA==");
     assert_eq!(cfg["webhooks"][1]["clientConfig"]["path"], json!(null));
