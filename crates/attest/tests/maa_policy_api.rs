@@ -12,7 +12,6 @@
 
 use attest::collateral::{CacheConfig, CollateralCache, OfflineDir};
 use attest::keys::SigningAlg;
-use attest::provider::ServiceClock;
 use attest::server::{Service, ServiceConfig, router};
 use attest::store::Store;
 use axum::body::Body;
@@ -24,6 +23,16 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tower::ServiceExt as _;
+
+/// The test clock: one fixed time, for the service and its cache alike.
+#[derive(Debug, Clone, Copy)]
+struct FixedClock(i64);
+
+impl attest::collateral::Clock for FixedClock {
+    fn now(&self) -> i64 {
+        self.0
+    }
+}
 
 const AT: i64 = 1_767_225_600;
 const ADMIN: &str = "admin-secret";
@@ -56,13 +65,13 @@ fn env(name: &str) -> Env {
 fn service(kit: &Testkit, dir: &std::path::Path) -> Arc<Service> {
     let cache = CollateralCache::new(
         Arc::new(OfflineDir::new(dir.join("collateral"))),
-        Arc::new(ServiceClock(Some(AT + 3600))),
+        Arc::new(FixedClock(AT + 3600)),
         CacheConfig::default(),
     );
     let cfg = ServiceConfig {
         issuer: "https://attest.example".into(),
         token_lifetime: 28_800,
-        pinned_time: Some(AT + 3600),
+        verify_at: None,
         anchor: TrustAnchor::from_certificate(kit.root_pem().as_bytes()).unwrap(),
         allow_missing_crls: false,
         signing_alg: SigningAlg::ES256,
@@ -75,7 +84,15 @@ fn service(kit: &Testkit, dir: &std::path::Path) -> Arc<Service> {
             .unwrap(),
     };
     let store = Arc::new(Store::open(&dir.join("data")).unwrap());
-    Arc::new(Service::new(cfg, Some(store), Arc::new(cache)).unwrap())
+    Arc::new(
+        Service::new(
+            cfg,
+            Some(store),
+            Arc::new(cache),
+            Arc::new(FixedClock(AT + 3600)),
+        )
+        .unwrap(),
+    )
 }
 
 async fn call(

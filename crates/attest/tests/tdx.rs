@@ -10,7 +10,6 @@
 
 use attest::collateral::{CacheConfig, CollateralCache, OfflineDir};
 use attest::keys::SigningAlg;
-use attest::provider::ServiceClock;
 use attest::server::{Service, ServiceConfig, router};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -23,6 +22,16 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tower::ServiceExt as _;
+
+/// The test clock: one fixed time, for the service and its cache alike.
+#[derive(Debug, Clone, Copy)]
+struct FixedClock(i64);
+
+impl attest::collateral::Clock for FixedClock {
+    fn now(&self) -> i64 {
+        self.0
+    }
+}
 
 const AT: i64 = 1_767_225_600;
 const ADMIN: &str = "admin-secret";
@@ -40,13 +49,13 @@ fn tmp(name: &str) -> PathBuf {
 fn service(anchor: TrustAnchor, dir: &Path, at: i64) -> Arc<Service> {
     let cache = CollateralCache::new(
         Arc::new(OfflineDir::new(dir.join("collateral"))),
-        Arc::new(ServiceClock(Some(at))),
+        Arc::new(FixedClock(at)),
         CacheConfig::default(),
     );
     let cfg = ServiceConfig {
         issuer: "https://attest.example".into(),
         token_lifetime: 28_800,
-        pinned_time: Some(at),
+        verify_at: None,
         anchor,
         allow_missing_crls: false,
         signing_alg: SigningAlg::RS256,
@@ -58,7 +67,7 @@ fn service(anchor: TrustAnchor, dir: &Path, at: i64) -> Arc<Service> {
             .try_into()
             .unwrap(),
     };
-    Arc::new(Service::new(cfg, None, Arc::new(cache)).unwrap())
+    Arc::new(Service::new(cfg, None, Arc::new(cache), Arc::new(FixedClock(at))).unwrap())
 }
 
 async fn call(
