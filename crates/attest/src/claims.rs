@@ -352,6 +352,43 @@ pub const CLAIM_NAMES: &[&str] = &[
     "x-confkube-tdx-module-tcb-status",
 ];
 
+/// What every token says about its verification, whatever the TEE.
+struct Verdict<'a> {
+    /// The `x-confkube-*-tcb-status` claims of this TEE, with their values.
+    statuses: &'a [(&'a str, &'a str)],
+    advisory_ids: &'a [String],
+    fmspc: [u8; 6],
+    revocation_checked: bool,
+    collateral_valid_until: i64,
+}
+
+/// The claims every token ends with: init-time JSON, nonce, the verification outcome, the
+/// policy rule and the draft marker.
+fn put_verdict(put: &mut impl FnMut(&str, Value), c: &TokenContext<'_>, v: &Verdict<'_>) {
+    if let Some(d) = c.init
+        && let Some(j) = &d.json
+    {
+        put("x-ms-inittime", j.clone());
+    }
+    if let Some(n) = c.nonce {
+        put("nonce", n.into());
+    }
+    for (k, status) in v.statuses {
+        put(k, (*status).into());
+    }
+    put("x-confkube-advisory-ids", json!(v.advisory_ids));
+    put("x-confkube-fmspc", hex::encode(v.fmspc).into());
+    put("x-confkube-revocation-checked", v.revocation_checked.into());
+    put(
+        "x-confkube-collateral-expires",
+        v.collateral_valid_until.into(),
+    );
+    put("x-confkube-policy-rule", c.rule.into());
+    if c.draft {
+        put("x-confkube-draft-policy", true.into());
+    }
+}
+
 /// The token claims.
 pub fn claims(v: &VerifiedQuote, c: &TokenContext<'_>) -> Value {
     let r = v.report();
@@ -397,37 +434,21 @@ pub fn claims(v: &VerifiedQuote, c: &TokenContext<'_>) -> Value {
             put("x-ms-runtime", j.clone());
         }
     }
-    if let Some(d) = c.init
-        && let Some(j) = &d.json
-    {
-        put("x-ms-inittime", j.clone());
-    }
-    if let Some(n) = c.nonce {
-        put("nonce", n.into());
-    }
-    put("x-confkube-tcb-status", v.tcb_status().as_str().into());
-    put(
-        "x-confkube-platform-tcb-status",
-        v.platform_tcb_status().as_str().into(),
-    );
-    put(
-        "x-confkube-qe-tcb-status",
-        v.qe_tcb_status().as_str().into(),
-    );
-    put("x-confkube-advisory-ids", json!(v.advisory_ids()));
-    put("x-confkube-fmspc", hex::encode(v.fmspc()).into());
-    put(
-        "x-confkube-revocation-checked",
-        v.revocation_checked().into(),
-    );
-    put(
-        "x-confkube-collateral-expires",
-        v.collateral_valid_until().into(),
-    );
-    put("x-confkube-policy-rule", c.rule.into());
-    if c.draft {
-        put("x-confkube-draft-policy", true.into());
-    }
+    let verdict = Verdict {
+        statuses: &[
+            ("x-confkube-tcb-status", v.tcb_status().as_str()),
+            (
+                "x-confkube-platform-tcb-status",
+                v.platform_tcb_status().as_str(),
+            ),
+            ("x-confkube-qe-tcb-status", v.qe_tcb_status().as_str()),
+        ],
+        advisory_ids: v.advisory_ids(),
+        fmspc: v.fmspc(),
+        revocation_checked: v.revocation_checked(),
+        collateral_valid_until: v.collateral_valid_until(),
+    };
+    put_verdict(&mut put, c, &verdict);
     Value::Object(m)
 }
 
@@ -506,41 +527,25 @@ pub fn tdx_claims(v: &VerifiedTdxQuote, c: &TokenContext<'_>) -> Value {
     if let Some(j) = c.runtime.and_then(|d| d.json.as_ref()) {
         put("x-ms-runtime", j.clone());
     }
-    if let Some(d) = c.init
-        && let Some(j) = &d.json
-    {
-        put("x-ms-inittime", j.clone());
-    }
-    if let Some(n) = c.nonce {
-        put("nonce", n.into());
-    }
-    put("x-confkube-tcb-status", v.tcb_status().as_str().into());
-    put(
-        "x-confkube-platform-tcb-status",
-        v.platform_tcb_status().as_str().into(),
-    );
-    put(
-        "x-confkube-qe-tcb-status",
-        v.qe_tcb_status().as_str().into(),
-    );
-    put(
-        "x-confkube-tdx-module-tcb-status",
-        v.tdx_module_tcb_status().as_str().into(),
-    );
-    put("x-confkube-advisory-ids", json!(v.advisory_ids()));
-    put("x-confkube-fmspc", hex::encode(v.fmspc()).into());
-    put(
-        "x-confkube-revocation-checked",
-        v.revocation_checked().into(),
-    );
-    put(
-        "x-confkube-collateral-expires",
-        v.collateral_valid_until().into(),
-    );
-    put("x-confkube-policy-rule", c.rule.into());
-    if c.draft {
-        put("x-confkube-draft-policy", true.into());
-    }
+    let verdict = Verdict {
+        statuses: &[
+            ("x-confkube-tcb-status", v.tcb_status().as_str()),
+            (
+                "x-confkube-platform-tcb-status",
+                v.platform_tcb_status().as_str(),
+            ),
+            ("x-confkube-qe-tcb-status", v.qe_tcb_status().as_str()),
+            (
+                "x-confkube-tdx-module-tcb-status",
+                v.tdx_module_tcb_status().as_str(),
+            ),
+        ],
+        advisory_ids: v.advisory_ids(),
+        fmspc: v.fmspc(),
+        revocation_checked: v.revocation_checked(),
+        collateral_valid_until: v.collateral_valid_until(),
+    };
+    put_verdict(&mut put, c, &verdict);
     Value::Object(m)
 }
 
