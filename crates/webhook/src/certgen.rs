@@ -3,7 +3,10 @@
 //! [`decide`] reads the `kubernetes.io/tls` Secret's data and says whether it can be reused for
 //! the webhook Service (it parses, `tls.key` belongs to `tls.crt`, `tls.crt` is signed by a CA in
 //! `ca.crt`, covers the Service's four DNS names and expires neither within the renewal window)
-//! or why a new one must be issued. [`issue`] makes a new CA (ECDSA P-256, `CA:TRUE`,
+//! or why a new one must be issued. The path, extendedKeyUsage and DNS-name checks are
+//! rustls-webpki's (the verifier rustls clients use, so "reusable" means "an API server's TLS
+//! client accepts it"); certgen adds what a trust anchor's verifier leaves out (the CA's own
+//! validity and `CA:TRUE`) and compares the keys as parsed SubjectPublicKeyInfos. [`issue`] makes a new CA (ECDSA P-256, `CA:TRUE`,
 //! keyCertSign) and a serving certificate signed by it (serverAuth, the Service's DNS names).
 //! [`tls_secret`] builds the Secret to create or replace and [`ca_bundle_patch`] the JSON patch
 //! that sets `caBundle` in a webhook configuration.
@@ -19,11 +22,6 @@
 
 pub mod cluster;
 
-use std::collections::BTreeMap;
-use std::fmt;
-use std::ops::Range;
-
-use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use json_patch::{AddOperation, PatchOperation, TestOperation};
@@ -36,12 +34,16 @@ use rcgen::{
     KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
 };
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, TrustAnchor, UnixTime};
 use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
-use x509_parser::extensions::GeneralName;
+use webpki::{EndEntityCert, KeyUsage, anchor_from_trusted_cert};
+use x509_parser::der_parser::Oid;
 use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::x509::SubjectPublicKeyInfo;
 
 /// Secret key holding the CA certificate(s), PEM.
 pub const CA_CRT: &str = "ca.crt";
@@ -146,6 +148,16 @@ pub enum Reason {
     },
     /// `tls.crt`'s extendedKeyUsage does not allow TLS servers.
     NotServerAuth,
+    /// `tls.crt` is a CA certificate (basicConstraints `CA:TRUE`), not a serving certificate.
+    LeafIsCa,
+    /// rustls-webpki refuses a certificate for a rule of RFC 5280 certgen does not check
+    /// itself (e.g. an unknown critical extension).
+    Rejected {
+        /// `ca.crt` or `tls.crt`.
+        key: &'static str,
+        /// What rustls-webpki reported.
+        error: webpki::Error,
+    },
     /// A certificate's notBefore is after `now`.
     NotYetValid {
         /// `ca.crt` or `tls.crt`.
@@ -196,6 +208,15 @@ impl fmt::Display for Reason {
                 )
             }
             Self::NotServerAuth => f.write_str("tls.crt's extendedKeyUsage lacks serverAuth"),
+            Self::LeafIsCa => f.write_str(
+                "tls.crt is a CA certificate (basicConstraints CA:TRUE), not a serving certificate",
+            ),
+            Self::Rejected { key, error } => {
+                write!(
+                    f,
+                    "{key} breaks a certificate rule of rustls-webpki: {error:?}"
+                )
+            }
             Self::NotYetValid { key, not_before } => {
                 write!(f, "{key} is not valid before {}", rfc3339(*not_before))
             }
@@ -228,29 +249,40 @@ pub enum Decision {
     Issue(Reason),
 }
 
-/// The facts of one certificate that certgen checks, owned.
+/// The facts of one certificate that certgen reads itself, owned: the DER (for rustls-webpki
+/// and for re-encoding a kept CA), the validity (for [`Reason`]'s times and the CA, which
+/// webpki does not check as a trust anchor), basicConstraints `CA` and the public key.
 #[derive(Debug, Clone)]
 struct Cert {
     der: Vec<u8>,
-    tbs: Range<usize>,
-    signature: Vec<u8>,
-    signature_oid: String,
-    spki: Vec<u8>,
-    key_curve: Option<String>,
-    public_key: Vec<u8>,
-    subject: Vec<u8>,
-    issuer: Vec<u8>,
+    key: PublicKey,
     not_before: i64,
     not_after: i64,
     is_ca: bool,
-    dns_names: Vec<String>,
-    server_auth: bool,
 }
 
-fn subrange(outer: &[u8], inner: &[u8]) -> Option<Range<usize>> {
-    let start = (inner.as_ptr() as usize).checked_sub(outer.as_ptr() as usize)?;
-    let end = start.checked_add(inner.len())?;
-    (end <= outer.len()).then_some(start..end)
+/// A SubjectPublicKeyInfo as x509-parser parses it: the algorithm, its curve (EC keys) and
+/// the key bits. Two encodings of one key compare equal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PublicKey {
+    algorithm: Oid<'static>,
+    curve: Option<Oid<'static>>,
+    bits: Vec<u8>,
+}
+
+impl PublicKey {
+    fn of(spki: &SubjectPublicKeyInfo<'_>) -> Self {
+        Self {
+            algorithm: spki.algorithm.algorithm.to_owned(),
+            curve: spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|oid| oid.to_owned()),
+            bits: spki.subject_public_key.data.to_vec(),
+        }
+    }
 }
 
 impl Cert {
@@ -260,91 +292,19 @@ impl Cert {
         if !rest.is_empty() {
             return Err("trailing bytes after the certificate".to_owned());
         }
-        let tbs = subrange(&der, c.tbs_certificate.as_ref())
-            .ok_or_else(|| "TBSCertificate outside the certificate".to_owned())?;
         let is_ca = c
             .basic_constraints()
             .map_err(|e| format!("basicConstraints: {e}"))?
             .is_some_and(|bc| bc.value.ca);
-        let dns_names = c
-            .subject_alternative_name()
-            .map_err(|e| format!("subjectAltName: {e}"))?
-            .map(|san| {
-                san.value
-                    .general_names
-                    .iter()
-                    .filter_map(|n| match n {
-                        GeneralName::DNSName(d) => Some(d.to_ascii_lowercase()),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let server_auth = c
-            .extended_key_usage()
-            .map_err(|e| format!("extendedKeyUsage: {e}"))?
-            .is_none_or(|eku| eku.value.server_auth || eku.value.any);
-        let spki = c.public_key();
-        let key_curve = spki
-            .algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.as_oid().ok())
-            .map(|oid| oid.to_id_string());
         let out = Self {
-            tbs,
-            signature: c.signature_value.data.to_vec(),
-            signature_oid: c.signature_algorithm.algorithm.to_id_string(),
-            spki: spki.raw.to_vec(),
-            key_curve,
-            public_key: spki.subject_public_key.data.to_vec(),
-            subject: c.subject().as_raw().to_vec(),
-            issuer: c.issuer().as_raw().to_vec(),
+            key: PublicKey::of(c.public_key()),
             not_before: c.validity().not_before.timestamp(),
             not_after: c.validity().not_after.timestamp(),
             is_ca,
-            dns_names,
-            server_auth,
             der: Vec::new(),
         };
         Ok(Self { der, ..out })
     }
-
-    /// Whether `issuer` signed this certificate (names chain and the signature verifies).
-    fn signed_by(&self, issuer: &Self) -> bool {
-        if self.issuer != issuer.subject {
-            return false;
-        }
-        let Some(alg) = verification_algorithm(&self.signature_oid, issuer.key_curve.as_deref())
-        else {
-            return false;
-        };
-        self.der.get(self.tbs.clone()).is_some_and(|tbs| {
-            UnparsedPublicKey::new(alg, &issuer.public_key)
-                .verify(tbs, &self.signature)
-                .is_ok()
-        })
-    }
-}
-
-/// The aws-lc-rs verifier for a signature algorithm OID and the issuer key's curve.
-fn verification_algorithm(
-    signature_oid: &str,
-    curve: Option<&str>,
-) -> Option<&'static dyn VerificationAlgorithm> {
-    const P256: &str = "1.2.840.10045.3.1.7";
-    const P384: &str = "1.3.132.0.34";
-    Some(match (signature_oid, curve) {
-        ("1.2.840.10045.4.3.2", Some(P256)) => &signature::ECDSA_P256_SHA256_ASN1,
-        ("1.2.840.10045.4.3.2", Some(P384)) => &signature::ECDSA_P384_SHA256_ASN1,
-        ("1.2.840.10045.4.3.3", Some(P256)) => &signature::ECDSA_P256_SHA384_ASN1,
-        ("1.2.840.10045.4.3.3", Some(P384)) => &signature::ECDSA_P384_SHA384_ASN1,
-        ("1.2.840.113549.1.1.11", _) => &signature::RSA_PKCS1_2048_8192_SHA256,
-        ("1.2.840.113549.1.1.12", _) => &signature::RSA_PKCS1_2048_8192_SHA384,
-        ("1.2.840.113549.1.1.13", _) => &signature::RSA_PKCS1_2048_8192_SHA512,
-        ("1.3.101.112", _) => &signature::ED25519,
-        _ => return None,
-    })
 }
 
 /// Every CERTIFICATE block of a PEM text, parsed; at least one.
@@ -366,13 +326,24 @@ fn time(unix: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-/// Checks `cert` is valid at `now` and for `renew_before` more.
-fn check_validity(
-    key: &'static str,
+fn webpki_time(t: OffsetDateTime) -> UnixTime {
+    UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+        u64::try_from(t.unix_timestamp()).unwrap_or(0),
+    ))
+}
+
+fn offset_time(t: UnixTime) -> OffsetDateTime {
+    time(i64::try_from(t.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Checks the CA certificate `cert` is valid at `now` and for `renew_before` more (rustls-webpki
+/// takes a trust anchor as given, without its validity).
+fn check_ca_validity(
     cert: &Cert,
     renew_before: Duration,
     now: OffsetDateTime,
 ) -> Result<(), Reason> {
+    let key = CA_CRT;
     let now = now.unix_timestamp();
     if now < cert.not_before {
         return Err(Reason::NotYetValid {
@@ -394,6 +365,63 @@ fn check_validity(
         });
     }
     Ok(())
+}
+
+/// What a failed path check says about `tls.crt` and the one CA tried.
+enum PathFailure {
+    /// A property of `tls.crt` alone (validity, EKU, basicConstraints): no CA can help.
+    Leaf(Reason),
+    /// This CA did not sign `tls.crt`.
+    OtherIssuer,
+}
+
+/// rustls-webpki's verdict on the path `tls.crt` → `anchor` at `at`, for TLS server use.
+fn verify_path(
+    leaf: &EndEntityCert<'_>,
+    anchor: &TrustAnchor<'_>,
+    at: OffsetDateTime,
+) -> Result<(), PathFailure> {
+    let algorithms = rustls::crypto::aws_lc_rs::default_provider()
+        .signature_verification_algorithms
+        .all;
+    let error = match leaf.verify_for_usage(
+        algorithms,
+        std::slice::from_ref(anchor),
+        &[],
+        webpki_time(at),
+        KeyUsage::server_auth(),
+        None,
+        None,
+    ) {
+        Ok(_) => return Ok(()),
+        Err(e) => e,
+    };
+    use webpki::Error as E;
+    Err(match error {
+        E::UnknownIssuer
+        | E::InvalidSignatureForPublicKey
+        | E::SignatureAlgorithmMismatch
+        | E::UnsupportedSignatureAlgorithmContext(_)
+        | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_)
+        | E::NameConstraintViolation
+        | E::PathLenConstraintViolated => PathFailure::OtherIssuer,
+        E::CertExpired { not_after, .. } => PathFailure::Leaf(Reason::Expired {
+            key: TLS_CRT,
+            not_after: offset_time(not_after),
+        }),
+        E::CertNotValidYet { not_before, .. } => PathFailure::Leaf(Reason::NotYetValid {
+            key: TLS_CRT,
+            not_before: offset_time(not_before),
+        }),
+        E::RequiredEkuNotFoundContext(_) | E::EmptyEkuExtension => {
+            PathFailure::Leaf(Reason::NotServerAuth)
+        }
+        E::CaUsedAsEndEntity => PathFailure::Leaf(Reason::LeafIsCa),
+        error => PathFailure::Leaf(Reason::Rejected {
+            key: TLS_CRT,
+            error,
+        }),
+    })
 }
 
 fn check(
@@ -418,27 +446,58 @@ fn check(
     if !cas.iter().any(|c| c.is_ca) {
         return Err(Reason::NotCa);
     }
-    let ca = cas
-        .iter()
-        .find(|ca| ca.is_ca && leaf.signed_by(ca))
-        .ok_or(Reason::NotSignedByCa)?;
+    let leaf_der = CertificateDer::from(leaf.der.as_slice());
+    let end_entity = EndEntityCert::try_from(&leaf_der).map_err(|error| Reason::Rejected {
+        key: TLS_CRT,
+        error,
+    })?;
+    // The first CA (basicConstraints CA:TRUE) in ca.crt that signed tls.crt.
+    let mut found = None;
+    for ca in cas.iter().filter(|c| c.is_ca) {
+        let ca_der = CertificateDer::from(ca.der.as_slice());
+        let anchor = anchor_from_trusted_cert(&ca_der)
+            .map_err(|error| Reason::Rejected { key: CA_CRT, error })?;
+        match verify_path(&end_entity, &anchor, now) {
+            Ok(()) => {
+                found = Some((ca, anchor.to_owned()));
+                break;
+            }
+            Err(PathFailure::Leaf(reason)) => return Err(reason),
+            Err(PathFailure::OtherIssuer) => {}
+        }
+    }
+    let (ca, anchor) = found.ok_or(Reason::NotSignedByCa)?;
     let missing: Vec<String> = name
         .dns_names()
         .into_iter()
-        .filter(|n| !leaf.dns_names.contains(&n.to_ascii_lowercase()))
+        .filter(|n| {
+            ServerName::try_from(n.as_str()).map_or(true, |dns| {
+                end_entity.verify_is_valid_for_subject_name(&dns).is_err()
+            })
+        })
         .collect();
     if !missing.is_empty() {
         return Err(Reason::MissingDnsNames { names: missing });
     }
-    if !leaf.server_auth {
-        return Err(Reason::NotServerAuth);
+    // The renewal window: the same path must still verify `renew_before` from now.
+    match verify_path(&end_entity, &anchor, now.saturating_add(renew_before)) {
+        Ok(()) => {}
+        Err(PathFailure::Leaf(Reason::Expired { key, not_after })) => {
+            return Err(Reason::Expiring {
+                key,
+                not_after,
+                renew_before_days: renew_before.whole_days(),
+            });
+        }
+        Err(PathFailure::Leaf(reason)) => return Err(reason),
+        Err(PathFailure::OtherIssuer) => return Err(Reason::NotSignedByCa),
     }
-    check_validity(TLS_CRT, &leaf, renew_before, now)?;
-    check_validity(CA_CRT, ca, renew_before, now)?;
+    check_ca_validity(ca, renew_before, now)?;
     Ok(time(leaf.not_after.min(ca.not_after)))
 }
 
-/// Whether `key_pem` is a private key the webhook can serve with, and the key of `leaf`.
+/// Whether `key_pem` is a private key the webhook can serve with, and the key of `leaf`: the
+/// public key the crypto provider derives from it, parsed, against the certificate's.
 fn check_key(leaf: &Cert, key_pem: &[u8]) -> Result<(), Reason> {
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| Reason::BadKey {
         message: match e {
@@ -455,12 +514,21 @@ fn check_key(leaf: &Cert, key_pem: &[u8]) -> Result<(), Reason> {
         .map_err(|e| Reason::BadKey {
             message: e.to_string(),
         })?;
-    match signing_key.public_key() {
-        Some(spki) if spki.as_ref() == leaf.spki.as_slice() => Ok(()),
-        Some(_) => Err(Reason::KeyMismatch),
-        None => Err(Reason::BadKey {
-            message: "its public key cannot be derived".to_owned(),
-        }),
+    let derived = signing_key.public_key().ok_or_else(|| Reason::BadKey {
+        message: "its public key cannot be derived".to_owned(),
+    })?;
+    let derived = match SubjectPublicKeyInfo::from_der(derived.as_ref()) {
+        Ok((_, spki)) => PublicKey::of(&spki),
+        Err(_) => {
+            return Err(Reason::BadKey {
+                message: "its public key cannot be derived".to_owned(),
+            });
+        }
+    };
+    if derived == leaf.key {
+        Ok(())
+    } else {
+        Err(Reason::KeyMismatch)
     }
 }
 
