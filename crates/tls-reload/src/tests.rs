@@ -216,6 +216,32 @@ fn load_errors_name_the_file_and_the_fix() {
     assert_eq!(served_der(&load(&files).unwrap()), der_a);
 }
 
+#[test]
+fn errors_keep_their_cause_typed_and_show_it_once() {
+    use std::error::Error as _;
+    let files = tmp("typed");
+    let (_, key_a, _) = pair();
+    write(&files, "-----BEGIN CERTIFICATE-----\nAAAA\n", &key_a);
+    let err = load(&files).unwrap_err();
+    let TlsFileError::Pem { path, error } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(*path, files.cert);
+    assert!(matches!(
+        error,
+        rustls::pki_types::pem::Error::MissingSectionEnd { .. }
+    ));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{} is not valid PEM: no \"-----END CERTIFICATE-----\" line",
+            files.cert.display()
+        )
+    );
+    // The message shows the cause, so `source()` does not repeat it.
+    assert!(err.source().is_none());
+}
+
 /// Keys in every PEM form both servers accepted before: PKCS#1 RSA, SEC1 P-256 (after an `EC
 /// PARAMETERS` block, as `openssl ecparam -genkey` writes it), PKCS#8 Ed25519 (and PKCS#8 P-256,
 /// above). Made with `openssl genrsa -traditional 2048`, `openssl ecparam -genkey -name
