@@ -15,14 +15,36 @@ fn pair() -> (String, String, Vec<u8>) {
 
 const NOT_AFTER: &str = "4096-01-01T00:00:00Z";
 
-fn tmp(name: &str) -> CertFiles {
-    let dir =
-        std::env::temp_dir().join(format!("confkube-tls-reload-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    CertFiles {
-        cert: dir.join("tls.crt"),
-        key: dir.join("tls.key"),
+/// `tls.crt` and `tls.key` in a fresh directory, removed when dropped.
+struct Tmp {
+    files: CertFiles,
+    _dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for Tmp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.files.fmt(f)
+    }
+}
+
+impl std::ops::Deref for Tmp {
+    type Target = CertFiles;
+    fn deref(&self) -> &CertFiles {
+        &self.files
+    }
+}
+
+fn tmp(name: &str) -> Tmp {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("confkube-tls-reload-{name}-"))
+        .tempdir()
+        .unwrap();
+    Tmp {
+        files: CertFiles {
+            cert: dir.path().join("tls.crt"),
+            key: dir.path().join("tls.key"),
+        },
+        _dir: dir,
     }
 }
 
