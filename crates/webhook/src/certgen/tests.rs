@@ -1,6 +1,20 @@
 use super::*;
-use serde_json::json;
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    PKCS_ECDSA_P256_SHA256,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::{Value, json};
 use time::macros::datetime;
+use webpki::{EndEntityCert, anchor_from_trusted_cert};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 const NOW: OffsetDateTime = datetime!(2026-01-01 00:00 UTC);
 
