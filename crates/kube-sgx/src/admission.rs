@@ -53,17 +53,51 @@ pub struct Reviewed {
     pub outcome: Outcome,
 }
 
+/// serde_json's error decoding a body or an object, kept whole: [`JsonError::get`] tells the
+/// category, line and column. Two are equal when they say the same at the same place.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct JsonError(std::sync::Arc<serde_json::Error>);
+
+impl JsonError {
+    /// The decoder's error.
+    pub fn get(&self) -> &serde_json::Error {
+        &self.0
+    }
+}
+
+impl From<serde_json::Error> for JsonError {
+    fn from(e: serde_json::Error) -> Self {
+        Self(std::sync::Arc::new(e))
+    }
+}
+
+impl PartialEq for JsonError {
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (self.get(), other.get());
+        a.classify() == b.classify()
+            && a.line() == b.line()
+            && a.column() == b.column()
+            && a.to_string() == b.to_string()
+    }
+}
+
+impl Eq for JsonError {}
+
 /// The body cannot be answered with an AdmissionReview (the server replies 400 with this text).
+///
+/// Each message shows its cause (the decoder's words), so none is exposed again as `source()`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReviewError {
     /// The body is not a JSON AdmissionReview.
     #[error("request body is not a JSON AdmissionReview: {0}")]
-    Json(String),
-    /// The body is some other object.
+    Json(JsonError),
+    /// The body is some other object: its `kind` (expected `AdmissionReview`).
     #[error("request body has kind \"{0}\", expected AdmissionReview")]
     Kind(String),
-    /// The body is an AdmissionReview of another version.
+    /// The body is an AdmissionReview of another version: its `apiVersion` (expected
+    /// [`API_VERSION`]).
     #[error(
         "AdmissionReview apiVersion is \"{0}\", but this webhook speaks {API_VERSION} only; set \
          admissionReviewVersions: [\"v1\"] in the webhook configuration"
@@ -79,12 +113,12 @@ pub enum ReviewError {
         uid: String,
     },
     /// `request.object` is not a Pod.
-    #[error("AdmissionReview request {uid}: request.object is not a valid Pod: {message}")]
+    #[error("AdmissionReview request {uid}: request.object is not a valid Pod: {error}")]
     Object {
         /// The request uid.
         uid: String,
-        /// The decoder's message.
-        message: String,
+        /// The decoder's error (line and column within `request.object`).
+        error: JsonError,
     },
 }
 
@@ -166,7 +200,7 @@ struct StatusOut {
 /// Decides one AdmissionReview body for `endpoint`.
 pub fn review(endpoint: Endpoint, body: &[u8], config: &Config) -> Result<Reviewed, ReviewError> {
     let input: ReviewIn<'_> =
-        serde_json::from_slice(body).map_err(|e| ReviewError::Json(e.to_string()))?;
+        serde_json::from_slice(body).map_err(|e| ReviewError::Json(e.into()))?;
     if input.kind != "AdmissionReview" {
         return Err(ReviewError::Kind(input.kind));
     }
@@ -186,7 +220,7 @@ pub fn review(endpoint: Endpoint, body: &[u8], config: &Config) -> Result<Review
     }
     let lean: lean::Pod = serde_json::from_str(raw.get()).map_err(|e| ReviewError::Object {
         uid: uid.to_owned(),
-        message: e.to_string(),
+        error: e.into(),
     })?;
     let has_metadata = lean.has_metadata();
     let pod: Pod = lean.into();

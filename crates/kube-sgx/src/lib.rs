@@ -29,16 +29,16 @@
 
 pub mod admission;
 mod config;
+mod mutate;
 pub mod node;
 mod patch;
-mod pod;
 pub mod quantity;
 
 pub use config::{Config, ConfigError, parse_epc_max, parse_node_label, parse_toleration};
 pub use json_patch::{self, Patch, PatchOperation};
 pub use jsonptr;
 pub use k8s_openapi;
-pub use pod::{Denial, mutate, validate};
+pub use mutate::{Denial, mutate, validate};
 
 /// Canonical EPC resource: a byte quantity advertised in node capacity.
 pub const EPC: &str = "sgx.intel.com/epc";

@@ -256,3 +256,40 @@ fn patch_creates_missing_metadata() {
         assert_eq!(again, Outcome::Allowed, "{pod}");
     }
 }
+
+#[test]
+fn decode_errors_are_typed_and_shown_once() {
+    use std::error::Error as _;
+    let config = Config::new();
+    let err = review(
+        Endpoint::Mutate,
+        br#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{}}"#,
+        &config,
+    )
+    .unwrap_err();
+    let ReviewError::Json(json) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(json.get().classify(), serde_json::error::Category::Data);
+    assert_eq!((json.get().line(), json.get().column()), (1, 73));
+    // The message carries the decoder's words, so the cause is not exposed a second time.
+    assert!(err.source().is_none());
+
+    let bad_pod = review_for(
+        "b",
+        json!({"spec": {"containers": "none", "x": "sgx.intel.com/epc"}}),
+    );
+    let err = review(Endpoint::Validate, bad_pod.to_string().as_bytes(), &config).unwrap_err();
+    let ReviewError::Object { uid, error } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(uid, "b");
+    assert_eq!((error.get().line(), error.get().column()), (1, 28));
+    assert_eq!(
+        error.to_string(),
+        "invalid type: string \"none\", expected a sequence at line 1 column 28"
+    );
+    assert!(err.source().is_none());
+    // Equal errors: same category, place and words.
+    assert_eq!(err.clone(), err);
+}

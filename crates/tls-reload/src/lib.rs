@@ -47,7 +47,8 @@ pub struct CertFiles {
     pub key: PathBuf,
 }
 
-/// A certificate or key file that cannot be used. Each message names the file and the fix.
+/// A certificate or key file that cannot be used. Each message names the file and the fix, and
+/// shows its cause (so no variant exposes it again as `source()`); the cause is a typed field.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsFileError {
@@ -60,12 +61,12 @@ pub enum TlsFileError {
         error: std::io::Error,
     },
     /// The PEM text is damaged.
-    #[error("{} is not valid PEM: {message}", path.display())]
+    #[error("{} is not valid PEM: {}", path.display(), pem_message(error))]
     Pem {
         /// The file.
         path: PathBuf,
-        /// What is wrong with the PEM text.
-        message: String,
+        /// What the PEM decoder reported (shown in the message, in words).
+        error: rustls::pki_types::pem::Error,
     },
     /// The certificate file holds no certificate.
     #[error(
@@ -322,9 +323,9 @@ fn parse_pair(
     use rustls::pki_types::pem::Error as PemError;
     let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsFileError::Pem {
+        .map_err(|error| TlsFileError::Pem {
             path: files.cert.clone(),
-            message: pem_message(&e),
+            error,
         })?;
     if chain.is_empty() {
         return Err(TlsFileError::NoCertificate {
@@ -335,9 +336,9 @@ fn parse_pair(
         PemError::NoItemsFound => TlsFileError::NoKey {
             path: files.key.clone(),
         },
-        other => TlsFileError::Pem {
+        error => TlsFileError::Pem {
             path: files.key.clone(),
-            message: pem_message(&other),
+            error,
         },
     })?;
     let signing_key = provider

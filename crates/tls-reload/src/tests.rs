@@ -15,14 +15,36 @@ fn pair() -> (String, String, Vec<u8>) {
 
 const NOT_AFTER: &str = "4096-01-01T00:00:00Z";
 
-fn tmp(name: &str) -> CertFiles {
-    let dir =
-        std::env::temp_dir().join(format!("confkube-tls-reload-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    CertFiles {
-        cert: dir.join("tls.crt"),
-        key: dir.join("tls.key"),
+/// `tls.crt` and `tls.key` in a fresh directory, removed when dropped.
+struct Tmp {
+    files: CertFiles,
+    _dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for Tmp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.files.fmt(f)
+    }
+}
+
+impl std::ops::Deref for Tmp {
+    type Target = CertFiles;
+    fn deref(&self) -> &CertFiles {
+        &self.files
+    }
+}
+
+fn tmp(name: &str) -> Tmp {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("confkube-tls-reload-{name}-"))
+        .tempdir()
+        .unwrap();
+    Tmp {
+        files: CertFiles {
+            cert: dir.path().join("tls.crt"),
+            key: dir.path().join("tls.key"),
+        },
+        _dir: dir,
     }
 }
 
@@ -214,6 +236,32 @@ fn load_errors_name_the_file_and_the_fix() {
     ));
     write(&files, &cert_a, &key_a);
     assert_eq!(served_der(&load(&files).unwrap()), der_a);
+}
+
+#[test]
+fn errors_keep_their_cause_typed_and_show_it_once() {
+    use std::error::Error as _;
+    let files = tmp("typed");
+    let (_, key_a, _) = pair();
+    write(&files, "-----BEGIN CERTIFICATE-----\nAAAA\n", &key_a);
+    let err = load(&files).unwrap_err();
+    let TlsFileError::Pem { path, error } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(*path, files.cert);
+    assert!(matches!(
+        error,
+        rustls::pki_types::pem::Error::MissingSectionEnd { .. }
+    ));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{} is not valid PEM: no \"-----END CERTIFICATE-----\" line",
+            files.cert.display()
+        )
+    );
+    // The message shows the cause, so `source()` does not repeat it.
+    assert!(err.source().is_none());
 }
 
 /// Keys in every PEM form both servers accepted before: PKCS#1 RSA, SEC1 P-256 (after an `EC

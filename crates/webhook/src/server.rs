@@ -454,15 +454,10 @@ mod tests {
 
     #[test]
     fn a_rejected_certificate_is_counted_at_every_poll_until_good_files_arrive() {
-        let dir = std::env::temp_dir().join(format!(
-            "confkube-webhook-reload-count-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::tempdir().unwrap();
         let files = tls_reload::CertFiles {
-            cert: dir.join("tls.crt"),
-            key: dir.join("tls.key"),
+            cert: dir.path().join("tls.crt"),
+            key: dir.path().join("tls.key"),
         };
         let write = |cert: &str, key: &str| {
             std::fs::write(&files.cert, cert).unwrap();

@@ -172,14 +172,13 @@ fn handle(state: &Mutex<State>, method: &str, path: &str, ct: &str, body: &[u8])
 struct ApiServer {
     state: Arc<Mutex<State>>,
     kubeconfig: PathBuf,
-    dir: PathBuf,
+    dir: tempfile::TempDir,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for ApiServer {
     fn drop(&mut self) {
         self.task.abort();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -224,11 +223,11 @@ impl ApiServer {
                 });
             }
         });
-        let dir =
-            std::env::temp_dir().join(format!("webhook-certgen-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let kubeconfig = dir.join("kubeconfig");
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("webhook-certgen-{tag}-"))
+            .tempdir()
+            .unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
         std::fs::write(
             &kubeconfig,
             format!(
@@ -404,11 +403,11 @@ async fn first_run_creates_the_secret_and_patches_both_configurations() {
     assert_eq!(got, want);
 
     // The webhook server serves the pair.
-    std::fs::write(api.dir.join("tls.crt"), decoded(&secret, "tls.crt")).unwrap();
-    std::fs::write(api.dir.join("tls.key"), decoded(&secret, "tls.key")).unwrap();
+    std::fs::write(api.dir.path().join("tls.crt"), decoded(&secret, "tls.crt")).unwrap();
+    std::fs::write(api.dir.path().join("tls.key"), decoded(&secret, "tls.key")).unwrap();
     let files = webhook::CertFiles {
-        cert: api.dir.join("tls.crt"),
-        key: api.dir.join("tls.key"),
+        cert: api.dir.path().join("tls.crt"),
+        key: api.dir.path().join("tls.key"),
     };
     webhook::ReloadingCert::load(files, webhook::tls_reload::default_provider()).unwrap();
 }

@@ -8,7 +8,7 @@
 //! HTTP/2, 400s for bad bodies, health and metrics endpoints, certificate hot reload.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -18,6 +18,7 @@ use hyper::{Method, Request, StatusCode};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
+use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -65,11 +66,12 @@ fn load(cert: &Path, key: &Path) -> Result<ReloadingCert, TlsFileError> {
     ReloadingCert::load(files, tls_reload::default_provider())
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("confkube-webhook-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory, removed when dropped.
+fn temp_dir(name: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("confkube-webhook-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 struct Running {
@@ -79,15 +81,15 @@ struct Running {
     h2_connector: TlsConnector,
     stop: Option<oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<()>,
-    dir: PathBuf,
+    dir: TempDir,
 }
 
 async fn start(name: &str, pki: &Pki, options: Options) -> Running {
     let dir = temp_dir(name);
     let (cert, key, _) = pki.leaf();
-    std::fs::write(dir.join("tls.crt"), cert).unwrap();
-    std::fs::write(dir.join("tls.key"), key).unwrap();
-    let store = Arc::new(load(&dir.join("tls.crt"), &dir.join("tls.key")).unwrap());
+    std::fs::write(dir.path().join("tls.crt"), cert).unwrap();
+    std::fs::write(dir.path().join("tls.key"), key).unwrap();
+    let store = Arc::new(load(&dir.path().join("tls.crt"), &dir.path().join("tls.key")).unwrap());
     let server = Server::bind(
         "127.0.0.1:0".parse().unwrap(),
         Arc::clone(&store),
@@ -177,7 +179,6 @@ impl Running {
     async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         self.done.await.unwrap();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -492,8 +493,8 @@ async fn certificate_hot_reload() {
     );
 
     let (cert, key, der) = pki.leaf();
-    std::fs::write(srv.dir.join("tls.crt"), cert).unwrap();
-    std::fs::write(srv.dir.join("tls.key"), key).unwrap();
+    std::fs::write(srv.dir.path().join("tls.crt"), cert).unwrap();
+    std::fs::write(srv.dir.path().join("tls.key"), key).unwrap();
     assert_eq!(
         srv.store.reload_if_changed().unwrap(),
         Reload::Swapped {
@@ -506,14 +507,14 @@ async fn certificate_hot_reload() {
     assert_eq!(second, der);
 
     // A broken key is reported and the last good certificate stays in service.
-    std::fs::write(srv.dir.join("tls.key"), "garbage\n").unwrap();
+    std::fs::write(srv.dir.path().join("tls.key"), "garbage\n").unwrap();
     let err = srv.store.reload_if_changed().unwrap_err();
     assert_eq!(
         err.to_string(),
         format!(
             "{} holds no PEM private key (PKCS#8, PKCS#1 or SEC1); --tls-key must be the PEM key \
              of the serving certificate",
-            srv.dir.join("tls.key").display()
+            srv.dir.path().join("tls.key").display()
         )
     );
     assert_eq!(srv.peer_cert().await, der);
@@ -528,7 +529,7 @@ fn certificate_load_errors() {
     let dir = temp_dir("load-errors");
     let (cert, key, _) = pki.leaf();
     let (_, other_key, _) = pki.leaf();
-    let path = |n: &str| dir.join(n);
+    let path = |n: &str| dir.path().join(n);
     std::fs::write(path("cert.pem"), &cert).unwrap();
     std::fs::write(path("key.pem"), &key).unwrap();
     std::fs::write(path("other.pem"), &other_key).unwrap();

@@ -1,6 +1,20 @@
 use super::*;
-use serde_json::json;
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    PKCS_ECDSA_P256_SHA256,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::{Value, json};
 use time::macros::datetime;
+use webpki::{EndEntityCert, anchor_from_trusted_cert};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 const NOW: OffsetDateTime = datetime!(2026-01-01 00:00 UTC);
 
@@ -217,12 +231,81 @@ fn regenerates_garbage() {
     );
 }
 
+/// What `issued_certificates_have_the_required_shape` checks of one certificate, read with
+/// x509-parser here (certgen itself leaves these checks to rustls-webpki).
+struct Shape {
+    der: Vec<u8>,
+    is_ca: bool,
+    signature_oid: String,
+    key_curve: Option<String>,
+    dns_names: Vec<String>,
+    server_auth: bool,
+    not_before: i64,
+}
+
+fn shapes(pem: &[u8]) -> Vec<Shape> {
+    CertificateDer::pem_slice_iter(pem)
+        .map(|der| {
+            let der = der.unwrap().to_vec();
+            let (_, c) = X509Certificate::from_der(&der).unwrap();
+            let dns_names = c
+                .subject_alternative_name()
+                .unwrap()
+                .map(|san| {
+                    san.value
+                        .general_names
+                        .iter()
+                        .filter_map(|n| match n {
+                            x509_parser::extensions::GeneralName::DNSName(d) => {
+                                Some((*d).to_owned())
+                            }
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let shape = Shape {
+                is_ca: c.basic_constraints().unwrap().is_some_and(|bc| bc.value.ca),
+                signature_oid: c.signature_algorithm.algorithm.to_id_string(),
+                key_curve: c
+                    .public_key()
+                    .algorithm
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.as_oid().ok())
+                    .map(|oid| oid.to_id_string()),
+                dns_names,
+                server_auth: c
+                    .extended_key_usage()
+                    .unwrap()
+                    .is_some_and(|eku| eku.value.server_auth),
+                not_before: c.validity().not_before.timestamp(),
+                der: Vec::new(),
+            };
+            Shape { der, ..shape }
+        })
+        .collect()
+}
+
+impl Shape {
+    /// Whether rustls-webpki builds the path `self` → `ca` (a TLS server certificate) at NOW.
+    fn signed_by(&self, ca: &Shape) -> bool {
+        let (leaf, ca) = (
+            CertificateDer::from(self.der.as_slice()),
+            CertificateDer::from(ca.der.as_slice()),
+        );
+        let anchor = anchor_from_trusted_cert(&ca).unwrap();
+        let leaf = EndEntityCert::try_from(&leaf).unwrap();
+        verify_path(&leaf, &anchor, NOW).is_ok()
+    }
+}
+
 #[test]
 fn issued_certificates_have_the_required_shape() {
     let i = issued(3650);
-    let ca = pem_certs(CA_CRT, i.ca_pem.as_bytes()).unwrap();
+    let ca = shapes(i.ca_pem.as_bytes());
     assert_eq!(ca.len(), 1);
-    let leaf = pem_certs(TLS_CRT, i.cert_pem.as_bytes()).unwrap();
+    let leaf = shapes(i.cert_pem.as_bytes());
     assert_eq!(leaf.len(), 1);
     let (ca, leaf) = (&ca[0], &leaf[0]);
     assert!(ca.is_ca && !leaf.is_ca);
@@ -458,4 +541,151 @@ fn checks_dns_names() {
     for bad in ["", "a..b", ".a", "a_b", "cluster.local."] {
         assert!(check_dns_subdomain(bad).is_err(), "{bad}");
     }
+}
+
+/// A CA (kept as an rcgen issuer) and `ca.crt` for hand-made serving certificates.
+fn hand_ca() -> (Issuer<'static, KeyPair>, String) {
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "hand CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.not_before = NOW - Duration::days(1);
+    params.not_after = NOW + Duration::days(3650);
+    let cert = params.self_signed(&key).unwrap();
+    (Issuer::new(params, key), cert.pem())
+}
+
+/// A certificate for the Service's names signed by `issuer`, after `edit`, and its key.
+fn hand_leaf(
+    issuer: &Issuer<'_, KeyPair>,
+    edit: impl FnOnce(&mut CertificateParams),
+) -> (String, String) {
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = CertificateParams::new(svc().dns_names()).unwrap();
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.not_before = NOW - Duration::days(1);
+    params.not_after = NOW + Duration::days(3650);
+    edit(&mut params);
+    let cert = params.signed_by(&key, issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+#[test]
+fn rustls_webpki_rules_name_the_problem() {
+    let (issuer, ca) = hand_ca();
+    // The hand-made pair itself is reused: the rules below are what changes the answer.
+    let (cert, key) = hand_leaf(&issuer, |_| {});
+    assert!(matches!(
+        decide_at(Some(&data(&ca, &cert, &key)), NOW),
+        Decision::Reuse { .. }
+    ));
+
+    let (cert, key) = hand_leaf(&issuer, |p| {
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    });
+    let r = reason(&data(&ca, &cert, &key));
+    assert_eq!(r, Reason::NotServerAuth);
+    assert_eq!(r.to_string(), "tls.crt's extendedKeyUsage lacks serverAuth");
+
+    let (cert, key) = hand_leaf(&issuer, |p| {
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    });
+    let r = reason(&data(&ca, &cert, &key));
+    assert_eq!(r, Reason::LeafIsCa);
+    assert_eq!(
+        r.to_string(),
+        "tls.crt is a CA certificate (basicConstraints CA:TRUE), not a serving certificate"
+    );
+
+    let (cert, key) = hand_leaf(&issuer, |p| {
+        let mut ext =
+            rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], vec![5, 0]);
+        ext.set_criticality(true);
+        p.custom_extensions = vec![ext];
+    });
+    let r = reason(&data(&ca, &cert, &key));
+    assert_eq!(
+        r,
+        Reason::Rejected {
+            key: TLS_CRT,
+            error: webpki::Error::UnsupportedCriticalExtension
+        }
+    );
+    assert_eq!(
+        r.to_string(),
+        "tls.crt breaks a certificate rule of rustls-webpki: UnsupportedCriticalExtension"
+    );
+
+    // A wildcard covers the one-label-deeper names only; webpki finds which are missing.
+    let (cert, key) = hand_leaf(&issuer, |p| {
+        p.subject_alt_names = vec![rcgen::SanType::DnsName(
+            "*.confkube.svc".try_into().unwrap(),
+        )];
+    });
+    assert_eq!(
+        reason(&data(&ca, &cert, &key)),
+        Reason::MissingDnsNames {
+            names: vec![
+                "confkube-webhook".to_owned(),
+                "confkube-webhook.confkube".to_owned(),
+                "confkube-webhook.confkube.svc.cluster.local".to_owned(),
+            ]
+        }
+    );
+}
+
+#[test]
+fn the_ca_validity_is_checked_too() {
+    // webpki takes a trust anchor as given: certgen checks the CA's own dates.
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "short CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.not_before = NOW - Duration::days(1);
+    params.not_after = NOW + Duration::days(10);
+    let ca = params.self_signed(&key).unwrap().pem();
+    let issuer = Issuer::new(params, key);
+    let (cert, key) = hand_leaf(&issuer, |_| {});
+    let r = reason(&data(&ca, &cert, &key));
+    assert_eq!(
+        r,
+        Reason::Expiring {
+            key: CA_CRT,
+            not_after: NOW + Duration::days(10),
+            renew_before_days: 30
+        }
+    );
+    assert_eq!(
+        r.to_string(),
+        "ca.crt expires at 2026-01-11T00:00:00Z, within the renewal window of 30 days"
+    );
+}
+
+#[test]
+fn keys_compare_as_parsed_public_keys() {
+    let i = issued(3650);
+    // The key re-read and re-encoded: another file, the same public key.
+    let der = PrivateKeyDer::from_pem_slice(i.key_pem.as_bytes()).unwrap();
+    let pair = KeyPair::try_from(&der).unwrap();
+    assert_eq!(
+        decide_at(
+            Some(&data(&i.ca_pem, &i.cert_pem, &pair.serialize_pem())),
+            NOW
+        ),
+        Decision::Reuse {
+            expires: i.not_after
+        }
+    );
+    let leaf = pem_certs(TLS_CRT, i.cert_pem.as_bytes()).unwrap().remove(0);
+    assert_eq!(leaf.key.algorithm.to_id_string(), "1.2.840.10045.2.1");
+    assert_eq!(
+        leaf.key.curve.as_ref().map(|c| c.to_id_string()).as_deref(),
+        Some("1.2.840.10045.3.1.7")
+    );
+    assert_eq!(leaf.key.bits.len(), 65);
 }
