@@ -555,9 +555,15 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
         admin_token_sha256: token.sha256(),
     };
     let service = Arc::new(
-        Service::new(cfg, Some(store.clone()), Arc::new(cache), clock)
-            .context("starting the attestation service")?
-            .with_issuers(a.issuer.iter().skip(1).cloned().collect()),
+        Service::with_registry(
+            cfg,
+            Some(store.clone()),
+            Arc::new(cache),
+            clock,
+            runtime::metrics_registry(),
+        )
+        .context("starting the attestation service")?
+        .with_issuers(a.issuer.iter().skip(1).cloned().collect()),
     );
     if let Some(path) = &a.policy_signer_cert {
         let pem = std::fs::read(path)

@@ -114,7 +114,7 @@ pub(crate) fn run(args: NodeAgentArgs) -> Result<ExitCode> {
     // One thread is plenty for a few gRPC calls a second and keeps the idle RSS low.
     runtime::run(Threads::One, async move {
         tokio::select! {
-            res = node_agent::agent::run(cfg, probe) => match res {
+            res = node_agent::agent::run(cfg, probe, runtime::metrics_registry()) => match res {
                 Ok(()) => Ok(ExitCode::SUCCESS),
                 Err(e) => {
                     let e = node_agent::Chain(&e);
