@@ -56,7 +56,8 @@ pub(crate) struct NodeAgentArgs {
     /// Override the EPC size (bytes or a quantity like 94Mi), for VMs that hide CPUID leaf 0x12.
     #[arg(long, value_name = "QUANTITY", value_parser = epc_size)]
     epc_size: Option<u64>,
-    /// Kubeconfig for the node patch; default: in-cluster service account.
+    /// Kubeconfig for the node patch; default: $KUBECONFIG, ~/.kube/config, or the in-cluster
+    /// service account.
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
     /// Read the machine (CPUID, device nodes, NUMA EPC) from a JSON fixture instead of the host
