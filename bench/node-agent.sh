@@ -23,7 +23,7 @@ trap 'kill "$agent" "$kubelet" 2>/dev/null || true; rm -rf "$dir"' EXIT
 kubelet=$!
 until grep -q kubelet=ready "$dir/out" 2>/dev/null; do sleep 0.05; done
 "$confkube" --log-level warn node-agent --probe-fixture crates/node-agent/fixtures/one-socket.json \
-  --device-plugin-dir "$dir" --proc-root "$dir" --socket-poll-ms 100 &
+  --device-plugin-dir "$dir" --proc-root "$dir" --socket-poll-interval 100ms &
 agent=$!
 until grep -q '^registered=' "$dir/out"; do sleep 0.05; done
 sleep 2

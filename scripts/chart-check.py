@@ -471,6 +471,70 @@ def check_flags(docs, binary: Path, label: str, repository: str) -> int:
     return n
 
 
+# The http-guard limit flags and the chart values that pass them (attestation.limits,
+# webhook.limits): the chart's defaults must be the binary's.
+LIMIT_FLAGS = {
+    "headerTimeout": "--header-timeout",
+    "idleTimeout": "--idle-timeout",
+    "tlsHandshakeTimeout": "--tls-handshake-timeout",
+    "bodyTimeout": "--body-timeout",
+    "maxConnections": "--max-connections",
+    "bodyLimit": "--body-limit",
+}
+LIMIT_COMMANDS = {"attestation": ["attest", "serve"], "webhook": ["webhook"]}
+
+
+def help_defaults(help_text: str, server: str) -> dict[str, str]:
+    """`[default: X]` of each limit flag in clap's long help; `--body-timeout` names one default
+    per server ("[default: 30s for attest serve, 10s for the webhook]")."""
+    out = {}
+    for key, flag in LIMIT_FLAGS.items():
+        m = re.search(re.escape(flag) + r" <[A-Z_]+>\n(.*?)(?=\n {2,6}-|\Z)", help_text, re.S)
+        d = re.search(r"\[default: ([^\]]+)\]", m.group(1)) if m else None
+        if d is None:
+            continue
+        value = d.group(1)
+        per = dict((w, v) for v, w in re.findall(r"(\S+) for (attest serve|the webhook)", value))
+        if per:
+            value = per.get("attest serve" if server == "attestation" else "the webhook", value)
+        out[key] = value
+    return out
+
+
+def limit_mismatches(server: str, values: dict, defaults: dict[str, str]) -> list[str]:
+    bad = []
+    for key, flag in LIMIT_FLAGS.items():
+        want = defaults.get(key)
+        have = values.get(key)
+        if want is None:
+            bad.append(f"{server}: the binary's help shows no default for {flag}")
+        elif str(have) != want:
+            bad.append(f"{server}.limits.{key} is {have!r}, the binary's {flag} default is {want!r}")
+    return bad
+
+
+def check_limit_defaults(binary: Path, docs) -> None:
+    import yaml
+
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for server, cmd in LIMIT_COMMANDS.items():
+        r = subprocess.run([str(binary), *cmd, "--help"], capture_output=True, text=True, timeout=30)
+        defaults = help_defaults(r.stdout, server)
+        limits = values[server].get("limits", {})
+        for m in limit_mismatches(server, limits, defaults):
+            fail(m)
+        # The check can fail: a changed value is reported.
+        need(limit_mismatches(server, {**limits, "maxConnections": 7}, defaults) != [],
+             f"{server}: the limit-defaults check cannot fail")
+        # The default render passes every limit flag with that value.
+        name = {"attestation": "confkube-attest", "webhook": "confkube-webhook"}[server]
+        args = args_of(docs, "Deployment", name)
+        for key, flag in LIMIT_FLAGS.items():
+            need(f"{flag}={limits.get(key)}" in args,
+                 f"{server}: the Deployment does not pass {flag}={limits.get(key)} ({args})")
+
+
+
 def _tls_files(d: Path) -> None:
     """A self-signed serving certificate for 127.0.0.1/localhost: tls.crt, tls.key, ca.crt."""
     import datetime
@@ -745,6 +809,8 @@ def main() -> int:
         repo = ((values or {}).get("image") or {}).get("repository") or \
             yaml.safe_load((CHART / "values.yaml").read_text())["image"]["repository"]
         n = check_flags(docs, a.binary, label, repo)
+        if label == "default":
+            check_limit_defaults(a.binary, docs)
         started = start_servers(docs, a.binary, label)
         mc = "matchConditions SKIPPED (no cel-python)" if _CEL_SKIP_REPORTED else "matchConditions"
         print(f"   schemas (Kubernetes {', '.join(KUBE_VERSIONS)}), expectations, {mc}, {n} command lines, {started} servers started: "

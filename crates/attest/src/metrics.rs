@@ -97,11 +97,17 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// A registry with every metric registered.
+    /// A registry of its own with every metric registered (tests, library use).
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("confkube_attest");
+        Self::with_registry(Registry::default())
+    }
+
+    /// Registers every metric, prefixed `confkube_attest_`, in `registry` (the process's one
+    /// registry, created by the binary) and keeps it, to serve it at `/metrics`.
+    pub fn with_registry(mut registry: Registry) -> Self {
+        let sub = registry.sub_registry_with_prefix("confkube_attest");
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
+        sub.register(
             "http_requests",
             "HTTP requests by route and status",
             requests.clone(),
@@ -109,39 +115,39 @@ impl Metrics {
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
         });
-        registry.register(
+        sub.register(
             "http_request_duration_seconds",
             "HTTP request latency by route",
             latency.clone(),
         );
         let outcomes = Family::<OutcomeLabels, Counter>::default();
-        registry.register(
+        sub.register(
             "attestations",
             "Attestation outcomes: verified (by TCB status), or the error or policy code",
             outcomes.clone(),
         );
         let cache = Family::<CacheLabels, Gauge>::default();
-        registry.register(
+        sub.register(
             "cache_events",
             "Cumulative cache hits and misses (verified collateral, PCK chains, collateral source)",
             cache.clone(),
         );
         let config_reloads = Family::<ReloadLabels, Counter>::default();
-        registry.register(
+        sub.register(
             "config_reloads",
             "Reloads of the signing key directory, the policy file and the TLS certificate after a \
              content change, by result (error: the last good configuration stays)",
             config_reloads.clone(),
         );
         let config_stale = Family::<SourceLabels, Gauge>::default();
-        registry.register(
+        sub.register(
             "config_stale",
             "1 while the current content of a configuration source is rejected and the last good \
              configuration is served",
             config_stale.clone(),
         );
         let secret_releases = Family::<SecretReleaseLabels, Counter>::default();
-        registry.register(
+        sub.register(
             "secret_releases",
             "Secret release decisions by secret name and result (released, or the problem code)",
             secret_releases.clone(),
@@ -205,5 +211,40 @@ impl Metrics {
         // Encoding into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn metrics_join_the_process_registry_with_unchanged_names() {
+        let mut registry = Registry::default();
+        let process = Counter::<u64>::default();
+        registry.register(
+            "process_events",
+            "Another component's metric",
+            process.clone(),
+        );
+        process.inc();
+        let m = Metrics::with_registry(registry);
+        m.config_source("policy");
+        let text = m.encode();
+        assert!(text.contains("\nprocess_events_total 1\n"), "{text}");
+        assert!(
+            text.contains("\nconfkube_attest_config_stale{source=\"policy\"} 0\n"),
+            "{text}"
+        );
+        // A registry of its own encodes the same service metrics.
+        let own = Metrics::new();
+        own.config_source("policy");
+        let own_text = own.encode();
+        assert!(
+            own_text.contains("\nconfkube_attest_config_stale{source=\"policy\"} 0\n"),
+            "{own_text}"
+        );
+        assert!(!own_text.contains("process_events"));
     }
 }

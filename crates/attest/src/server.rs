@@ -23,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use dcap::{Collateral, PckPlatform, TrustAnchor, VerifiedDcapQuote, Verifier, VerifyOptions};
+use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::future::Future;
@@ -233,13 +234,26 @@ impl Service {
         collateral: Arc<dyn CollateralProvider>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ServiceError> {
+        Self::with_registry(cfg, store, collateral, clock, Registry::default())
+    }
+
+    /// [`Service::new`] with the process's one metrics registry (created by the binary): the
+    /// service registers its metrics in it (prefixed `confkube_attest_`) and serves it at
+    /// `/metrics`.
+    pub fn with_registry(
+        cfg: ServiceConfig,
+        store: Option<Arc<Store>>,
+        collateral: Arc<dyn CollateralProvider>,
+        clock: Arc<dyn Clock>,
+        registry: Registry,
+    ) -> Result<Self, ServiceError> {
         if !(1..=MAX_TOKEN_LIFETIME).contains(&cfg.token_lifetime) {
             return Err(ServiceError::TokenLifetime {
                 seconds: cfg.token_lifetime,
             });
         }
         let now = clock.now();
-        let metrics = Metrics::new();
+        let metrics = Metrics::with_registry(registry);
         let mut reload = ReloadState::default();
         let keys = match &cfg.signing_key_dir {
             Some(dir) => {

@@ -90,3 +90,54 @@ fn sigterm_removes_the_device_plugin_sockets() {
         assert!(!s.exists(), "{} left behind", s.display());
     }
 }
+
+#[test]
+fn durations_in_help_and_the_old_spellings_still_work() {
+    let help = Command::new(env!("CARGO_BIN_EXE_confkube"))
+        .args(["node-agent", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--rescan-interval <DURATION>",
+        "--socket-poll-interval <DURATION>",
+        "--node-resync-interval <DURATION>",
+    ] {
+        assert!(help.contains(flag), "{flag} missing in {help}");
+    }
+    for old in [
+        "--rescan-interval-ms",
+        "--socket-poll-ms",
+        "--node-resync-secs",
+    ] {
+        assert!(!help.contains(old), "{old} is shown in {help}");
+    }
+    // The old spellings are accepted: the agent gets as far as the device-plugin directory.
+    let dir = tempfile::tempdir().unwrap();
+    let absent = dir.path().join("device-plugins");
+    let out = Command::new(env!("CARGO_BIN_EXE_confkube"))
+        .args([
+            "node-agent",
+            "--rescan-interval-ms",
+            "500",
+            "--socket-poll-ms",
+            "100",
+            "--node-resync-secs",
+            "30",
+            "--device-plugin-dir",
+        ])
+        .arg(&absent)
+        .arg("--probe-fixture")
+        .arg(fixture())
+        .env_remove("NODE_NAME")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "device-plugin directory {} does not exist",
+            absent.display()
+        )),
+        "{stderr}"
+    );
+}

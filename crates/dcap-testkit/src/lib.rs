@@ -19,6 +19,7 @@
 //! extension's small DER is written by hand (see [`der`]) because rcgen takes custom extensions
 //! as bytes.
 
+pub mod demo;
 pub mod der;
 mod tdx;
 

@@ -4,11 +4,12 @@
 
 use crate::measure::MeasureStats;
 use crate::sdk::{LayoutItem, MetadataBlock, SdkEnclave, SdkError, layout_name};
+use crate::sdk_gen::{GenError, SdkConfig, generate};
 use crate::sgxs::SgxsSummary;
 use crate::sigstruct::{Attributes, HEADER, SIGSTRUCT_SIZE, Sigstruct, flags};
 use serde::Serialize;
 use sgx_types::MrEnclave;
-use std::io::{Read, Seek};
+use std::io::{Read, Seek, Write};
 
 /// What kind of enclave file some bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -503,6 +504,103 @@ impl SgxsReport {
     }
 }
 
+/// One MRENCLAVE measurement of any input kind, with what `measure --format json` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Measurement {
+    /// MRENCLAVE.
+    pub mrenclave: MrEnclave,
+    /// Pages EADDed and EEXTENDed.
+    pub stats: MeasureStats,
+    /// ECREATE SIZE (the ELRANGE size when the enclave has one).
+    pub enclave_size: u64,
+    /// ECREATE SSAFRAMESIZE.
+    pub ssa_frame_size: u32,
+}
+
+impl From<&SgxsSummary> for Measurement {
+    /// An SGXS stream's measurement; a page counts as extended per 16 EEXTENDed chunks.
+    fn from(s: &SgxsSummary) -> Self {
+        Self {
+            mrenclave: s.mrenclave,
+            stats: MeasureStats {
+                pages_added: s.pages_added,
+                pages_extended: s.chunks_extended / 16,
+            },
+            enclave_size: s.size,
+            ssa_frame_size: s.ssa_frame_size,
+        }
+    }
+}
+
+/// Why an SDK enclave cannot be measured.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MeasureSdkError {
+    /// The metadata `sgx_sign` would build for the unsigned enclave could not be generated.
+    #[error("generating SGX metadata")]
+    Generate(#[source] GenError),
+    /// The replay of the SDK loader failed.
+    #[error("replaying the SDK loader")]
+    Replay(#[source] SdkError),
+}
+
+/// An SDK enclave's measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdkMeasurement {
+    /// What was measured (the primary block's layout).
+    pub measurement: Measurement,
+    /// The embedded ENCLAVEHASH when it differs from the measurement (the enclave was modified
+    /// after signing); `None` when they agree or the enclave is unsigned.
+    pub stale_enclavehash: Option<MrEnclave>,
+    /// The metadata was generated from `cfg` (the enclave was unsigned).
+    pub generated: bool,
+}
+
+/// Measures an SDK enclave: a signed one with its primary metadata block; an unsigned one
+/// (no metadata blocks) with the block `sgx_sign` would generate from `cfg` (required then:
+/// `None` gives [`SdkError::Unsigned`]). `sink` receives the SGXS stream.
+pub fn measure_sdk<R: Read + Seek, W: Write>(
+    r: &mut R,
+    e: &SdkEnclave,
+    cfg: Option<&SdkConfig>,
+    sink: W,
+) -> Result<(SdkMeasurement, W), MeasureSdkError> {
+    let generated;
+    let block = if e.blocks.is_empty() {
+        let cfg = cfg.ok_or(MeasureSdkError::Replay(SdkError::Unsigned {
+            offset: e.note.metadata_offset,
+        }))?;
+        generated = Some(
+            generate(r, e, cfg)
+                .map_err(MeasureSdkError::Generate)?
+                .block,
+        );
+        generated.as_ref()
+    } else {
+        generated = None;
+        e.blocks.first()
+    };
+    let b = block.ok_or(MeasureSdkError::Replay(SdkError::Unsigned {
+        offset: e.note.metadata_offset,
+    }))?;
+    let (d, stats, sink) = e
+        .measure_block(r, b, sink)
+        .map_err(MeasureSdkError::Replay)?;
+    let signed = generated.is_none();
+    let m = SdkMeasurement {
+        measurement: Measurement {
+            mrenclave: d,
+            stats,
+            enclave_size: b.elrange.map_or(b.enclave_size, |x| x.size),
+            ssa_frame_size: b.ssa_frame_size,
+        },
+        stale_enclavehash: (signed && b.sigstruct.enclavehash() != d)
+            .then(|| b.sigstruct.enclavehash()),
+        generated: !signed,
+    };
+    Ok((m, sink))
+}
+
 /// `measure --format json`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct MeasureReport {
@@ -524,22 +622,15 @@ pub struct MeasureReport {
 
 impl MeasureReport {
     /// The report for one measurement.
-    pub fn new(
-        file: String,
-        kind: &'static str,
-        mrenclave: MrEnclave,
-        stats: MeasureStats,
-        enclave_size: u64,
-        ssa_frame_size: u32,
-    ) -> Self {
+    pub fn new(file: String, kind: &'static str, m: &Measurement) -> Self {
         Self {
             file,
             kind,
-            mrenclave: mrenclave.to_hex(),
-            enclave_size: hex64(enclave_size),
-            ssa_frame_size,
-            pages_eadded: stats.pages_added,
-            pages_eextended: stats.pages_extended,
+            mrenclave: m.mrenclave.to_hex(),
+            enclave_size: hex64(m.enclave_size),
+            ssa_frame_size: m.ssa_frame_size,
+            pages_eadded: m.stats.pages_added,
+            pages_eextended: m.stats.pages_extended,
         }
     }
 }

@@ -18,7 +18,8 @@
 //!   PEM framing by the `pem` crate).
 //! * [`config`]: `Enclave.config.xml` (roxmltree, checked as `sgx_sign` checks it) and the JSON
 //!   signing config (serde) → [`sigstruct::SigningFields`] / [`sdk_gen::SdkConfig`].
-//! * [`inspect`]: input-kind detection and the serialisable `measure`/`dump` report model.
+//! * [`inspect`]: input-kind detection, the measurement of any input kind ([`inspect::measure_sdk`],
+//!   `Measurement`) and the serialisable `measure`/`dump` report model.
 //! * [`sign`]: the `sign`/`gendata`/`catsig` workflow (multi-block preparation, one external
 //!   signature for all blocks, writing the output); the default DATE is a parameter.
 //!

@@ -298,6 +298,25 @@ pub enum FlatImageError {
     /// A page could not be measured.
     #[error("measuring the image")]
     Measure(#[source] MeasureError),
+    /// The image has no bytes.
+    #[error("empty image")]
+    Empty,
+    /// The image is longer than any power-of-two enclave size.
+    #[error("image too large ({len} bytes): no power-of-two enclave size holds it")]
+    TooLarge {
+        /// Its length.
+        len: u64,
+    },
+}
+
+/// ECREATE SIZE for a flat image of `len` bytes: the next power of two, at least one page.
+pub fn flat_image_size(len: u64) -> Result<u64, FlatImageError> {
+    if len == 0 {
+        return Err(FlatImageError::Empty);
+    }
+    len.checked_next_power_of_two()
+        .map(|s| s.max(PAGE_SIZE as u64))
+        .ok_or(FlatImageError::TooLarge { len })
 }
 
 /// The SECINFO of page `i` of a flat image (the Linux/enarx selftest `encl.bin` convention):
@@ -412,6 +431,21 @@ mod tests {
                 size: 0x2000
             })
         ));
+    }
+
+    #[test]
+    fn flat_image_sizes() {
+        assert!(matches!(flat_image_size(0), Err(FlatImageError::Empty)));
+        assert_eq!(flat_image_size(0).unwrap_err().to_string(), "empty image");
+        let e = flat_image_size(u64::MAX).unwrap_err();
+        assert!(matches!(e, FlatImageError::TooLarge { len: u64::MAX }));
+        assert_eq!(
+            e.to_string(),
+            "image too large (18446744073709551615 bytes): no power-of-two enclave size holds it"
+        );
+        assert_eq!(flat_image_size(1).unwrap(), 0x1000);
+        assert_eq!(flat_image_size(0x1000).unwrap(), 0x1000);
+        assert_eq!(flat_image_size(0x3000).unwrap(), 0x4000);
     }
 
     #[test]

@@ -131,3 +131,29 @@ fn metadata_13_adds_the_sgx15_loader_page() {
         hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &want))
     );
 }
+
+/// The MRENCLAVE issue 12 names for the metadata-1.3 Launch Enclave `libsgx_le.signed.so`.
+const LE_13_MRENCLAVE: &str = "8050122c5f999a28624b23ddd85b0483caedae3f38a29d192758798e6785d090";
+
+#[test]
+fn le_prod_css_is_the_2x_le_not_the_13_one() {
+    // `le_prod_css.bin` (linux-sgx psw/ae/data/prebuilt, DATE 2024-08-11) is the SIGSTRUCT of
+    // the current 2.x Launch Enclave. Its ENCLAVEHASH is that LE's MRENCLAVE, not the 1.3 LE's
+    // 8050122c…: that value cannot be checked against anything in the shared test data (no 1.3
+    // `.signed.so` there, and the web is not reachable). If a future copy of the file carried
+    // 8050122c…, this test says so and must then become a real check of a 1.3 enclave.
+    let Some(css) = testdata::read("enclaves/intel-linux-sgx-le-prod-css/le_prod_css.bin") else {
+        return;
+    };
+    let s = enclave::sigstruct::Sigstruct::parse(&css).unwrap();
+    let hash = s.enclavehash().to_string();
+    assert_ne!(
+        hash, LE_13_MRENCLAVE,
+        "le_prod_css.bin now carries the 1.3 LE's MRENCLAVE"
+    );
+    assert_eq!(
+        hash,
+        "7881af9f9def547da9908c008f29cde9bd78064e36ac7e14c83c294ca4806150"
+    );
+    assert_eq!(s.date, 0x2024_0811);
+}

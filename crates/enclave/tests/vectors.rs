@@ -304,6 +304,21 @@ fn unsigned_so_is_reported() {
 }
 
 #[test]
+fn measure_sdk_needs_a_config_for_an_unsigned_so() {
+    let Some(bytes) = testdata::read("enclaves/enchecap-sample-enclave/enclave.so") else {
+        return;
+    };
+    let mut cur = Cursor::new(&bytes);
+    let encl = SdkEnclave::read(&mut cur).unwrap();
+    let e = enclave::inspect::measure_sdk(&mut cur, &encl, None, std::io::sink()).unwrap_err();
+    assert!(matches!(
+        e,
+        enclave::inspect::MeasureSdkError::Replay(SdkError::Unsigned { offset: 0x33bd5 })
+    ));
+    assert_eq!(e.to_string(), "replaying the SDK loader");
+}
+
+#[test]
 fn resign_sdk_so_reproduces_file() {
     let Some(bytes) = testdata::read("enclaves/enchecap-sample-enclave/enclave.signed.so") else {
         return;

@@ -3,7 +3,8 @@
 //! a user can act on), and AdmissionReview v1 decoding/encoding around them.
 //!
 //! What it does not do: no network, no TLS, no clock, no environment, no files and no
-//! Kubernetes client. The `webhook` crate serves this over HTTPS; the node agent applies the
+//! Kubernetes client, except the one client constructor [`client`] behind the `client` feature
+//! (off by default; the node agent and the webhook's certgen turn it on). The `webhook` crate serves this over HTTPS; the node agent applies the
 //! [`node`] capacity and label patches with its client.
 //!
 //! Specs followed: the confkube resource contract (DESIGN.md §3: canonical
@@ -28,6 +29,8 @@
 //! ```
 
 pub mod admission;
+#[cfg(feature = "client")]
+pub mod client;
 mod config;
 mod mutate;
 pub mod node;

@@ -121,11 +121,16 @@ fn log_discovery(node: &SgxNode) {
     }
 }
 
-/// Runs the agent until a component fails.
-pub async fn run(cfg: AgentConfig, probe: Arc<dyn Probe>) -> Result<(), AgentError> {
+/// Runs the agent until a component fails. `registry` is the process's one metrics registry
+/// (created by the binary): the agent registers its metrics in it and serves it at
+/// `--metrics-listen`.
+pub async fn run(
+    cfg: AgentConfig,
+    probe: Arc<dyn Probe>,
+    mut registry: Registry,
+) -> Result<(), AgentError> {
     let node = discover(probe.as_ref(), cfg.epc_size)?;
     log_discovery(&node);
-    let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     metrics.set_discovery(&node);
     let (health_tx, health_rx) = watch::channel(node.devices);

@@ -24,11 +24,11 @@ pub enum PatchError {
         /// The cause.
         source: kube::config::KubeconfigError,
     },
-    /// No `--kubeconfig` and no in-cluster service account.
+    /// No `--kubeconfig`, none in the environment and no in-cluster service account.
     #[error("not running in a cluster; pass --kubeconfig or run as a DaemonSet")]
     InCluster {
         /// The cause.
-        source: kube::config::InClusterError,
+        source: kube::config::InferConfigError,
     },
     /// The client could not be built from the configuration.
     #[error("Kubernetes client")]
@@ -48,22 +48,17 @@ pub enum PatchError {
     },
 }
 
-/// A kube client from `kubeconfig`, or the in-cluster service account when `None`.
+/// A kube client from `kubeconfig`; without one, from `$KUBECONFIG`, `~/.kube/config` or the
+/// in-cluster service account (`kube_sgx::client`, the constructor the webhook's certgen uses).
 pub async fn client(kubeconfig: Option<&Path>) -> Result<kube::Client, PatchError> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let err = |source| PatchError::Kubeconfig {
-                path: path.to_owned(),
-                source,
-            };
-            let kc = kube::config::Kubeconfig::read_from(path).map_err(err)?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(err)?
-        }
-        None => kube::Config::incluster().map_err(|source| PatchError::InCluster { source })?,
-    };
-    kube::Client::try_from(config).map_err(|source| PatchError::Client { source })
+    use kube_sgx::client::ClientError;
+    kube_sgx::client::client(kubeconfig)
+        .await
+        .map_err(|e| match e {
+            ClientError::Kubeconfig { path, source } => PatchError::Kubeconfig { path, source },
+            ClientError::NoConfig { source } => PatchError::InCluster { source },
+            ClientError::Client { source } => PatchError::Client { source },
+        })
 }
 
 /// What one reconcile did.

@@ -19,6 +19,7 @@ use node_agent::v1beta1::{
     AllocateRequest, ContainerAllocateRequest, DeviceSpec, Empty, ListAndWatchResponse,
     RegisterRequest,
 };
+use prometheus_client::registry::Registry;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -179,7 +180,7 @@ impl Env {
         let probe = Arc::new(FixtureProbe::open(&self.fixture).unwrap());
         let cfg = self.config(enclave_limit, provision_limit);
         tokio::spawn(async move {
-            run(cfg, probe).await.unwrap();
+            run(cfg, probe, Registry::default()).await.unwrap();
         })
     }
 }
@@ -421,7 +422,9 @@ async fn refuses_a_socket_another_live_plugin_serves() {
     let first = env.start_agent(1, 1);
     both_registered_and_listed(&mut rx).await;
     let probe = Arc::new(FixtureProbe::open(&env.fixture).unwrap());
-    let err = run(env.config(1, 1), probe).await.unwrap_err();
+    let err = run(env.config(1, 1), probe, Registry::default())
+        .await
+        .unwrap_err();
     // Both plugins refuse; whichever reports first stops the agent.
     let path = match &err {
         AgentError::Plugin(PluginError::SocketInUse { path }) => path.clone(),
@@ -465,7 +468,7 @@ async fn missing_plugin_directory_names_the_flag() {
     let mut cfg = env.config(1, 1);
     cfg.device_plugin_dir = env.dir.join("absent");
     let probe = Arc::new(FixtureProbe::open(&env.fixture).unwrap());
-    let err = run(cfg, probe).await.unwrap_err();
+    let err = run(cfg, probe, Registry::default()).await.unwrap_err();
     let AgentError::Plugin(PluginError::DirectoryMissing { dir }) = &err else {
         panic!("unexpected error {err:?}");
     };
@@ -537,7 +540,7 @@ async fn metrics_endpoint_and_busy_port() {
     let mut cfg = env.config(110, 110);
     cfg.metrics_listen = Some(addr);
     let probe = Arc::new(FixtureProbe::open(&env.fixture).unwrap());
-    let agent = tokio::spawn(run(cfg.clone(), probe.clone()));
+    let agent = tokio::spawn(run(cfg.clone(), probe.clone(), Registry::default()));
     both_registered_and_listed(&mut rx).await;
     let page = http_get(addr, "/metrics").await;
     assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
@@ -561,7 +564,7 @@ async fn metrics_endpoint_and_busy_port() {
     let env2 = Env::new("met2");
     let mut cfg = env2.config(1, 1);
     cfg.metrics_listen = Some(busy.local_addr().unwrap());
-    let err = run(cfg, probe).await.unwrap_err();
+    let err = run(cfg, probe, Registry::default()).await.unwrap_err();
     assert!(matches!(err, AgentError::Metrics { .. }), "{err:?}");
     assert!(
         node_agent::Chain(&err).to_string().starts_with(&format!(

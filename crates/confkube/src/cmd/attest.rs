@@ -383,13 +383,13 @@ struct Demo {
     request: PathBuf,
 }
 
-const DEMO_RUNTIME_DATA: &str = "hello from a confkube demo enclave";
-
-/// Generates the demo material under DATA_DIR/demo unless a still-valid copy exists.
+/// Writes the demo material (`dcap_testkit::demo`) under DATA_DIR/demo unless a still-valid
+/// copy exists.
+#[cfg(feature = "testkit")]
 fn prepare_demo(data_dir: &Path, now: i64) -> Result<Demo> {
-    use dcap_testkit::{CollateralParams, PkiParams, QuoteParams, Testkit};
+    use dcap_testkit::demo;
     let dir = data_dir.join("demo");
-    let demo = Demo {
+    let d = Demo {
         root_ca: dir.join("root-ca.pem"),
         collateral_dir: dir.join("collateral"),
         request: dir.join("request.json"),
@@ -398,52 +398,45 @@ fn prepare_demo(data_dir: &Path, now: i64) -> Result<Demo> {
     let valid_until = std::fs::read_to_string(&until_file)
         .ok()
         .and_then(|s| s.trim().parse::<i64>().ok());
-    if valid_until.is_some_and(|u| u > now + 86_400) && demo.request.is_file() {
-        return Ok(demo);
+    if demo::still_valid(valid_until, now) && d.request.is_file() {
+        return Ok(d);
     }
-    let kit = Testkit::generate(PkiParams::new(now, Some(dcap::TcbStatus::UpToDate)))
-        .context("generating the demo PKI")?;
-    let cp = CollateralParams::new(now);
-    let coll = kit.collateral(&cp).context("generating demo collateral")?;
-    let mut report_data = [0u8; 64];
-    let digest =
-        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, DEMO_RUNTIME_DATA.as_bytes());
-    report_data
-        .split_at_mut(32)
-        .0
-        .copy_from_slice(digest.as_ref());
-    let quote = kit
-        .quote(&QuoteParams {
-            report_data,
-            ..QuoteParams::default()
-        })
-        .context("generating the demo quote")?;
-    std::fs::create_dir_all(&demo.collateral_dir)
-        .with_context(|| format!("creating {}", demo.collateral_dir.display()))?;
-    std::fs::write(&demo.root_ca, kit.root_pem())
-        .with_context(|| format!("writing {}", demo.root_ca.display()))?;
-    let coll_file = demo
-        .collateral_dir
-        .join(format!("{}.json", hex::encode(kit.params().fmspc)));
-    std::fs::write(&coll_file, serde_json::to_string_pretty(&coll)?)
-        .with_context(|| format!("writing {}", coll_file.display()))?;
-    std::fs::write(dir.join("quote.bin"), &quote).context("writing the demo quote")?;
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let request = serde_json::json!({
-        "quote": b64.encode(&quote),
-        "runtimeData": {"data": b64.encode(DEMO_RUNTIME_DATA), "dataType": "Binary"},
-        "nonce": "demo-nonce",
-    });
-    std::fs::write(&demo.request, serde_json::to_string_pretty(&request)?)
-        .with_context(|| format!("writing {}", demo.request.display()))?;
-    std::fs::write(&until_file, cp.next_update.to_string()).context("writing the demo window")?;
-    Ok(demo)
+    let files = demo::generate(now)?;
+    std::fs::create_dir_all(&d.collateral_dir)
+        .with_context(|| format!("creating {}", d.collateral_dir.display()))?;
+    let write = |p: &Path, bytes: &[u8]| {
+        std::fs::write(p, bytes).with_context(|| format!("writing {}", p.display()))
+    };
+    write(&d.root_ca, files.root_ca_pem.as_bytes())?;
+    write(
+        &d.collateral_dir.join(&files.collateral_name),
+        files.collateral_json.as_bytes(),
+    )?;
+    write(&dir.join("quote.bin"), &files.quote)?;
+    write(&d.request, files.request_json.as_bytes())?;
+    write(&until_file, files.valid_until.to_string().as_bytes())?;
+    Ok(d)
 }
+
+/// Without the `testkit` feature there is no demo PKI to make.
+#[cfg(not(feature = "testkit"))]
+fn prepare_demo(_data_dir: &Path, _now: i64) -> Result<Demo> {
+    bail!("{DEMO_NEEDS_TESTKIT}")
+}
+
+/// What `--demo` says in a build without the `testkit` feature.
+#[cfg(not(feature = "testkit"))]
+const DEMO_NEEDS_TESTKIT: &str = "--demo needs the `testkit` cargo feature, and this confkube was \
+     built without it (--no-default-features, a production build); build it with default \
+     features for the demo, or pass --root-ca and --collateral-dir or --pccs-url";
 
 async fn serve(a: ServeArgs) -> Result<ExitCode> {
     // 1. Check the whole configuration; nothing is written yet.
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    #[cfg(not(feature = "testkit"))]
+    if a.demo {
+        bail!("{DEMO_NEEDS_TESTKIT}");
+    }
     attest::serve::check_plain_http(a.listen, a.tls_cert.is_some())?;
     let source: Option<Arc<dyn CollateralSource>> = match (&a.collateral_dir, &a.pccs_url) {
         _ if a.demo => None,
@@ -562,9 +555,15 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
         admin_token_sha256: token.sha256(),
     };
     let service = Arc::new(
-        Service::new(cfg, Some(store.clone()), Arc::new(cache), clock)
-            .context("starting the attestation service")?
-            .with_issuers(a.issuer.iter().skip(1).cloned().collect()),
+        Service::with_registry(
+            cfg,
+            Some(store.clone()),
+            Arc::new(cache),
+            clock,
+            runtime::metrics_registry(),
+        )
+        .context("starting the attestation service")?
+        .with_issuers(a.issuer.iter().skip(1).cloned().collect()),
     );
     if let Some(path) = &a.policy_signer_cert {
         let pem = std::fs::read(path)

@@ -1,11 +1,18 @@
 //! What the three servers (attest serve, webhook, node-agent) share: the tokio runtime, the
-//! shutdown signal, and the exit-code policy: a failure to start (bad flags or files, a port
+//! shutdown signal, the process's one metrics registry, and the exit-code policy: a failure to start (bad flags or files, a port
 //! in use, a locked store) is an `Err` and exits 2; a server that started and then failed
 //! returns exit code 1 itself; a requested shutdown exits 0.
 
 use anyhow::{Context as _, Result};
 use std::future::Future;
 use std::process::ExitCode;
+
+/// The process's one Prometheus registry (DESIGN §7.9): each server command creates it once
+/// and passes it to the component that registers its metrics and serves `/metrics` (attest
+/// `Service::with_registry`, webhook `Server::bind`, node-agent `agent::run`).
+pub(crate) fn metrics_registry() -> prometheus_client::registry::Registry {
+    prometheus_client::registry::Registry::default()
+}
 
 /// How many worker threads.
 #[derive(Debug, Clone, Copy)]

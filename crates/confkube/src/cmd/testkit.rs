@@ -1,11 +1,18 @@
 //! `confkube quote testkit --out DIR`: a test PKI, collateral and a quote, written to files.
+//! The generation is `dcap-testkit`, linked only with the `testkit` cargo feature (default on;
+//! a production build turns it off and this command then says so).
 
 use super::quote::parse_time;
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
+#[cfg(feature = "testkit")]
+use anyhow::{Context, bail};
 use clap::Args;
 use dcap::TcbStatus;
+#[cfg(feature = "testkit")]
 use dcap_testkit::{CollateralParams, PkiNames, PkiParams, QuoteParams, Testkit};
-use std::path::{Path, PathBuf};
+#[cfg(feature = "testkit")]
+use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Generate a complete test PKI (root, PCK CA, PCK certificate with SGX extensions, TCB signer,
@@ -64,6 +71,7 @@ pub(crate) struct TestkitArgs {
 }
 
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "testkit"), allow(dead_code))]
 struct TcbChoice(Option<TcbStatus>);
 
 fn tcb_choice(s: &str) -> Result<TcbChoice, String> {
@@ -101,11 +109,23 @@ fn hex64(s: &str) -> Result<[u8; 64], String> {
     hex_n::<64>(s, true)
 }
 
+#[cfg(feature = "testkit")]
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let p = dir.join(name);
     std::fs::write(&p, bytes).with_context(|| format!("writing {}", p.display()))
 }
 
+/// What `quote testkit` says in a build without the `testkit` feature.
+#[cfg(not(feature = "testkit"))]
+pub(crate) const TESTKIT_NEEDS_FEATURE: &str = "quote testkit needs the `testkit` cargo feature, \
+     and this confkube was built without it (--no-default-features, a production build)";
+
+#[cfg(not(feature = "testkit"))]
+pub(crate) fn run(_: TestkitArgs) -> Result<ExitCode> {
+    anyhow::bail!("{TESTKIT_NEEDS_FEATURE}")
+}
+
+#[cfg(feature = "testkit")]
 pub(crate) fn run(a: TestkitArgs) -> Result<ExitCode> {
     let at =
         a.at.unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp());
@@ -121,12 +141,7 @@ pub(crate) fn run(a: TestkitArgs) -> Result<ExitCode> {
     let defaults = QuoteParams::default();
     let report_data = match (&a.report_data, &a.runtime_data) {
         (Some(rd), _) => *rd,
-        (None, Some(text)) => {
-            let mut rd = [0u8; 64];
-            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
-            rd.split_at_mut(32).0.copy_from_slice(digest.as_ref());
-            rd
-        }
+        (None, Some(text)) => dcap_testkit::demo::report_data_for(text.as_bytes()),
         (None, None) => [0u8; 64],
     };
     let qp = QuoteParams {

@@ -19,7 +19,7 @@ use webhook::certgen::ServiceName;
 use webhook::certgen::cluster::{self, CertgenOptions};
 use webhook::kube_sgx::k8s_openapi::api::core::v1::{NodeSelectorRequirement, Toleration};
 use webhook::kube_sgx::{self, Config};
-use webhook::{CertFiles, Options, Registry, ReloadingCert, Server, tls_reload};
+use webhook::{CertFiles, Options, ReloadingCert, Server, tls_reload};
 
 use super::runtime::{self, Threads};
 
@@ -219,9 +219,14 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         .with_passthrough(args.passthrough)
         .with_reload_interval(args.config_reload_interval);
     runtime::run(Threads::PerCore, async {
-        let server = Server::bind(args.listen, Arc::new(store), options, Registry::default())
-            .await
-            .context("cannot start the webhook server")?;
+        let server = Server::bind(
+            args.listen,
+            Arc::new(store),
+            options,
+            runtime::metrics_registry(),
+        )
+        .await
+        .context("cannot start the webhook server")?;
         let addr = server.local_addr().unwrap_or(args.listen);
         tracing::info!(%addr, passthrough = args.passthrough, "serving /mutate-pods and /validate-pods");
         server.serve(runtime::shutdown_signal()).await;

@@ -337,32 +337,21 @@ fn hint_suffix(error: &kube::Error, hint: &str) -> String {
 }
 
 /// A kube client from `kubeconfig`; without one, from `$KUBECONFIG`, `~/.kube/config` or the
-/// pod's service account, like kubectl.
+/// pod's service account, like kubectl (`kube_sgx::client`, the constructor the node agent
+/// uses).
 pub async fn client(kubeconfig: Option<&Path>) -> Result<kube::Client, CertgenError> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let unusable = |source| CertgenError::Kubeconfig {
-                path: path.to_owned(),
-                source,
-            };
-            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| match e {
-                kube::config::KubeconfigError::ReadConfig(source, _) => {
-                    CertgenError::KubeconfigRead {
-                        path: path.to_owned(),
-                        source,
-                    }
-                }
-                other => unusable(other),
-            })?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(unusable)?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|source| CertgenError::Infer { source })?,
-    };
-    kube::Client::try_from(config).map_err(|source| CertgenError::Client { source })
+    use kube_sgx::client::ClientError;
+    kube_sgx::client::client(kubeconfig)
+        .await
+        .map_err(|e| match e {
+            ClientError::Kubeconfig {
+                path,
+                source: kube::config::KubeconfigError::ReadConfig(source, _),
+            } => CertgenError::KubeconfigRead { path, source },
+            ClientError::Kubeconfig { path, source } => CertgenError::Kubeconfig { path, source },
+            ClientError::NoConfig { source } => CertgenError::Infer { source },
+            ClientError::Client { source } => CertgenError::Client { source },
+        })
 }
 
 /// Makes sure the Secret holds a certificate valid for the Service and that the named webhook
