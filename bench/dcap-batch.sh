@@ -11,6 +11,11 @@
 # The confkube CPU is also given as a marginal cost (run with 2N lines minus run with N lines,
 # divided by N), which removes process start, collateral parsing and the first, cold
 # verification. Test data: CONFKUBE_TESTDATA (default ../shared/testdata next to the repo).
+# With CALLGRIND=1 it also counts instructions (valgrind --tool=callgrind, all threads), which
+# the load of a shared machine does not change: confkube --batch over CG_N and 2*CG_N lines
+# (default CG_N=200) and batch_baseline p256 over CG_N and 2*CG_N P-256 verifications; the
+# differences divided by CG_N are the marginal instructions per line and per verify, and their
+# ratio is the load-independent "CPU per quote vs one P-256 verify".
 # No timing assertions: this prints numbers; docs/benchmarks.md records them.
 set -euo pipefail
 N="${1:-2000}"
@@ -77,3 +82,29 @@ print(f"one P-256 verify (aws-lc-rs): {p256:.1f} us CPU")
 print(f"confkube CPU per quote: {ck_cpu:.1f} us total ({ck_cpu / p256:.2f}x P-256), "
       f"{ck_marg:.1f} us marginal ({ck_marg / p256:.2f}x P-256) (target <= 1.15x)")
 PY
+
+if [ "${CALLGRIND:-0}" = 1 ]; then
+  CG_N="${CG_N:-200}"
+  # Total instructions (Ir) of one callgrind run of the command.
+  irs() {
+    valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" "$@" >/dev/null 2>"$work/cg.err" \
+      || { cat "$work/cg.err" >&2; exit 1; }
+    grep -m1 '^summary:' "$work/cg.out" | awk '{print $2}'
+  }
+  "$baseline" write-batch "$work/cg1.jsonl" "$CG_N"
+  "$baseline" write-batch "$work/cg2.jsonl" "$((2 * CG_N))"
+  ck1="$(irs "$confkube" quote verify --batch "$work/cg1.jsonl")"
+  ck2="$(irs "$confkube" quote verify --batch "$work/cg2.jsonl")"
+  p1="$(irs "$baseline" p256 "$CG_N")"
+  p2="$(irs "$baseline" p256 "$((2 * CG_N))")"
+  python3 - "$CG_N" "$ck1" "$ck2" "$p1" "$p2" <<'PY'
+import sys
+n, ck1, ck2, p1, p2 = (int(x) for x in sys.argv[1:])
+ck = (ck2 - ck1) / n
+p = (p2 - p1) / n
+print(f"callgrind: confkube --batch {ck1} Ir for {n} lines, {ck2} Ir for {2*n} lines")
+print(f"callgrind: P-256 verify loop {p1} Ir for {n}, {p2} Ir for {2*n}")
+print(f"callgrind: {ck:.0f} Ir per batch line (marginal) / {p:.0f} Ir per P-256 verify "
+      f"= {ck / p:.3f}x (target <= 1.15x)")
+PY
+fi
