@@ -13,9 +13,11 @@
 # verification. Test data: CONFKUBE_TESTDATA (default ../shared/testdata next to the repo).
 # With CALLGRIND=1 it also counts instructions (valgrind --tool=callgrind, all threads), which
 # the load of a shared machine does not change: confkube --batch over CG_N and 2*CG_N lines
-# (default CG_N=200) and batch_baseline p256 over CG_N and 2*CG_N P-256 verifications; the
-# differences divided by CG_N are the marginal instructions per line and per verify, and their
-# ratio is the load-independent "CPU per quote vs one P-256 verify".
+# (default CG_N=200), batch_baseline p256 over CG_N and 2*CG_N P-256 verifications and
+# batch_baseline qvl over CG_N/10 and CG_N/5 dcap-qvl verifications; the differences divided
+# by the differences of N are the marginal instructions per line, per verify and per dcap-qvl
+# quote: their ratios are the load-independent "CPU per quote vs one P-256 verify" and the
+# per-core throughput ratio (times the cores for the 2-core projection).
 # No timing assertions: this prints numbers; docs/benchmarks.md records them.
 set -euo pipefail
 N="${1:-2000}"
@@ -97,11 +99,19 @@ if [ "${CALLGRIND:-0}" = 1 ]; then
   ck2="$(irs "$confkube" quote verify --batch "$work/cg2.jsonl")"
   p1="$(irs "$baseline" p256 "$CG_N")"
   p2="$(irs "$baseline" p256 "$((2 * CG_N))")"
-  python3 - "$CG_N" "$ck1" "$ck2" "$p1" "$p2" <<'PY'
+  q1="$(irs "$baseline" qvl "$((CG_N / 10))")"
+  q2="$(irs "$baseline" qvl "$((2 * CG_N / 10))")"
+  python3 - "$CG_N" "$ck1" "$ck2" "$p1" "$p2" "$q1" "$q2" <<'PY'
 import sys
-n, ck1, ck2, p1, p2 = (int(x) for x in sys.argv[1:])
+n, ck1, ck2, p1, p2, q1, q2 = (int(x) for x in sys.argv[1:])
 ck = (ck2 - ck1) / n
 p = (p2 - p1) / n
+q = (q2 - q1) / (n // 10)
+print(f"callgrind: dcap-qvl loop {q1} Ir for {n // 10}, {q2} Ir for {2 * (n // 10)}: {q:.0f} Ir "
+      f"per quote = {q / p:.1f} P-256 verifies")
+print(f"callgrind: instructions per quote dcap-qvl / confkube --batch = {q / ck:.1f}x per core; "
+      f"on 2 cores with every line's instructions at the same speed: {2 * q / ck:.1f}x "
+      f"throughput (target >= 20x)")
 print(f"callgrind: confkube --batch {ck1} Ir for {n} lines, {ck2} Ir for {2*n} lines")
 print(f"callgrind: P-256 verify loop {p1} Ir for {n}, {p2} Ir for {2*n}")
 print(f"callgrind: {ck:.0f} Ir per batch line (marginal) / {p:.0f} Ir per P-256 verify "

@@ -10,6 +10,7 @@
 //!   wall and thread-CPU nanoseconds;
 //! * `batch_baseline p256 N`: only the N P-256 verifications, for instruction counts under
 //!   callgrind (`bench/dcap-batch.sh` with `CALLGRIND=1`);
+//! * `batch_baseline qvl N`: only the N dcap-qvl verifications, for callgrind;
 //! * `batch_baseline tdx-warm CASE N` / `tdx-p256 CASE N`: N warm confkube verifications of a
 //!   real TDX quote, or N P-256 verifications of its signature (`bench/tdx-verify.sh` with
 //!   `CALLGRIND=1`).
@@ -99,6 +100,18 @@ fn main() {
                 assert!(black_box(c.floor.one_verify_aws_lc()), "a verification failed");
             }
         }
+        Some("qvl") => {
+            // Only the dcap-qvl loop (collateral deserialized before it), for callgrind.
+            let n = args[2].parse::<usize>().expect("N");
+            let c = case();
+            let qvl = c.qvl_verifier();
+            for _ in 0..n {
+                let ok = qvl
+                    .verify(black_box(&c.quote), &c.qvl_collateral, c.qvl_now())
+                    .is_ok();
+                assert!(black_box(ok), "a verification failed");
+            }
+        }
         Some(mode @ ("tdx-warm" | "tdx-p256")) => {
             // One TDX case of tdx/dcap-qvl (CASE = tdx_quote or tdx_quote_td15ex), N times:
             // warm verifications through one primed `dcap::Verifier`, or only the P-256
@@ -145,7 +158,7 @@ fn main() {
             }
         }
         _ => panic!(
-            "usage: batch_baseline write-batch FILE N | measure N | p256 N | tdx-warm CASE N | \
+            "usage: batch_baseline write-batch FILE N | measure N | p256 N | qvl N | tdx-warm CASE N | \
              tdx-p256 CASE N"
         ),
     }
