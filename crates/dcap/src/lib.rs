@@ -47,7 +47,10 @@ pub use input::{QuoteInputError, decode_quote_input};
 pub use report::{
     dcap_success_json, failure_json, success_json, tdx_success_json, write_dcap_success_json,
 };
-pub use tcb::{QeIdentity, QeTcbLevel, TcbInfo, TcbJsonError, TcbLevel, TcbStatus};
+pub use tcb::{
+    HexError, JsonField, QeIdentity, QeTcbLevel, SignedDocument, TcbInfo, TcbJsonError, TcbLevel,
+    TcbStatus,
+};
 pub use tdx::{
     ParsedQuote, TdxModule, TdxModuleIdentity, TdxModuleInfo, TdxModuleTcbLevel, VerifiedDcapQuote,
     VerifiedTdxQuote, verify_dcap,

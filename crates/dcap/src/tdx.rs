@@ -30,7 +30,7 @@ use crate::anchor::TrustAnchor;
 use crate::cache::Verifier;
 use crate::collateral::Collateral;
 use crate::error::{LevelNotFound, QeMismatch, RevokedLevel, TdxModuleError, VerifyError};
-use crate::tcb::{TcbInfo, TcbJsonError, TcbLevel, TcbStatus, fixed_hex, jerr, status};
+use crate::tcb::{JsonField, TcbInfo, TcbJsonError, TcbLevel, TcbStatus, fixed_hex, status};
 use crate::verify::{
     OnQeReportVerified, QeReportVerified, VerifiedCollateral, VerifiedPck, VerifiedQuote,
     pck_chain_source, verify_signed_quote,
@@ -124,16 +124,24 @@ const MODULE_STATUSES: [TcbStatus; 3] = [
 ];
 
 impl TdxModule {
-    fn from_raw(what: &str, r: &RawTdxModule) -> Result<Self, TcbJsonError> {
+    fn from_raw(what: &'static str, r: &RawTdxModule) -> Result<Self, TcbJsonError> {
         Self::parts(what, &r.mrsigner, &r.attributes, &r.attributes_mask)
     }
 
-    fn parts(what: &str, mrsigner: &str, attr: &str, mask: &str) -> Result<Self, TcbJsonError> {
-        let f = |field: &str| format!("{what}.{field}");
+    fn parts(
+        what: &'static str,
+        mrsigner: &str,
+        attr: &str,
+        mask: &str,
+    ) -> Result<Self, TcbJsonError> {
+        let f = |name: &'static str| JsonField {
+            parent: Some(what),
+            name,
+        };
         Ok(Self {
-            mrsigner: fixed_hex(&f("mrsigner"), mrsigner)?,
-            attributes: fixed_hex(&f("attributes"), attr)?,
-            attributes_mask: fixed_hex(&f("attributesMask"), mask)?,
+            mrsigner: fixed_hex(f("mrsigner"), mrsigner)?,
+            attributes: fixed_hex(f("attributes"), attr)?,
+            attributes_mask: fixed_hex(f("attributesMask"), mask)?,
         })
     }
 }
@@ -143,7 +151,10 @@ impl TdxModuleInfo {
         module: Option<RawTdxModule>,
         identities: Option<Vec<RawTdxModuleIdentity>>,
     ) -> Result<Self, TcbJsonError> {
-        let module = module.ok_or_else(|| jerr("TDX TCB info without tdxModule"))?;
+        let module = module.ok_or(TcbJsonError::Missing {
+            within: "TDX TCB info",
+            field: "tdxModule",
+        })?;
         let identities = identities
             .map(|ids| {
                 ids.into_iter()
@@ -154,9 +165,10 @@ impl TdxModuleInfo {
                             .map(|l| {
                                 let st = status(&l.tcb_status)?;
                                 if !MODULE_STATUSES.contains(&st) {
-                                    return Err(jerr(format!(
-                                        "tcbStatus {st} is not valid for a TDX module identity"
-                                    )));
+                                    return Err(TcbJsonError::StatusNotAllowed {
+                                        status: st,
+                                        level: "a TDX module identity",
+                                    });
                                 }
                                 Ok(TdxModuleTcbLevel {
                                     isv_svn: l.tcb.isvsvn,
