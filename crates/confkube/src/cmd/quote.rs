@@ -408,6 +408,10 @@ impl QuoteCache {
         }
         let q = Arc::new(QuoteFile::load(&path()));
         let size = q.size();
+        if size > self.max_bytes || self.max_entries == 0 {
+            // Larger than the whole budget: used for this line, never kept.
+            return q;
+        }
         while !self.order.is_empty()
             && (self.bytes.saturating_add(size) > self.max_bytes
                 || self.order.len() >= self.max_entries)
@@ -418,11 +422,9 @@ impl QuoteCache {
                 self.bytes = self.bytes.saturating_sub(n);
             }
         }
-        if size <= self.max_bytes && self.max_entries > 0 {
-            self.map.insert(key.to_owned(), (q.clone(), size));
-            self.order.push_back(key.to_owned());
-            self.bytes = self.bytes.saturating_add(size);
-        }
+        self.map.insert(key.to_owned(), (q.clone(), size));
+        self.order.push_back(key.to_owned());
+        self.bytes = self.bytes.saturating_add(size);
         q
     }
 }
@@ -733,10 +735,14 @@ mod tests {
             Err(QuoteFileError::Input(m)) if m.starts_with("reading the quote file ")
         ));
         assert_eq!(c.bytes, c.map.values().map(|(_, n)| n).sum::<usize>());
-        // A budget smaller than one file: nothing is kept.
-        let mut tiny = QuoteCache::new(8, 4);
-        let _ = tiny.get(&key(1), || files[1].clone());
-        assert_eq!((tiny.map.len(), tiny.bytes), (0, 0));
+        // A file larger than the whole budget is not kept, and does not flush what is.
+        let mut tiny = QuoteCache::new(c.map[&key(2)].1 + 1, 4);
+        let _ = tiny.get(&key(2), || files[2].clone());
+        assert_eq!(tiny.map.len(), 1);
+        let long = dir.join("missing-".repeat(20));
+        let big = tiny.get("big", || long.clone());
+        assert!(matches!(&big.quote, Err(QuoteFileError::Input(_))));
+        assert_eq!(tiny.map.keys().collect::<Vec<_>>(), [&key(2)]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
