@@ -11,6 +11,13 @@
 # The confkube CPU is also given as a marginal cost (run with 2N lines minus run with N lines,
 # divided by N), which removes process start, collateral parsing and the first, cold
 # verification. Test data: CONFKUBE_TESTDATA (default ../shared/testdata next to the repo).
+# With CALLGRIND=1 it also counts instructions (valgrind --tool=callgrind, all threads), which
+# the load of a shared machine does not change: confkube --batch over CG_N and 2*CG_N lines
+# (default CG_N=200), batch_baseline p256 over CG_N and 2*CG_N P-256 verifications and
+# batch_baseline qvl over CG_N/10 and CG_N/5 dcap-qvl verifications; the differences divided
+# by the differences of N are the marginal instructions per line, per verify and per dcap-qvl
+# quote: their ratios are the load-independent "CPU per quote vs one P-256 verify" and the
+# per-core throughput ratio (times the cores for the 2-core projection).
 # No timing assertions: this prints numbers; docs/benchmarks.md records them.
 set -euo pipefail
 N="${1:-2000}"
@@ -77,3 +84,37 @@ print(f"one P-256 verify (aws-lc-rs): {p256:.1f} us CPU")
 print(f"confkube CPU per quote: {ck_cpu:.1f} us total ({ck_cpu / p256:.2f}x P-256), "
       f"{ck_marg:.1f} us marginal ({ck_marg / p256:.2f}x P-256) (target <= 1.15x)")
 PY
+
+if [ "${CALLGRIND:-0}" = 1 ]; then
+  CG_N="${CG_N:-200}"
+  # Total instructions (Ir) of one callgrind run of the command.
+  irs() {
+    valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" "$@" >/dev/null 2>"$work/cg.err" \
+      || { cat "$work/cg.err" >&2; exit 1; }
+    grep -m1 '^summary:' "$work/cg.out" | awk '{print $2}'
+  }
+  "$baseline" write-batch "$work/cg1.jsonl" "$CG_N"
+  "$baseline" write-batch "$work/cg2.jsonl" "$((2 * CG_N))"
+  ck1="$(irs "$confkube" quote verify --batch "$work/cg1.jsonl")"
+  ck2="$(irs "$confkube" quote verify --batch "$work/cg2.jsonl")"
+  p1="$(irs "$baseline" p256 "$CG_N")"
+  p2="$(irs "$baseline" p256 "$((2 * CG_N))")"
+  q1="$(irs "$baseline" qvl "$((CG_N / 10))")"
+  q2="$(irs "$baseline" qvl "$((2 * CG_N / 10))")"
+  python3 - "$CG_N" "$ck1" "$ck2" "$p1" "$p2" "$q1" "$q2" <<'PY'
+import sys
+n, ck1, ck2, p1, p2, q1, q2 = (int(x) for x in sys.argv[1:])
+ck = (ck2 - ck1) / n
+p = (p2 - p1) / n
+q = (q2 - q1) / (n // 10)
+print(f"callgrind: dcap-qvl loop {q1} Ir for {n // 10}, {q2} Ir for {2 * (n // 10)}: {q:.0f} Ir "
+      f"per quote = {q / p:.1f} P-256 verifies")
+print(f"callgrind: instructions per quote dcap-qvl / confkube --batch = {q / ck:.1f}x per core; "
+      f"on 2 cores with every line's instructions at the same speed: {2 * q / ck:.1f}x "
+      f"throughput (target >= 20x)")
+print(f"callgrind: confkube --batch {ck1} Ir for {n} lines, {ck2} Ir for {2*n} lines")
+print(f"callgrind: P-256 verify loop {p1} Ir for {n}, {p2} Ir for {2*n}")
+print(f"callgrind: {ck:.0f} Ir per batch line (marginal) / {p:.0f} Ir per P-256 verify "
+      f"= {ck / p:.3f}x (target <= 1.15x)")
+PY
+fi

@@ -44,10 +44,15 @@ pub use error::{
     SignedItemError, TdxModuleError, UnsupportedQuote, VerifyError,
 };
 pub use input::{QuoteInputError, decode_quote_input};
-pub use report::{dcap_success_json, failure_json, success_json, tdx_success_json};
-pub use tcb::{QeIdentity, QeTcbLevel, TcbInfo, TcbJsonError, TcbLevel, TcbStatus};
+pub use report::{
+    dcap_success_json, failure_json, success_json, tdx_success_json, write_dcap_success_json,
+};
+pub use tcb::{
+    HexError, JsonField, QeIdentity, QeTcbLevel, SignedDocument, TcbInfo, TcbJsonError, TcbLevel,
+    TcbStatus,
+};
 pub use tdx::{
-    TdxModule, TdxModuleIdentity, TdxModuleInfo, TdxModuleTcbLevel, VerifiedDcapQuote,
+    ParsedQuote, TdxModule, TdxModuleIdentity, TdxModuleInfo, TdxModuleTcbLevel, VerifiedDcapQuote,
     VerifiedTdxQuote, verify_dcap,
 };
 pub use verify::{PckPlatform, VerifiedQuote, VerifyOptions, pck_platform, pck_platform_anchored};

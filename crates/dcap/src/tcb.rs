@@ -112,26 +112,206 @@ impl fmt::Display for TcbStatus {
     }
 }
 
-/// Why signed collateral JSON is not a TCB info or QE identity this verifier understands.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct TcbJsonError(pub(crate) String);
+/// Which signed collateral document a [`TcbJsonError`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignedDocument {
+    /// The `tcbInfo` object.
+    TcbInfo,
+    /// The `enclaveIdentity` object (QE or TD QE identity).
+    QeIdentity,
+}
 
-pub(crate) fn jerr(msg: impl Into<String>) -> TcbJsonError {
-    TcbJsonError(msg.into())
+impl SignedDocument {
+    /// The object's name with its article, as messages use it.
+    fn with_article(self) -> &'static str {
+        match self {
+            Self::TcbInfo => "a tcbInfo",
+            Self::QeIdentity => "an enclaveIdentity",
+        }
+    }
+}
+
+/// A field of the signed JSON: `name`, or `parent.name` (`tdxModule.mrsigner`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonField {
+    /// The enclosing object, when the field is not at the top level.
+    pub parent: Option<&'static str>,
+    /// The field's JSON name.
+    pub name: &'static str,
+}
+
+impl JsonField {
+    pub(crate) const fn top(name: &'static str) -> Self {
+        Self { parent: None, name }
+    }
+}
+
+impl fmt::Display for JsonField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.parent {
+            Some(p) => write!(f, "{p}.{}", self.name),
+            None => f.write_str(self.name),
+        }
+    }
+}
+
+/// A hex decoding error (hex's error type has no `Eq`; every one of its variants compares
+/// totally).
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error(transparent)]
+pub struct HexError(#[from] pub hex::FromHexError);
+
+impl Eq for HexError {}
+
+/// Why signed collateral JSON is not a TCB info or QE identity this verifier understands. Each
+/// variant names the document or field, and what was expected and found; a date or hex
+/// field's decoding error is the [`std::error::Error::source`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TcbJsonError {
+    /// The text is not the JSON object expected (syntax, a missing or mistyped field). The
+    /// message ends with serde_json's description, which names the field and position.
+    #[error("not {} object: {message}", document.with_article())]
+    Json {
+        /// Which document.
+        document: SignedDocument,
+        /// serde_json's classification (syntax, data, end of input).
+        category: serde_json::error::Category,
+        /// 1-based line of the error in the signed text.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// serde_json's description.
+        message: String,
+    },
+    /// A `tcbInfo` version/id pair that is neither SGX nor TDX TCB info.
+    #[error(
+        "tcbInfo version {version} with id {id:?} is not SGX or TDX TCB info (expected version \
+         2, or version 3 with id \"SGX\" or \"TDX\")"
+    )]
+    TcbInfoKind {
+        /// The `version` found.
+        version: u32,
+        /// The `id` found.
+        id: Option<String>,
+    },
+    /// An `enclaveIdentity` id/version pair that is not a QE or TD QE identity.
+    #[error(
+        "enclaveIdentity id {id:?} version {version} is not a QE identity (id \"QE\" version 2, \
+         or id \"TD_QE\" version 2 or 3)"
+    )]
+    QeIdentityKind {
+        /// The `id` found.
+        id: String,
+        /// The `version` found.
+        version: u32,
+    },
+    /// A field the document's kind requires is absent.
+    #[error("{within} without {field}")]
+    Missing {
+        /// Where it is missing (`tcbLevel`, `TDX tcbLevel`, `TDX TCB info`).
+        within: &'static str,
+        /// The missing field.
+        field: &'static str,
+    },
+    /// A TCB info v2 level without one of its 16 `sgxtcbcompNNsvn` numbers.
+    #[error("tcbLevel without a valid sgxtcbcomp{index:02}svn")]
+    MissingV2Component {
+        /// The component number, 1 to 16.
+        index: usize,
+    },
+    /// A component list of the wrong length.
+    #[error("{found} {field}, not {expected}")]
+    ComponentCount {
+        /// `sgxtcbcomponents` or `tdxtcbcomponents`.
+        field: &'static str,
+        /// The number found.
+        found: usize,
+        /// The number required (16).
+        expected: usize,
+    },
+    /// A `tcbStatus` this verifier does not know.
+    #[error("unknown tcbStatus {found:?}")]
+    UnknownStatus {
+        /// The text found.
+        found: String,
+    },
+    /// A known `tcbStatus` that this kind of level cannot have.
+    #[error("tcbStatus {status} is not valid for {level}")]
+    StatusNotAllowed {
+        /// The status found.
+        status: TcbStatus,
+        /// `a QE identity` or `a TDX module identity`.
+        level: &'static str,
+    },
+    /// A date field that is not RFC 3339.
+    #[error("{field} {found:?} is not an RFC 3339 date")]
+    Date {
+        /// The field.
+        field: &'static str,
+        /// The text found.
+        found: String,
+        /// The date parser's error.
+        #[source]
+        source: time::error::Parse,
+    },
+    /// A hex field that does not decode.
+    #[error("{field} is not hex")]
+    Hex {
+        /// The field.
+        field: JsonField,
+        /// The hex decoder's error.
+        #[source]
+        source: HexError,
+    },
+    /// A hex field of the wrong length.
+    #[error("{field} has {found} bytes, not {expected}")]
+    HexLength {
+        /// The field.
+        field: JsonField,
+        /// Bytes found.
+        found: usize,
+        /// Bytes required.
+        expected: usize,
+    },
+}
+
+/// The error of a signed document that does not deserialize.
+pub(crate) fn json_error(document: SignedDocument, e: &serde_json::Error) -> TcbJsonError {
+    TcbJsonError::Json {
+        document,
+        category: e.classify(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    }
 }
 
 /// Parses an RFC 3339 date of the collateral into Unix seconds.
-pub(crate) fn parse_date(field: &str, s: &str) -> Result<i64, TcbJsonError> {
+pub(crate) fn parse_date(field: &'static str, s: &str) -> Result<i64, TcbJsonError> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .map(|t| t.unix_timestamp())
-        .map_err(|e| jerr(format!("{field} {s:?} is not an RFC 3339 date: {e}")))
+        .map_err(|source| TcbJsonError::Date {
+            field,
+            found: s.to_owned(),
+            source,
+        })
 }
 
-pub(crate) fn fixed_hex<const N: usize>(field: &str, s: &str) -> Result<[u8; N], TcbJsonError> {
-    let v = hex::decode(s).map_err(|e| jerr(format!("{field} is not hex: {e}")))?;
-    v.try_into()
-        .map_err(|v: Vec<u8>| jerr(format!("{field} has {} bytes, not {N}", v.len())))
+pub(crate) fn fixed_hex<const N: usize>(
+    field: JsonField,
+    s: &str,
+) -> Result<[u8; N], TcbJsonError> {
+    let v = hex::decode(s).map_err(|e| TcbJsonError::Hex {
+        field,
+        source: HexError(e),
+    })?;
+    v.try_into().map_err(|v: Vec<u8>| TcbJsonError::HexLength {
+        field,
+        found: v.len(),
+        expected: N,
+    })
 }
 
 /// One TCB level of a TCB info.
@@ -254,22 +434,24 @@ struct RawComponent {
 }
 
 pub(crate) fn status(s: &str) -> Result<TcbStatus, TcbJsonError> {
-    TcbStatus::parse_collateral(s).ok_or_else(|| jerr(format!("unknown tcbStatus {s:?}")))
+    TcbStatus::parse_collateral(s).ok_or_else(|| TcbJsonError::UnknownStatus {
+        found: s.to_owned(),
+    })
 }
 
 impl TcbInfo {
     /// Parses the signed `tcbInfo` object text.
     pub fn parse(text: &str) -> Result<Self, TcbJsonError> {
         let raw: RawTcbInfo =
-            serde_json::from_str(text).map_err(|e| jerr(format!("not a tcbInfo object: {e}")))?;
+            serde_json::from_str(text).map_err(|e| json_error(SignedDocument::TcbInfo, &e))?;
         let is_tdx = match (raw.version, raw.id.as_deref()) {
             (2, None) | (3, Some("SGX")) => false,
             (3, Some("TDX")) => true,
-            (v, id) => {
-                return Err(jerr(format!(
-                    "tcbInfo version {v} with id {id:?} is not SGX or TDX TCB info (expected \
-                     version 2, or version 3 with id \"SGX\" or \"TDX\")"
-                )));
+            (version, id) => {
+                return Err(TcbJsonError::TcbInfoKind {
+                    version,
+                    id: id.map(str::to_owned),
+                });
             }
         };
         let tdx = if is_tdx {
@@ -284,33 +466,36 @@ impl TcbInfo {
         for l in raw.tcb_levels {
             let mut comps = [0u8; 16];
             if raw.version == 3 {
-                let c = l
-                    .tcb
-                    .sgxtcbcomponents
-                    .ok_or_else(|| jerr("tcbLevel without sgxtcbcomponents"))?;
+                let c = l.tcb.sgxtcbcomponents.ok_or(TcbJsonError::Missing {
+                    within: "tcbLevel",
+                    field: "sgxtcbcomponents",
+                })?;
                 if c.len() != 16 {
-                    return Err(jerr(format!("{} sgxtcbcomponents, not 16", c.len())));
+                    return Err(TcbJsonError::ComponentCount {
+                        field: "sgxtcbcomponents",
+                        found: c.len(),
+                        expected: 16,
+                    });
                 }
                 for (slot, comp) in comps.iter_mut().zip(c) {
                     *slot = comp.svn;
                 }
             } else {
                 for (i, (slot, v)) in comps.iter_mut().zip(l.tcb.v2_components()).enumerate() {
-                    *slot = v.ok_or_else(|| {
-                        jerr(format!(
-                            "tcbLevel without a valid sgxtcbcomp{:02}svn",
-                            i + 1
-                        ))
-                    })?;
+                    *slot = v.ok_or(TcbJsonError::MissingV2Component { index: i + 1 })?;
                 }
             }
             let tdx_components = if is_tdx {
-                let c = l
-                    .tcb
-                    .tdxtcbcomponents
-                    .ok_or_else(|| jerr("TDX tcbLevel without tdxtcbcomponents"))?;
+                let c = l.tcb.tdxtcbcomponents.ok_or(TcbJsonError::Missing {
+                    within: "TDX tcbLevel",
+                    field: "tdxtcbcomponents",
+                })?;
                 if c.len() != 16 {
-                    return Err(jerr(format!("{} tdxtcbcomponents, not 16", c.len())));
+                    return Err(TcbJsonError::ComponentCount {
+                        field: "tdxtcbcomponents",
+                        found: c.len(),
+                        expected: 16,
+                    });
                 }
                 let mut t = [0u8; 16];
                 for (slot, comp) in t.iter_mut().zip(c) {
@@ -334,8 +519,8 @@ impl TcbInfo {
             tdx,
             issue_date: parse_date("issueDate", &raw.issue_date)?,
             next_update: parse_date("nextUpdate", &raw.next_update)?,
-            fmspc: fixed_hex("fmspc", &raw.fmspc)?,
-            pce_id: fixed_hex("pceId", &raw.pce_id)?,
+            fmspc: fixed_hex(JsonField::top("fmspc"), &raw.fmspc)?,
+            pce_id: fixed_hex(JsonField::top("pceId"), &raw.pce_id)?,
             tcb_evaluation_data_number: raw.tcb_evaluation_data_number,
             levels,
         })
@@ -433,24 +618,25 @@ const QE_STATUSES: [TcbStatus; 5] = [
 impl QeIdentity {
     /// Parses the signed `enclaveIdentity` object text.
     pub fn parse(text: &str) -> Result<Self, TcbJsonError> {
-        let raw: RawQeIdentity = serde_json::from_str(text)
-            .map_err(|e| jerr(format!("not an enclaveIdentity object: {e}")))?;
+        let raw: RawQeIdentity =
+            serde_json::from_str(text).map_err(|e| json_error(SignedDocument::QeIdentity, &e))?;
         match (raw.id.as_str(), raw.version) {
             ("QE", 2) | ("TD_QE", 2 | 3) => {}
-            (id, v) => {
-                return Err(jerr(format!(
-                    "enclaveIdentity id {id:?} version {v} is not a QE identity (id \"QE\" \
-                     version 2, or id \"TD_QE\" version 2 or 3)"
-                )));
+            (id, version) => {
+                return Err(TcbJsonError::QeIdentityKind {
+                    id: id.to_owned(),
+                    version,
+                });
             }
         }
         let mut levels = Vec::with_capacity(raw.tcb_levels.len());
         for l in raw.tcb_levels {
             let status = status(&l.tcb_status)?;
             if !QE_STATUSES.contains(&status) {
-                return Err(jerr(format!(
-                    "tcbStatus {status} is not valid for a QE identity"
-                )));
+                return Err(TcbJsonError::StatusNotAllowed {
+                    status,
+                    level: "a QE identity",
+                });
             }
             levels.push(QeTcbLevel {
                 isv_svn: l.tcb.isvsvn,
@@ -463,11 +649,11 @@ impl QeIdentity {
             version: raw.version,
             issue_date: parse_date("issueDate", &raw.issue_date)?,
             next_update: parse_date("nextUpdate", &raw.next_update)?,
-            miscselect: fixed_hex("miscselect", &raw.miscselect)?,
-            miscselect_mask: fixed_hex("miscselectMask", &raw.miscselect_mask)?,
-            attributes: fixed_hex("attributes", &raw.attributes)?,
-            attributes_mask: fixed_hex("attributesMask", &raw.attributes_mask)?,
-            mrsigner: fixed_hex("mrsigner", &raw.mrsigner)?,
+            miscselect: fixed_hex(JsonField::top("miscselect"), &raw.miscselect)?,
+            miscselect_mask: fixed_hex(JsonField::top("miscselectMask"), &raw.miscselect_mask)?,
+            attributes: fixed_hex(JsonField::top("attributes"), &raw.attributes)?,
+            attributes_mask: fixed_hex(JsonField::top("attributesMask"), &raw.attributes_mask)?,
+            mrsigner: fixed_hex(JsonField::top("mrsigner"), &raw.mrsigner)?,
             isv_prod_id: raw.isvprodid,
             tcb_evaluation_data_number: raw.tcb_evaluation_data_number,
             levels,
@@ -547,6 +733,84 @@ mod tests {
         assert_eq!(
             TcbInfo::parse(&bad).unwrap_err().to_string(),
             "tcbLevel without a valid sgxtcbcomp07svn"
+        );
+    }
+
+    /// The typed details: which document and field, expected and found, and the decoder's
+    /// error as the source (not repeated in the message).
+    #[test]
+    fn json_errors_are_typed() {
+        use std::error::Error as _;
+        let e = TcbInfo::parse("[]").unwrap_err();
+        assert!(matches!(
+            &e,
+            TcbJsonError::Json {
+                document: SignedDocument::TcbInfo,
+                category: serde_json::error::Category::Data,
+                line: 1,
+                column: 2,
+                ..
+            }
+        ));
+        assert_eq!(
+            e.to_string(),
+            "not a tcbInfo object: invalid length 0, expected struct RawTcbInfo with 10 elements \
+             at line 1 column 2"
+        );
+        let e = QeIdentity::parse("{").unwrap_err();
+        assert!(matches!(
+            &e,
+            TcbJsonError::Json {
+                document: SignedDocument::QeIdentity,
+                category: serde_json::error::Category::Eof,
+                ..
+            }
+        ));
+        assert!(
+            e.to_string()
+                .starts_with("not an enclaveIdentity object: EOF")
+        );
+
+        let e = parse_date("nextUpdate", "tomorrow").unwrap_err();
+        assert!(matches!(
+            &e,
+            TcbJsonError::Date { field: "nextUpdate", found, .. } if found == "tomorrow"
+        ));
+        assert_eq!(
+            e.to_string(),
+            "nextUpdate \"tomorrow\" is not an RFC 3339 date"
+        );
+        assert!(e.source().is_some_and(|s| !s.to_string().is_empty()));
+
+        let field = JsonField {
+            parent: Some("tdxModule"),
+            name: "mrsigner",
+        };
+        let e = fixed_hex::<48>(field, "zz").unwrap_err();
+        assert_eq!(e.to_string(), "tdxModule.mrsigner is not hex");
+        assert_eq!(
+            e.source().map(ToString::to_string).as_deref(),
+            Some("Invalid character 'z' at position 0")
+        );
+        let e = fixed_hex::<6>(JsonField::top("fmspc"), "0011").unwrap_err();
+        assert_eq!(
+            e,
+            TcbJsonError::HexLength {
+                field: JsonField::top("fmspc"),
+                found: 2,
+                expected: 6
+            }
+        );
+        assert_eq!(e.to_string(), "fmspc has 2 bytes, not 6");
+        assert!(e.source().is_none());
+
+        let e = TcbJsonError::StatusNotAllowed {
+            status: TcbStatus::SwHardeningNeeded,
+            level: "a QE identity",
+        };
+        assert_eq!(
+            e.to_string(),
+            "tcbStatus SWHardeningNeeded is not valid for a QE identity"
         );
     }
 

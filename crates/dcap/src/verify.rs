@@ -733,7 +733,7 @@ pub(crate) fn verify_signed_quote<'c>(
 /// The per-quote checks of an SGX quote, given verified collateral and PCK chain.
 pub(crate) fn verify_quote_with(
     raw: &[u8],
-    q: Quote,
+    q: &Quote,
     coll: &VerifiedCollateral,
     pck: &VerifiedPck,
     qe_report_verified: QeReportVerified<'_>,
@@ -788,10 +788,9 @@ pub(crate) fn verify_quote_with(
             advisory_ids.push(a.clone());
         }
     }
-    let Quote { header, report, .. } = q;
     Ok(VerifiedQuote {
-        header,
-        report,
+        header: q.header.clone(),
+        report: q.report.clone(),
         tcb_status: status,
         platform_tcb_status: level.status,
         qe_tcb_status: qe_tcb.status,

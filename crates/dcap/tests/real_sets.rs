@@ -230,3 +230,138 @@ fn every_real_tdx_case_matches_expected() {
     }
     assert_eq!(ran, 3);
 }
+
+/// The keys of the SGX result object (DESIGN.md §4), `revocation_checked` only without CRLs.
+const SGX_KEYS: &[&str] = &[
+    "advisory_ids",
+    "collateral_valid_until",
+    "debug",
+    "fmspc",
+    "isv_prod_id",
+    "isv_svn",
+    "mrenclave",
+    "mrsigner",
+    "pce_id",
+    "platform_tcb_status",
+    "qe_tcb_status",
+    "quote_version",
+    "report_data",
+    "tcb_date",
+    "tcb_evaluation_data_number",
+    "tcb_status",
+    "verified",
+];
+
+/// The keys of the TDX result object; TD 1.5 bodies add `tee_tcb_svn2` and `mr_servicetd`.
+const TDX_KEYS: &[&str] = &[
+    "advisory_ids",
+    "body_type",
+    "collateral_valid_until",
+    "debug",
+    "fmspc",
+    "mr_config_id",
+    "mr_owner",
+    "mr_owner_config",
+    "mr_seam",
+    "mr_signer_seam",
+    "mr_td",
+    "pce_id",
+    "platform_tcb_status",
+    "qe_tcb_status",
+    "quote_version",
+    "report_data",
+    "rtmr0",
+    "rtmr1",
+    "rtmr2",
+    "rtmr3",
+    "seam_attributes",
+    "tcb_date",
+    "tcb_evaluation_data_number",
+    "tcb_status",
+    "td_attributes",
+    "tdx_module_identity",
+    "tdx_module_tcb_status",
+    "tee",
+    "tee_tcb_svn",
+    "trailing_zero_bytes",
+    "verified",
+    "xfam",
+];
+
+/// `write_dcap_success_json` (the batch path's encoder) writes exactly the text of
+/// `dcap_success_json`, with exactly the result keys, for every verified real quote of either
+/// TEE, and `Verifier::verify_parsed` agrees with `verify_dcap` on every case.
+#[test]
+fn direct_json_text_equals_the_value_for_every_real_quote() {
+    let Some(root) = testdata::path("dcap") else {
+        return;
+    };
+    let (mut sgx, mut tdx, mut no_crls, mut td15, mut failed) = (0, 0, 0, 0, 0);
+    let sets = SETS.iter().copied().chain(["tdx/dcap-qvl"]);
+    for set in sets {
+        let dir = root.join(set);
+        let expected: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+        for case in expected["cases"].as_array().unwrap() {
+            let name = case["case"].as_str().unwrap();
+            let read = |k: &str| std::fs::read(dir.join(case[k].as_str().unwrap())).unwrap();
+            let quote = read("quote");
+            let coll = Collateral::from_json(&read("collateral")).unwrap();
+            let anchor = TrustAnchor::from_certificate(&read("trust_anchor")).unwrap();
+            let now = case["verification_time_unix"].as_i64().unwrap();
+            let allow = case["extra_args"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x == "--allow-missing-crls"));
+            let v = Verifier::new(VerifyOptions::default().allow_missing_crls(allow));
+            let parsed = dcap::ParsedQuote::parse(quote.clone()).unwrap();
+            assert_eq!(parsed.bytes(), &quote[..], "{name}");
+            let direct = v.verify_parsed(&parsed, &coll, now, &anchor);
+            let got = v.verify_dcap(&quote, &coll, now, &anchor);
+            assert_eq!(direct, got, "{name}");
+            let Ok(got) = got else {
+                failed += 1;
+                continue;
+            };
+            let value = dcap::dcap_success_json(&got);
+            let mut text = Vec::new();
+            dcap::write_dcap_success_json(&mut text, &got).unwrap();
+            assert_eq!(
+                String::from_utf8(text).unwrap(),
+                value.to_string(),
+                "{name}"
+            );
+            let mut keys: Vec<&str> = value
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            let mut want: Vec<&str> = match &got {
+                dcap::VerifiedDcapQuote::Sgx(_) => {
+                    sgx += 1;
+                    SGX_KEYS.to_vec()
+                }
+                _ => {
+                    tdx += 1;
+                    TDX_KEYS.to_vec()
+                }
+            };
+            if !got.revocation_checked() {
+                no_crls += 1;
+                assert_eq!(value["revocation_checked"], false, "{name}");
+                want.push("revocation_checked");
+            }
+            if value.get("tee_tcb_svn2").is_some() {
+                td15 += 1;
+                want.extend(["tee_tcb_svn2", "mr_servicetd"]);
+            }
+            keys.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(keys, want, "{name}");
+        }
+    }
+    assert!(
+        sgx >= 5 && tdx >= 2 && no_crls >= 1 && td15 >= 1 && failed >= 1,
+        "sgx {sgx} tdx {tdx} no_crls {no_crls} td15 {td15} failed {failed}"
+    );
+}

@@ -7,7 +7,13 @@
 //! * `batch_baseline measure N`: a single-threaded dcap-qvl 0.7.1 loop of N verifications of that
 //!   quote (collateral deserialized once, before timing), and N P-256 verifications of the quote
 //!   signature with aws-lc-rs (the reference for per-quote CPU); prints one JSON object with
-//!   wall and thread-CPU nanoseconds.
+//!   wall and thread-CPU nanoseconds;
+//! * `batch_baseline p256 N`: only the N P-256 verifications, for instruction counts under
+//!   callgrind (`bench/dcap-batch.sh` with `CALLGRIND=1`);
+//! * `batch_baseline qvl N`: only the N dcap-qvl verifications, for callgrind;
+//! * `batch_baseline tdx-warm CASE N` / `tdx-p256 CASE N`: N warm confkube verifications of a
+//!   real TDX quote, or N P-256 verifications of its signature (`bench/tdx-verify.sh` with
+//!   `CALLGRIND=1`).
 //!
 //! Harness code: it panics with a message when its own setup fails.
 
@@ -85,6 +91,75 @@ fn main() {
                 })
             );
         }
-        _ => panic!("usage: batch_baseline write-batch FILE N | measure N"),
+        Some("p256") => {
+            // N P-256 verifications only: run under callgrind with two N, the difference of
+            // the instruction counts over the difference of N is one verify's instructions.
+            let n = args[2].parse::<usize>().expect("N");
+            let c = case();
+            for _ in 0..n {
+                assert!(black_box(c.floor.one_verify_aws_lc()), "a verification failed");
+            }
+        }
+        Some("qvl") => {
+            // Only the dcap-qvl loop (collateral deserialized before it), for callgrind.
+            let n = args[2].parse::<usize>().expect("N");
+            let c = case();
+            let qvl = c.qvl_verifier();
+            for _ in 0..n {
+                let ok = qvl
+                    .verify(black_box(&c.quote), &c.qvl_collateral, c.qvl_now())
+                    .is_ok();
+                assert!(black_box(ok), "a verification failed");
+            }
+        }
+        Some(mode @ ("tdx-warm" | "tdx-p256")) => {
+            // One TDX case of tdx/dcap-qvl (CASE = tdx_quote or tdx_quote_td15ex), N times:
+            // warm verifications through one primed `dcap::Verifier`, or only the P-256
+            // verification of its quote signature; for instruction counts under callgrind
+            // (`bench/tdx-verify.sh` with `CALLGRIND=1`).
+            let (case_id, n) = (&args[2], args[3].parse::<usize>().expect("N"));
+            let dir = dcap_compare::testdata_root().join("dcap/tdx/dcap-qvl");
+            let expected: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(dir.join("expected.json")).expect("expected.json"),
+            )
+            .expect("expected.json is JSON");
+            let c = expected["cases"]
+                .as_array()
+                .expect("cases")
+                .iter()
+                .find(|c| c["case"] == case_id.as_str())
+                .expect("the TDX case");
+            let path = |k: &str| dir.join(c[k].as_str().expect("path"));
+            let quote = std::fs::read(path("quote")).expect("quote");
+            let coll = dcap::Collateral::from_json(&std::fs::read(path("collateral")).expect("c"))
+                .expect("collateral");
+            let anchor =
+                dcap::TrustAnchor::from_certificate(&std::fs::read(path("trust_anchor")).expect("r"))
+                    .expect("root");
+            let now = c["verification_time_unix"].as_i64().expect("time");
+            let q = sgx_types::TdxQuote::parse(&quote).expect("TDX quote");
+            let mut key = [4u8; 65];
+            key[1..].copy_from_slice(&q.signature.attestation_key);
+            let signed = q.signed_bytes();
+            let v = dcap::Verifier::default();
+            assert!(v.verify_tdx(&quote, &coll, now, &anchor).is_ok(), "prime");
+            for _ in 0..n {
+                let ok = if mode == "tdx-warm" {
+                    v.verify_tdx(black_box(&quote), &coll, now, &anchor).is_ok()
+                } else {
+                    aws_lc_rs::signature::UnparsedPublicKey::new(
+                        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
+                        &key,
+                    )
+                    .verify(black_box(&signed), &q.signature.quote_signature)
+                    .is_ok()
+                };
+                assert!(black_box(ok), "a verification failed");
+            }
+        }
+        _ => panic!(
+            "usage: batch_baseline write-batch FILE N | measure N | p256 N | qvl N | tdx-warm CASE N | \
+             tdx-p256 CASE N"
+        ),
     }
 }

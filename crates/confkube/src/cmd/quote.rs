@@ -11,7 +11,8 @@ use dcap::{
 };
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -140,13 +141,13 @@ fn print_result(
     result: &Result<VerifiedDcapQuote, dcap::VerifyError>,
 ) -> std::io::Result<()> {
     match format {
-        Format::Json => {
-            let v = match result {
-                Ok(v) => dcap::dcap_success_json(v),
-                Err(e) => dcap::failure_json(e),
-            };
-            writeln!(out, "{v}")
-        }
+        Format::Json => match result {
+            Ok(v) => {
+                dcap::write_dcap_success_json(&mut *out, v)?;
+                out.write_all(b"\n")
+            }
+            Err(e) => writeln!(out, "{}", dcap::failure_json(e)),
+        },
         Format::Text => match result {
             Ok(VerifiedDcapQuote::Tdx(v)) => print_tdx_text(out, label, v),
             Ok(VerifiedDcapQuote::Sgx(v)) => print_sgx_text(out, label, v),
@@ -287,32 +288,44 @@ fn run_verify(a: VerifyArgs) -> Result<ExitCode> {
     })
 }
 
+/// One line of a batch. Paths are borrowed from the line when they hold no JSON escapes.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BatchLine {
-    quote: PathBuf,
-    collateral: PathBuf,
+struct BatchLine<'a> {
+    #[serde(borrow)]
+    quote: Cow<'a, str>,
+    #[serde(borrow)]
+    collateral: Cow<'a, str>,
     #[serde(default)]
     at: Option<Value>,
-    #[serde(default)]
-    root_ca: Option<PathBuf>,
+    #[serde(default, borrow)]
+    root_ca: Option<Cow<'a, str>>,
 }
 
-/// Parsed files of one batch, keyed by path: each distinct collateral and root file is read and
-/// parsed once (bounded: past [`FILE_CACHE_MAX`] distinct paths the cache starts over). A file
-/// that cannot be read is remembered as its error message.
+/// Parsed files of one batch, keyed by the path as the lines give it (relative to the batch
+/// file): each distinct collateral, root and quote file is read and parsed once per batch. The
+/// batch is a snapshot: a file changed while the batch runs may be seen at its first read only.
+/// A file that cannot be read is remembered as its error message. Bounded: past
+/// [`FILE_CACHE_MAX`] distinct collateral (or root) paths that cache starts over; quotes are
+/// evicted oldest first past [`QUOTE_CACHE_BYTES`] or [`QUOTE_CACHE_MAX`] entries, so a
+/// million-line batch of distinct quote files keeps memory bounded.
 #[derive(Default)]
 struct FileCache {
-    collateral: HashMap<PathBuf, Result<Arc<Collateral>, Arc<str>>>,
-    anchors: HashMap<Option<PathBuf>, Result<Arc<TrustAnchor>, Arc<str>>>,
+    collateral: HashMap<String, Result<Arc<Collateral>, Arc<str>>>,
+    anchors: HashMap<Option<String>, Result<Arc<TrustAnchor>, Arc<str>>>,
+    quotes: QuoteCache,
 }
 
 /// Distinct collateral (or root) files kept per batch.
 const FILE_CACHE_MAX: usize = 4096;
+/// Bytes of quote files (raw plus parsed) kept per batch.
+const QUOTE_CACHE_BYTES: usize = 64 << 20;
+/// Distinct quote files kept per batch.
+const QUOTE_CACHE_MAX: usize = 16 << 10;
 
-fn cached<K: std::hash::Hash + Eq + Clone, V>(
-    map: &mut HashMap<K, Result<Arc<V>, Arc<str>>>,
-    key: &K,
+fn cached<V>(
+    map: &mut HashMap<String, Result<Arc<V>, Arc<str>>>,
+    key: &str,
     load: impl FnOnce() -> Result<V>,
 ) -> Result<Arc<V>, Arc<str>> {
     if let Some(v) = map.get(key) {
@@ -324,16 +337,104 @@ fn cached<K: std::hash::Hash + Eq + Clone, V>(
     let v = load()
         .map(Arc::new)
         .map_err(|e| Arc::from(format!("{e:#}")));
-    map.insert(key.clone(), v.clone());
+    map.insert(key.to_owned(), v.clone());
     v
 }
 
-/// One line of a batch, resolved on the reading thread (collateral and root from the
-/// [`FileCache`]); the quote file is read by the worker.
+/// A quote file of the batch: its label (the path as printed), and the parsed quote, or the
+/// verification error of a quote that does not parse (a result, like any other failure), or
+/// the message of a file that cannot be read or decoded (an input error).
+struct QuoteFile {
+    label: Arc<str>,
+    quote: Result<dcap::ParsedQuote, QuoteFileError>,
+}
+
+enum QuoteFileError {
+    Parse(dcap::VerifyError),
+    Input(String),
+}
+
+impl QuoteFile {
+    fn load(path: &Path) -> Self {
+        let quote = match read_quote(path) {
+            Err(e) => Err(QuoteFileError::Input(format!("{e:#}"))),
+            Ok(bytes) => dcap::ParsedQuote::parse(bytes).map_err(QuoteFileError::Parse),
+        };
+        Self {
+            label: Arc::from(path.display().to_string()),
+            quote,
+        }
+    }
+
+    fn size(&self) -> usize {
+        let body = match &self.quote {
+            Ok(q) => q.size_hint(),
+            Err(QuoteFileError::Input(m)) => m.len(),
+            Err(QuoteFileError::Parse(_)) => 256,
+        };
+        body + self.label.len() + 64
+    }
+}
+
+/// Quote files by path, evicted oldest first past a byte or entry budget.
+struct QuoteCache {
+    map: HashMap<String, (Arc<QuoteFile>, usize)>,
+    order: VecDeque<String>,
+    bytes: usize,
+    max_bytes: usize,
+    max_entries: usize,
+}
+
+impl Default for QuoteCache {
+    fn default() -> Self {
+        Self::new(QUOTE_CACHE_BYTES, QUOTE_CACHE_MAX)
+    }
+}
+
+impl QuoteCache {
+    fn new(max_bytes: usize, max_entries: usize) -> Self {
+        Self {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            bytes: 0,
+            max_bytes,
+            max_entries,
+        }
+    }
+
+    fn get(&mut self, key: &str, path: impl FnOnce() -> PathBuf) -> Arc<QuoteFile> {
+        if let Some((q, _)) = self.map.get(key) {
+            return q.clone();
+        }
+        let q = Arc::new(QuoteFile::load(&path()));
+        let size = q.size();
+        if size > self.max_bytes || self.max_entries == 0 {
+            // Larger than the whole budget: used for this line, never kept.
+            return q;
+        }
+        while !self.order.is_empty()
+            && (self.bytes.saturating_add(size) > self.max_bytes
+                || self.order.len() >= self.max_entries)
+        {
+            if let Some(old) = self.order.pop_front()
+                && let Some((_, n)) = self.map.remove(&old)
+            {
+                self.bytes = self.bytes.saturating_sub(n);
+            }
+        }
+        self.map.insert(key.to_owned(), (q.clone(), size));
+        self.order.push_back(key.to_owned());
+        self.bytes = self.bytes.saturating_add(size);
+        q
+    }
+}
+
+/// One line of a batch, resolved on the reading thread (quote, collateral and root from the
+/// [`FileCache`]); workers only verify and encode.
 enum Work {
     Verify {
         line: usize,
-        quote_path: PathBuf,
+        quote: Arc<QuoteFile>,
         collateral: Arc<Collateral>,
         anchor: Arc<TrustAnchor>,
         at: i64,
@@ -352,7 +453,7 @@ fn batch_work(
 ) -> Work {
     let input_error =
         |e: &dyn std::fmt::Display| Work::InputError(format!("{}:{n}: {e}", batch.display()));
-    let l: BatchLine = match serde_json::from_str(line) {
+    let l: BatchLine<'_> = match serde_json::from_str(line) {
         Ok(l) => l,
         Err(e) => {
             let e = anyhow::Error::new(e).context(
@@ -375,23 +476,34 @@ fn batch_work(
         Ok(at) => at,
         Err(e) => return input_error(&e),
     };
-    let coll_path = base.join(&l.collateral);
-    let collateral = match cached(&mut files.collateral, &coll_path, || {
-        load_collateral(&coll_path)
+    let collateral = match cached(&mut files.collateral, &l.collateral, || {
+        load_collateral(&base.join(&*l.collateral))
     }) {
         Ok(c) => c,
         Err(e) => return input_error(&e),
     };
-    let root_path = l.root_ca.map(|p| base.join(p));
-    let anchor = match cached(&mut files.anchors, &root_path, || {
-        load_anchor(root_path.as_deref())
-    }) {
+    let root_key = l.root_ca.map(Cow::into_owned);
+    let anchor = match files.anchors.get(&root_key) {
+        Some(a) => a.clone(),
+        None => {
+            if files.anchors.len() >= FILE_CACHE_MAX {
+                files.anchors.clear();
+            }
+            let a = load_anchor(root_key.as_ref().map(|p| base.join(p)).as_deref())
+                .map(Arc::new)
+                .map_err(|e| Arc::from(format!("{e:#}")));
+            files.anchors.insert(root_key, a.clone());
+            a
+        }
+    };
+    let anchor = match anchor {
         Ok(a) => a,
         Err(e) => return input_error(&e),
     };
+    let quote = files.quotes.get(&l.quote, || base.join(&*l.quote));
     Work::Verify {
         line: n,
-        quote_path: base.join(&l.quote),
+        quote,
         collateral,
         anchor,
         at,
@@ -420,7 +532,10 @@ fn input_error_line(out: &mut Vec<u8>, format: Format, msg: &str) -> std::io::Re
 }
 
 fn run_chunk(verifier: &Verifier, chunk: Vec<Work>, format: Format, batch: &Path) -> Done {
-    let mut done = Done::default();
+    let mut done = Done {
+        text: Vec::with_capacity(chunk.len() * 1024),
+        ..Done::default()
+    };
     for w in chunk {
         // Writing into a Vec cannot fail.
         let _ = match w {
@@ -430,27 +545,26 @@ fn run_chunk(verifier: &Verifier, chunk: Vec<Work>, format: Format, batch: &Path
             }
             Work::Verify {
                 line,
-                quote_path,
+                quote,
                 collateral,
                 anchor,
                 at,
-            } => match read_quote(&quote_path) {
-                Err(e) => {
-                    done.errors += 1;
-                    let msg = format!("{}:{line}: {e:#}", batch.display());
-                    input_error_line(&mut done.text, format, &msg)
-                }
-                Ok(quote) => {
-                    let r = verifier.verify_dcap(&quote, &collateral, at, &anchor);
-                    done.failed += u64::from(r.is_err());
-                    print_result(
-                        &mut done.text,
-                        format,
-                        &quote_path.display().to_string(),
-                        &r,
-                    )
-                }
-            },
+            } => {
+                // Every line verifies its quote afresh (its own signature included); only the
+                // file's read and parse are shared.
+                let r = match &quote.quote {
+                    Err(QuoteFileError::Input(e)) => {
+                        done.errors += 1;
+                        let msg = format!("{}:{line}: {e}", batch.display());
+                        let _ = input_error_line(&mut done.text, format, &msg);
+                        continue;
+                    }
+                    Err(QuoteFileError::Parse(e)) => Err(e.clone()),
+                    Ok(q) => verifier.verify_parsed(q, &collateral, at, &anchor),
+                };
+                done.failed += u64::from(r.is_err());
+                print_result(&mut done.text, format, &quote.label, &r)
+            }
         };
     }
     done
@@ -463,7 +577,8 @@ const CHUNK_LINES: usize = 64;
 const CHUNKS_PER_THREAD: usize = 4;
 
 /// Verifies a JSON Lines batch on every core: the reading thread parses lines and resolves
-/// collateral/root files (each parsed once per batch), workers read quotes and verify, results
+/// quote, collateral and root files (each read and parsed once per batch), workers verify
+/// every line's quote (its signature included) and encode the result; results
 /// are written in input order as soon as they are ready (streaming, with at most
 /// `threads × CHUNKS_PER_THREAD × CHUNK_LINES` lines in flight).
 fn run_batch(verifier: &Verifier, batch: &Path, a: &VerifyArgs) -> Result<ExitCode> {
@@ -526,18 +641,23 @@ fn run_batch(verifier: &Verifier, batch: &Path, a: &VerifyArgs) -> Result<ExitCo
             out.flush().context("writing the results")?;
             Ok(true)
         };
-        let mut lines = std::io::BufReader::new(file).lines().enumerate();
+        let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+        let mut line = String::new();
         let mut chunk = Vec::with_capacity(CHUNK_LINES);
-        let mut eof = false;
+        let (mut eof, mut n) = (false, 0usize);
         while !eof {
-            match lines.next() {
-                None => eof = true,
-                Some((i, line)) => {
-                    let line = line
-                        .with_context(|| format!("reading {} line {}", batch.display(), i + 1))?;
-                    if !line.trim().is_empty() {
-                        chunk.push(batch_work(&line, i + 1, base, a.at, batch, &mut files));
-                    }
+            line.clear();
+            let read = reader
+                .read_line(&mut line)
+                .with_context(|| format!("reading {} line {}", batch.display(), n + 1))?;
+            if read == 0 {
+                eof = true;
+            } else {
+                n += 1;
+                let text = line.strip_suffix('\n').unwrap_or(&line);
+                let text = text.strip_suffix('\r').unwrap_or(text);
+                if !text.trim().is_empty() {
+                    chunk.push(batch_work(text, n, base, a.at, batch, &mut files));
                 }
             }
             if chunk.len() == CHUNK_LINES || (eof && !chunk.is_empty()) {
@@ -579,6 +699,52 @@ pub(crate) fn run(args: QuoteArgs) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each distinct quote file is read and parsed once; the cache evicts oldest first past its
+    /// entry or byte budget, and does not keep a file larger than the whole budget.
+    #[test]
+    fn quote_cache_reads_once_and_stays_bounded() {
+        let dir = std::env::temp_dir().join(format!("confkube-qcache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let files: Vec<PathBuf> = (0..3)
+            .map(|i| {
+                let p = dir.join(format!("q{i}"));
+                // Not a quote: the parse error is what gets cached.
+                std::fs::write(&p, [3u8, 0, 2, 0, i]).unwrap();
+                p
+            })
+            .collect();
+        let key = |i: usize| format!("q{i}");
+        let mut c = QuoteCache::new(1 << 20, 2);
+        let a = c.get(&key(0), || files[0].clone());
+        assert!(matches!(
+            &a.quote,
+            Err(QuoteFileError::Parse(e)) if e.code() == "malformed-quote"
+        ));
+        assert_eq!(&*a.label, files[0].display().to_string());
+        // Same path: the same parsed file, not read again (removed from disk meanwhile).
+        std::fs::remove_file(&files[0]).unwrap();
+        assert!(Arc::ptr_eq(&a, &c.get(&key(0), || files[0].clone())));
+        let _ = c.get(&key(1), || files[1].clone());
+        let _ = c.get(&key(2), || files[2].clone());
+        assert_eq!((c.map.len(), c.order.len()), (2, 2));
+        // q0 was evicted: reading it again now fails, as an input error naming the file.
+        let again = c.get(&key(0), || files[0].clone());
+        assert!(matches!(
+            &again.quote,
+            Err(QuoteFileError::Input(m)) if m.starts_with("reading the quote file ")
+        ));
+        assert_eq!(c.bytes, c.map.values().map(|(_, n)| n).sum::<usize>());
+        // A file larger than the whole budget is not kept, and does not flush what is.
+        let mut tiny = QuoteCache::new(c.map[&key(2)].1 + 1, 4);
+        let _ = tiny.get(&key(2), || files[2].clone());
+        assert_eq!(tiny.map.len(), 1);
+        let long = dir.join("missing-".repeat(20));
+        let big = tiny.get("big", || long.clone());
+        assert!(matches!(&big.quote, Err(QuoteFileError::Input(_))));
+        assert_eq!(tiny.map.keys().collect::<Vec<_>>(), [&key(2)]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn times() {
