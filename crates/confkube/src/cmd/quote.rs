@@ -323,11 +323,15 @@ const QUOTE_CACHE_BYTES: usize = 64 << 20;
 /// Distinct quote files kept per batch.
 const QUOTE_CACHE_MAX: usize = 16 << 10;
 
-fn cached<V>(
-    map: &mut HashMap<String, Result<Arc<V>, Arc<str>>>,
-    key: &str,
+fn cached<K, Q, V>(
+    map: &mut HashMap<K, Result<Arc<V>, Arc<str>>>,
+    key: &Q,
     load: impl FnOnce() -> Result<V>,
-) -> Result<Arc<V>, Arc<str>> {
+) -> Result<Arc<V>, Arc<str>>
+where
+    K: std::borrow::Borrow<Q> + Eq + std::hash::Hash,
+    Q: ToOwned<Owned = K> + Eq + std::hash::Hash + ?Sized,
+{
     if let Some(v) = map.get(key) {
         return v.clone();
     }
@@ -476,26 +480,16 @@ fn batch_work(
         Ok(at) => at,
         Err(e) => return input_error(&e),
     };
-    let collateral = match cached(&mut files.collateral, &l.collateral, || {
+    let collateral = match cached(&mut files.collateral, &*l.collateral, || {
         load_collateral(&base.join(&*l.collateral))
     }) {
         Ok(c) => c,
         Err(e) => return input_error(&e),
     };
     let root_key = l.root_ca.map(Cow::into_owned);
-    let anchor = match files.anchors.get(&root_key) {
-        Some(a) => a.clone(),
-        None => {
-            if files.anchors.len() >= FILE_CACHE_MAX {
-                files.anchors.clear();
-            }
-            let a = load_anchor(root_key.as_ref().map(|p| base.join(p)).as_deref())
-                .map(Arc::new)
-                .map_err(|e| Arc::from(format!("{e:#}")));
-            files.anchors.insert(root_key, a.clone());
-            a
-        }
-    };
+    let anchor = cached(&mut files.anchors, &root_key, || {
+        load_anchor(root_key.as_ref().map(|p| base.join(p)).as_deref())
+    });
     let anchor = match anchor {
         Ok(a) => a,
         Err(e) => return input_error(&e),
@@ -704,8 +698,8 @@ mod tests {
     /// entry or byte budget, and does not keep a file larger than the whole budget.
     #[test]
     fn quote_cache_reads_once_and_stays_bounded() {
-        let dir = std::env::temp_dir().join(format!("confkube-qcache-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let files: Vec<PathBuf> = (0..3)
             .map(|i| {
                 let p = dir.join(format!("q{i}"));
@@ -743,7 +737,6 @@ mod tests {
         let big = tiny.get("big", || long.clone());
         assert!(matches!(&big.quote, Err(QuoteFileError::Input(_))));
         assert_eq!(tiny.map.keys().collect::<Vec<_>>(), [&key(2)]);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
