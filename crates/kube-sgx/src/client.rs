@@ -79,23 +79,20 @@ mod tests {
             "{e:?}"
         );
         assert_eq!(e.to_string(), "kubeconfig /nonexistent/kubeconfig");
-        let dir = std::env::temp_dir().join(format!("kube-sgx-client-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let empty = dir.join("kubeconfig");
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("kubeconfig");
         std::fs::write(&empty, "apiVersion: v1\nkind: Config\n").unwrap();
         let Err(e) = client(Some(&empty)).await else {
             panic!("a kubeconfig without a context must be an error");
         };
         assert!(matches!(&e, ClientError::Kubeconfig { .. }), "{e:?}");
         assert!(std::error::Error::source(&e).is_some());
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test]
     async fn a_kubeconfig_gives_a_client() {
-        let dir = std::env::temp_dir().join(format!("kube-sgx-client-ok-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("kubeconfig");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
         std::fs::write(
             &path,
             "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n    \
@@ -105,6 +102,5 @@ mod tests {
         .unwrap();
         let c = client(Some(&path)).await.unwrap();
         assert_eq!(c.default_namespace(), "default");
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

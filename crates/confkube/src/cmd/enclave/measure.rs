@@ -157,46 +157,43 @@ mod tests {
     use enclave::sigstruct::Sigstruct;
     use std::path::PathBuf;
 
-    fn temp(name: &str, data: &[u8]) -> PathBuf {
-        let p =
-            std::env::temp_dir().join(format!("confkube-enclave-{}-{name}", std::process::id()));
+    fn temp(dir: &tempfile::TempDir, name: &str, data: &[u8]) -> PathBuf {
+        let p = dir.path().join(name);
         std::fs::write(&p, data).unwrap();
         p
     }
 
     #[test]
     fn input_errors_name_the_file_and_fix() {
-        let g = temp("garbage.bin", b"not an enclave at all");
+        let dir = tempfile::tempdir().unwrap();
+        let g = temp(&dir, "garbage.bin", b"not an enclave at all");
         let e = measure_file(&g, None, None).err().unwrap().to_string();
         assert!(e.ends_with("not an Intel SGX SDK enclave (ELF .so), an SGXS stream or a 1808-byte SIGSTRUCT (for a flat page image use `measure --raw`)"), "{e}");
-        let ss = temp("s.sig", &Sigstruct::new(MrEnclave([0; 32])).encode());
+        let ss = temp(&dir, "s.sig", &Sigstruct::new(MrEnclave([0; 32])).encode());
         let e = measure_file(&ss, None, None).err().unwrap().to_string();
         assert!(
             e.contains("this is a SIGSTRUCT, which holds only the expected hash"),
             "{e}"
         );
-        let raw = temp("partial.img", &[0u8; 5000]);
+        let raw = temp(&dir, "partial.img", &[0u8; 5000]);
         let e = format!("{:#}", measure_raw(&raw, &[0], 1, None).err().unwrap());
         assert!(e.ends_with("the image ends 904 bytes into the page at offset 0x1000: a flat image is whole 4096-byte pages"), "{e}");
-        let missing = std::env::temp_dir().join("confkube-enclave-does-not-exist");
+        let missing = dir.path().join("does-not-exist");
         let e = measure_file(&missing, None, None)
             .err()
             .unwrap()
             .to_string();
         assert!(e.starts_with("cannot open "), "{e}");
-        let empty = temp("empty.img", b"");
+        let empty = temp(&dir, "empty.img", b"");
         let e = format!("{:#}", measure_raw(&empty, &[0], 1, None).err().unwrap());
         assert_eq!(e, format!("{}: empty image", empty.display()));
-        for p in [g, ss, raw, empty] {
-            let _ = std::fs::remove_file(p);
-        }
     }
 
     #[test]
     fn raw_measure_and_sgxs_out_agree() {
-        let img = temp("ok.img", &[0x5au8; 3 * 4096]);
-        let out =
-            std::env::temp_dir().join(format!("confkube-enclave-{}-ok.sgxs", std::process::id()));
+        let dir = tempfile::tempdir().unwrap();
+        let img = temp(&dir, "ok.img", &[0x5au8; 3 * 4096]);
+        let out = dir.path().join("ok.sgxs");
         let m = measure_raw(&img, &[0], 1, Some(&out)).unwrap();
         assert_eq!(
             (m.enclave_size, m.stats.pages_added, m.stats.pages_extended),
@@ -205,18 +202,15 @@ mod tests {
         let (m2, _) = measure_file(&out, None, None).unwrap();
         assert_eq!(m2.mrenclave, m.mrenclave);
         assert!(!partial_path(&out).exists());
-        let _ = std::fs::remove_file(img);
-        let _ = std::fs::remove_file(out);
     }
 
     #[test]
     fn failed_sgxs_out_leaves_no_partial_file() {
-        let img = temp("bad.img", &[0u8; 5000]);
-        let out =
-            std::env::temp_dir().join(format!("confkube-enclave-{}-bad.sgxs", std::process::id()));
+        let dir = tempfile::tempdir().unwrap();
+        let img = temp(&dir, "bad.img", &[0u8; 5000]);
+        let out = dir.path().join("bad.sgxs");
         assert!(measure_raw(&img, &[0], 1, Some(&out)).is_err());
         assert!(!partial_path(&out).exists());
         assert!(!out.exists());
-        let _ = std::fs::remove_file(img);
     }
 }
