@@ -182,13 +182,26 @@ fn parse_date(s: &str) -> Result<u32, String> {
     enclave::config::parse_date(s)
 }
 
-/// Today's date (UTC) as SIGSTRUCT DATE: the only clock read of the enclave tool.
+/// Today's date (UTC) as SIGSTRUCT DATE: the only clock read of the enclave tool. 0 (no date)
+/// when the clock is before 1970 or after 9999.
 fn today() -> u32 {
-    let d = time::OffsetDateTime::now_utc().date();
-    u32::try_from(d.year())
+    u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp())
         .ok()
-        .and_then(|y| date_from_ymd(y, u32::from(u8::from(d.month())), u32::from(d.day())))
+        .and_then(date_from_unix_secs)
         .unwrap_or(0)
+}
+
+/// The UTC calendar date of a Unix time as SIGSTRUCT DATE (yyyymmdd as hex digits, so
+/// 2024-02-29 is 0x20240229); `None` after 9999-12-31, which four digits cannot hold.
+fn date_from_unix_secs(secs: u64) -> Option<u32> {
+    let d = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).ok()?)
+        .ok()?
+        .date();
+    date_from_ymd(
+        u32::try_from(d.year()).ok()?,
+        u32::from(u8::from(d.month())),
+        u32::from(d.day()),
+    )
 }
 
 impl FieldArgs {
@@ -311,5 +324,39 @@ mod tests {
             Err("date \"2021031\": use YYYYMMDD (e.g. 20260131) or 0".to_string())
         );
         assert!(today() > 0x2020_0101);
+    }
+
+    #[test]
+    fn dates_from_unix_time() {
+        // (Unix seconds, UTC date) pairs; the seconds are `date -u -d <date> +%s`.
+        let cases: &[(u64, u32)] = &[
+            (0, 0x1970_0101),
+            (86_399, 0x1970_0101),
+            (86_400, 0x1970_0102),
+            (946_684_799, 0x1999_1231),
+            (946_684_800, 0x2000_0101),
+            (951_782_400, 0x2000_0229), // 2000 is a leap year (divisible by 400)
+            (951_868_800, 0x2000_0301),
+            (1_703_980_800, 0x2023_1231),
+            (1_704_067_199, 0x2023_1231),
+            (1_704_067_200, 0x2024_0101),
+            (1_709_164_800, 0x2024_0229),
+            (1_709_251_200, 0x2024_0301),
+            (4_107_542_399, 0x2100_0228), // 2100 is not (divisible by 100, not by 400)
+            (4_107_542_400, 0x2100_0301),
+            (253_402_300_799, 0x9999_1231),
+        ];
+        for &(secs, date) in cases {
+            assert_eq!(date_from_unix_secs(secs), Some(date), "{secs}");
+        }
+        assert_eq!(date_from_unix_secs(253_402_300_800), None); // 10000-01-01
+        assert_eq!(date_from_unix_secs(u64::MAX), None);
+        let now = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+        let t = today();
+        // today() is date_from_unix_secs of the clock (unless midnight passed in between).
+        assert!(
+            date_from_unix_secs(now) == Some(t) || date_from_unix_secs(now + 5) == Some(t),
+            "{t:#x}"
+        );
     }
 }
