@@ -51,6 +51,24 @@ seed() {
   done
 }
 
+# Seed a target's corpus with files behind a selector prefix (printf escapes; the targets
+# json_policy and pcs_response read their first byte(s) as a selector, the rest as the body).
+seed_prefixed() {
+  local target=$1 prefix=$2
+  shift 2
+  mkdir -p "corpus/$target"
+  local f
+  for f in "$@"; do
+    [ -f "$f" ] || continue
+    { printf "$prefix"; cat "$f"; } >"corpus/$target/seed-$(echo "${f#"$CONFKUBE_TESTDATA"/}" | tr '/' '_')"
+  done
+}
+# Seed a target's corpus with one inline input (printf escapes).
+seed_inline() {
+  mkdir -p "corpus/$1"
+  printf "$3" >"corpus/$1/seed-$2"
+}
+
 dcap="$CONFKUBE_TESTDATA/dcap"
 if [ -d "$dcap" ]; then
   quotes=(
@@ -85,6 +103,16 @@ if [ -d "$dcap" ]; then
       enclave_metadata) seed "$t" \
         "$CONFKUBE_TESTDATA/enclaves/enchecap-sample-enclave/enclave.so" \
         "$CONFKUBE_TESTDATA/enclaves/enchecap-sample-enclave/enclave.signed.so" ;;
+      pcs_response)
+        # selector 0: tcbInfo body, 1: enclaveIdentity body, 2: CRL, 3: issuer chain.
+        seed_prefixed "$t" '\x00' "$dcap"/intel-qvl-synthetic/tcbInfo.json \
+          "$dcap"/mobilecoin-attestation/fmspc_*.json
+        seed_prefixed "$t" '\x01' "$dcap"/intel-qvl-synthetic/qeIdentity.json \
+          "$dcap"/mobilecoin-attestation/qe_identity.json
+        seed_prefixed "$t" '\x02' "$dcap"/intel-qvl-synthetic/*Crl.der \
+          "$dcap"/mobilecoin-attestation/*_crl.der
+        seed_prefixed "$t" '\x03' "$dcap"/intel-qvl-synthetic/*Chain.pem \
+          "$dcap"/mobilecoin-attestation/tcb_signer.pem ;;
     esac
   done
 elif [ "${CONFKUBE_REQUIRE_TESTDATA:-0}" = 1 ]; then
@@ -98,6 +126,16 @@ fi
 for t in "${targets[@]}"; do
   case "$t" in
     maa_policy) seed "$t" "$repo"/crates/maa-policy/tests/policies/*.policy ;;
+    json_policy)
+      # 8 evidence bytes (product 1, svn 3, flags revocation-checked, UpToDate, MRENCLAVE 01..,
+      # MRSIGNER 02..), then the policy.
+      seed_inline "$t" sgx '\x01\x00\x03\x00\x04\x00\x01\x02{"rules":[{"name":"payments","mrsigner":["0202020202020202020202020202020202020202020202020202020202020202"],"isv_prod_id":[1],"min_isv_svn":3,"mrenclave":["0101010101010101010101010101010101010101010101010101010101010101"],"allow_debug":false,"tcb_statuses":["UpToDate","SWHardeningNeeded"],"forbidden_advisory_ids":["INTEL-SA-00334"],"require_revocation_checked":true},{"name":"default"}]}'
+      seed_inline "$t" tdx '\x00\x00\x00\x00\x0c\x00\x05\x06{"rules":[{"name":"td","tee":"tdx","mr_td":["050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505"],"rtmr0":["060606060606060606060606060606060606060606060606060606060606060606060606060606060606060606060606"]}]}' ;;
+    attest_request)
+      # selector 0: AttestRequest, 1: AttestOpenEnclaveRequest, 0xff: raw OE report.
+      seed_inline "$t" sgx '\x00{"quote":"AwACAAAAAAA","runtimeData":{"data":"eyJrZXlzIjpbXX0","dataType":"JSON"},"initTimeData":{"data":"AAE=","dataType":"Binary"},"draftPolicyForAttestation":"{\\"rules\\":[{\\"name\\":\\"d\\"}]}","nonce":"n"}'
+      seed_inline "$t" oe '\x01{"Report":"AQAAAAIAAAAEAAAAAAAAAAMAAgA","RuntimeData":{"Data":"AAE","DataType":"binary"}}'
+      seed_inline "$t" oe-raw '\xff\x01\x00\x00\x00\x02\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x03\x00' ;;
   esac
 done
 

@@ -40,7 +40,8 @@ pub use offline::OfflineDir;
 pub use pccs::{
     INTEL_ROOT_CA_CRL_URL, PccsClient, PccsConfig, ProxyConfig, RootCrlSource, UpdateType,
 };
-pub use pcs::collateral_next_update;
+// The PCS body and header parsers are public for the fuzz target `pcs_response`.
+pub use pcs::{chain_pem, collateral_next_update, crl_der, split_signed_body};
 
 /// The CA that issued the platform's PCK certificate; selects the PCK CRL (`pckcrl?ca=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -22,7 +22,7 @@ fn invalid(location: &str, reason: impl Into<String>) -> SourceError {
 
 /// Cuts the signed object (`tcbInfo` or `enclaveIdentity`) out of a PCS body byte for byte, and
 /// returns it with the hex signature.
-pub(crate) fn split_signed_body(
+pub fn split_signed_body(
     body: &[u8],
     object: &'static str,
     location: &str,
@@ -62,7 +62,7 @@ pub(crate) fn split_signed_body(
 
 /// A CRL body as DER: accepts DER, PEM (`X509 CRL`) and hex of DER (PCCS `rootcacrl`), and
 /// checks that the result parses as a CRL.
-pub(crate) fn crl_der(body: &[u8], location: &str) -> Result<Vec<u8>, SourceError> {
+pub fn crl_der(body: &[u8], location: &str) -> Result<Vec<u8>, SourceError> {
     let trimmed = body.trim_ascii();
     let der = if trimmed.first() == Some(&0x30) {
         trimmed.to_vec()
@@ -94,7 +94,7 @@ fn crl_next_update(der: &[u8]) -> Result<Option<i64>, String> {
 
 /// An issuer chain from a header value or file: URL-encoded or plain PEM. Returns the PEM text
 /// as sent (not re-encoded) after checking that it holds one or more X.509 certificates.
-pub(crate) fn chain_pem(raw: &[u8], location: &str) -> Result<String, SourceError> {
+pub fn chain_pem(raw: &[u8], location: &str) -> Result<String, SourceError> {
     // PEM has no '%': decoding plain PEM is the identity, so both forms take one path. A '+'
     // stays a '+' (base64), as Intel's encodeURIComponent-style encoding expects.
     // The text is kept as sent (a trailing newline included): it is compared byte for byte.
