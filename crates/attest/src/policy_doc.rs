@@ -309,7 +309,8 @@ impl ActivePolicy {
     }
 }
 
-fn maa_extra(e: &EvalError) -> Option<Value> {
+/// The problem fields of an MAA denial: the denying rule, or each permit rule's unmet condition.
+pub(crate) fn maa_extra(e: &EvalError) -> Option<Value> {
     match e {
         EvalError::Denied { rule } => {
             Some(json!({"rule": {"line": rule.line, "column": rule.column, "text": rule.text}}))
