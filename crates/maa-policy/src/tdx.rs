@@ -235,7 +235,7 @@ mod tests {
         assert!(debug.debuggable());
         assert_eq!(
             p.authorize(&debug.claims()).unwrap_err().to_string(),
-            "denied by the authorization rule at line 3, column 3: [type==\"tdx_td_attributes_debug\", value==true] => deny();"
+            "denied by the authorization rule at line 3, column 3: [type==\"tdx_td_attributes_debug\", value==true] => deny()"
         );
     }
 }
