@@ -5,15 +5,14 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
-    clippy::panic,
-    dead_code
+    clippy::panic
 )]
 
 use attest::collateral::{CacheConfig, CollateralCache, OfflineDir};
 use attest::keys::SigningAlg;
 use attest::secrets::Secrets;
 use attest::secrets::kek::Kek;
-use attest::secrets::model::{Backend, FileBackend, FileConfig, StoreBackend};
+use attest::secrets::model::{Backend, StoreBackend};
 use attest::server::{Service, ServiceConfig, router};
 use attest::store::Store;
 use axum::body::Body;
@@ -23,7 +22,6 @@ use dcap::{TcbStatus, TrustAnchor};
 use dcap_testkit::{CollateralParams, PkiParams, QuoteParams, Testkit};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use tower::ServiceExt as _;
 
@@ -55,14 +53,8 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/jwe-interop")
-}
-
 struct Env {
     kit: Testkit,
-    dir: PathBuf,
-    store: Arc<Store>,
     svc: Arc<Service>,
 }
 
@@ -117,13 +109,8 @@ fn env_with(name: &str, limit: Option<u32>) -> Env {
     let store = Arc::new(Store::open(&dir.join("data")).unwrap());
     let kek = Kek::load_or_generate(&dir.join("data").join("secrets.kek")).unwrap();
     let secrets = Secrets::new(Backend::Store(StoreBackend::new(store.clone(), kek)), limit);
-    let svc = service_at(&kit, &dir, store.clone(), ISSUER, NOW, Some(secrets));
-    Env {
-        kit,
-        dir,
-        store,
-        svc,
-    }
+    let svc = service_at(&kit, &dir, store, ISSUER, NOW, Some(secrets));
+    Env { kit, svc }
 }
 
 fn env(name: &str) -> Env {
@@ -165,16 +152,6 @@ fn assert_problem(r: &(StatusCode, String, Value), status: StatusCode, code: &st
     r.2["detail"].as_str().unwrap_or_default().to_string()
 }
 
-fn default_rule() -> Value {
-    json!({"rules": [{
-        "name": "payments",
-        "mrenclave": [hex::encode(QuoteParams::default().mrenclave)],
-        "mrsigner": [hex::encode(QuoteParams::default().mrsigner)],
-        "isv_prod_id": [1],
-        "min_isv_svn": 1
-    }]})
-}
-
 async fn put(e: &Env, name: &str, value: &[u8], policy: Value) -> (StatusCode, String, Value) {
     let body =
         json!({"value": B64URL.encode(value), "contentType": "text/plain", "policy": policy});
@@ -186,14 +163,6 @@ async fn put(e: &Env, name: &str, value: &[u8], policy: Value) -> (StatusCode, S
         true,
     )
     .await
-}
-
-fn public_jwk(private: &Value) -> Value {
-    let mut p = private.clone();
-    for k in ["d", "p", "q", "dp", "dq", "qi", "ext", "key_ops"] {
-        p.as_object_mut().unwrap().remove(k);
-    }
-    p
 }
 
 /// An attestation request whose JSON runtime data is `runtime`, bound into the quote.
