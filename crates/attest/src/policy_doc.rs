@@ -13,8 +13,9 @@
 use crate::claims::Data;
 use crate::policy::{Evidence, Policy};
 use base64::Engine as _;
-use dcap::{VerifiedDcapQuote, VerifiedQuote};
+use dcap::{VerifiedDcapQuote, VerifiedQuote, VerifiedTdxQuote};
 use maa_policy::sgx::SgxEvidence;
+use maa_policy::tdx::TdxEvidence;
 use maa_policy::{EvalError, TcbIdentifier};
 use serde_json::{Map, Value, json};
 
@@ -95,9 +96,6 @@ pub struct Refusal {
 /// The problem code when the policy selects a TCB baseline the collateral does not have.
 pub const TCB_BASELINE_UNAVAILABLE: &str = "tcb-baseline-unavailable";
 
-/// The problem code when an MAA-language policy meets a TDX quote (TDX claims come later).
-pub const MAA_POLICY_NO_TDX: &str = "policy-language-unsupported";
-
 /// The evidence MAA policies see, from a verified quote and the request's data.
 pub fn sgx_evidence(v: &VerifiedQuote, runtime: Option<&Data>, init: Option<&Data>) -> SgxEvidence {
     let r = v.report();
@@ -112,6 +110,37 @@ pub fn sgx_evidence(v: &VerifiedQuote, runtime: Option<&Data>, init: Option<&Dat
         runtime_json: runtime.and_then(|d| d.json.as_ref()).map(Value::to_string),
         inittime_json: init.and_then(|d| d.json.as_ref()).map(Value::to_string),
         tcb_status: v.tcb_status().as_str().to_string(),
+        advisory_ids: v.advisory_ids().to_vec(),
+        fmspc: v.fmspc(),
+        tcb_evaluation_data_number: v.tcb_evaluation_data_number(),
+    }
+}
+
+/// The evidence MAA policies see for a TD, from a verified TD quote and the request's data.
+pub fn tdx_evidence(
+    v: &VerifiedTdxQuote,
+    runtime: Option<&Data>,
+    init: Option<&Data>,
+) -> TdxEvidence {
+    let r = v.report();
+    TdxEvidence {
+        mr_td: r.mr_td.0,
+        rtmr: r.rt_mr.map(|m| m.0),
+        mr_config_id: r.mr_config_id.0,
+        mr_owner: r.mr_owner.0,
+        mr_owner_config: r.mr_owner_config.0,
+        mr_seam: r.mr_seam.0,
+        mr_signer_seam: r.mr_signer_seam.0,
+        report_data: r.report_data.0.to_vec(),
+        td_attributes: r.td_attributes.0,
+        seam_attributes: r.seam_attributes,
+        xfam: r.xfam,
+        tee_tcb_svn: r.tee_tcb_svn,
+        td15: v.body().td15().map(|f| (f.tee_tcb_svn2, f.mr_service_td.0)),
+        runtime_json: runtime.and_then(|d| d.json.as_ref()).map(Value::to_string),
+        inittime_json: init.and_then(|d| d.json.as_ref()).map(Value::to_string),
+        tcb_status: v.tcb_status().as_str().to_string(),
+        tdx_module_tcb_status: v.tdx_module_tcb_status().as_str().to_string(),
         advisory_ids: v.advisory_ids().to_vec(),
         fmspc: v.fmspc(),
         tcb_evaluation_data_number: v.tcb_evaluation_data_number(),
@@ -265,22 +294,14 @@ impl ActivePolicy {
                     extra: Some(json!({ "violations": d.violations })),
                 }),
             ActivePolicy::Maa { policy, .. } => {
-                let VerifiedDcapQuote::Sgx(v) = verified else {
-                    return Err(Refusal {
-                        code: MAA_POLICY_NO_TDX,
-                        message: "the policy in force is in the MAA policy language, which has no \
-                                  TDX claims in confkube yet: attest TDX with a confkube JSON policy"
-                            .into(),
-                        extra: None,
-                    });
+                let edn = match verified {
+                    VerifiedDcapQuote::Sgx(v) => v.tcb_evaluation_data_number(),
+                    VerifiedDcapQuote::Tdx(v) => v.tcb_evaluation_data_number(),
                 };
-                let v: &VerifiedQuote = v;
                 if let Some(TcbIdentifier::EvaluationDataNumber(want)) = policy.tcb_identifier()
-                    && v.tcb_evaluation_data_number() != Some(want)
+                    && edn != Some(want)
                 {
-                    let have = v
-                        .tcb_evaluation_data_number()
-                        .map_or_else(|| "none".to_string(), |n| n.to_string());
+                    let have = edn.map_or_else(|| "none".to_string(), |n| n.to_string());
                     return Err(Refusal {
                         code: TCB_BASELINE_UNAVAILABLE,
                         message: format!(
@@ -291,7 +312,10 @@ impl ActivePolicy {
                         extra: None,
                     });
                 }
-                let claims = sgx_evidence(v, runtime, init).claims();
+                let claims = match verified {
+                    VerifiedDcapQuote::Sgx(v) => sgx_evidence(v, runtime, init).claims(),
+                    VerifiedDcapQuote::Tdx(v) => tdx_evidence(v, runtime, init).claims(),
+                };
                 policy
                     .evaluate(&claims)
                     .map(|o| Appraisal {
@@ -309,7 +333,8 @@ impl ActivePolicy {
     }
 }
 
-fn maa_extra(e: &EvalError) -> Option<Value> {
+/// The problem fields of an MAA denial: the denying rule, or each permit rule's unmet condition.
+pub(crate) fn maa_extra(e: &EvalError) -> Option<Value> {
     match e {
         EvalError::Denied { rule } => {
             Some(json!({"rule": {"line": rule.line, "column": rule.column, "text": rule.text}}))

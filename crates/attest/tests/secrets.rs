@@ -257,8 +257,9 @@ async fn admin_api_versions_list_describe_delete_and_sealed_at_rest() {
     assert_eq!(
         l,
         json!({"secrets": [
-            {"name": "db-password", "versions": [1, 2], "current": 2},
-            {"name": "tls.key", "versions": [1], "current": 1},
+            {"name": "db-password", "versions": [1, 2], "current": 2,
+             "policyLanguage": "confkube-json"},
+            {"name": "tls.key", "versions": [1], "current": 1, "policyLanguage": "confkube-json"},
         ]})
     );
     let (st, _, d) = call(&e.svc, "GET", "/secrets/db-password", None, true).await;
@@ -298,7 +299,8 @@ async fn admin_api_versions_list_describe_delete_and_sealed_at_rest() {
     let (_, _, l) = call(&e.svc, "GET", "/secrets", None, true).await;
     assert_eq!(
         l["secrets"][0],
-        json!({"name": "db-password", "versions": [1], "current": 1})
+        json!({"name": "db-password", "versions": [1], "current": 1,
+               "policyLanguage": "confkube-json"})
     );
     // Version numbers are never reused.
     assert_eq!(
@@ -376,8 +378,8 @@ async fn admin_bad_input_is_a_clear_4xx() {
         json!({"maa": "version=1.0; authorizationrules{=>permit();};"}),
     )
     .await;
-    let d = assert_problem(&r, StatusCode::BAD_REQUEST, "unsupported-policy-language");
-    assert!(d.contains("MAA policy language"), "{d}");
+    assert_eq!(r.0, StatusCode::OK, "{}", r.2);
+    call(&e.svc, "DELETE", "/secrets/maa", None, true).await;
     let r = put(&e, "p", b"x", json!({"rules": []})).await;
     assert_eq!(
         assert_problem(&r, StatusCode::BAD_REQUEST, "invalid-policy"),
@@ -794,7 +796,8 @@ async fn files_mode_releases_reloads_and_refuses_admin_writes() {
     let (_, _, l) = call(&svc, "GET", "/secrets", None, true).await;
     assert_eq!(
         l,
-        json!({"secrets": [{"name": "db", "versions": [1], "current": 1}]})
+        json!({"secrets": [{"name": "db", "versions": [1], "current": 1,
+                            "policyLanguage": "confkube-json"}]})
     );
     let (_, _, d) = call(&svc, "GET", "/secrets/db", None, true).await;
     assert_eq!(d["source"], "files");
@@ -871,6 +874,31 @@ async fn files_mode_releases_reloads_and_refuses_admin_writes() {
         )
     );
     write_policies(json!({"db": {"policy": {"maa": "version=1.0;"}}}));
-    let err = FileBackend::load(cfg).unwrap_err().to_string();
-    assert!(err.contains("MAA policy language"), "{err}");
+    let err = FileBackend::load(cfg.clone()).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "secrets files: {}: secret \"db\": invalid policy: line 1, column 13: the policy \
+             has no `authorizationrules` section",
+            policy_file.display()
+        )
+    );
+    // A well-formed MAA policy is accepted from the files too.
+    write_policies(json!({"db": {"policy": {"maa":
+        "version=1.0; authorizationrules { [type==\"x-ms-sgx-is-debuggable\", value==false] => permit(); };"}}}));
+    let files = FileBackend::load(cfg).unwrap();
+    let svc = service_at(&e.kit, &e.dir, e.store.clone(), ISSUER, NOW, None);
+    svc.enable_secrets(Secrets::new(Backend::Files(files), None))
+        .unwrap();
+    let (_, _, d) = call(&svc, "GET", "/secrets/db", None, true).await;
+    assert_eq!(d["versions"][0]["policyLanguage"], "maa", "{d}");
+    let r = call(
+        &svc,
+        "POST",
+        "/secrets/db/release",
+        Some(token_body(&token)),
+        false,
+    )
+    .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.2);
 }

@@ -382,3 +382,96 @@ async fn runtime_data_binding_and_tdx_policy_rules() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn maa_policies_permit_and_deny_td_quotes() {
+    let e = td_env("maa");
+    let runtime = br#"{"keys":[]}"#;
+    let body = |q: &[u8]| {
+        json!({"quote": B64URL.encode(q),
+               "runtimeData": {"data": B64URL.encode(runtime), "dataType": "JSON"}})
+        .to_string()
+    };
+    let quote = td_quote(&e.kit, runtime, TdxQuoteParams::default());
+    // A JSON-policy token first: its TDX claims are what an MAA policy must see.
+    let (st, v) = call(&e.svc, "POST", TDXVM, Some(body(&quote)), false).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let json_claims = claims_of(&e.svc, v["token"].as_str().unwrap()).await;
+    let put = |text: String| {
+        let svc = e.svc.clone();
+        async move {
+            let (st, v) = call(&svc, "PUT", "/policies/SgxEnclave", Some(text), true).await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+        }
+    };
+    // Every TDX claim of the token, as a condition: the MAA claim set has the same names and values.
+    let mut conds = Vec::new();
+    for (k, val) in json_claims.as_object().unwrap() {
+        let scalar = match val {
+            Value::String(s) => format!("{s:?}"),
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => n.to_string(),
+            _ => continue,
+        };
+        if k.starts_with("tdx_") || k == "attester_tcb_status" || k == "dbgstat" {
+            conds.push(format!("[type==\"{k}\", value=={scalar}]"));
+        }
+    }
+    assert!(conds.len() > 20, "{conds:?}");
+    put(format!(
+        "version=1.0;\nauthorizationrules {{\n  {} => permit();\n}};\nissuancerules {{\n  c:[type==\"tdx_mrtd\"] => issue(type=\"td-measurement\", value=c.value);\n}};",
+        conds.join(" && ")
+    ))
+    .await;
+    let (st, v) = call(&e.svc, "POST", TDXVM, Some(body(&quote)), false).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let c = claims_of(&e.svc, v["token"].as_str().unwrap()).await;
+    assert_eq!(
+        c["td-measurement"],
+        hex::encode(TdxQuoteParams::default().mr_td)
+    );
+    assert_eq!(c["x-confkube-policy-rule"], "line 3");
+
+    // By MRTD and the debug attribute.
+    let mr_td = hex::encode(TdxQuoteParams::default().mr_td);
+    put(format!(
+        "version=1.0;\nauthorizationrules {{\n  [type==\"tdx_td_attributes_debug\", value==true] => deny();\n  [type==\"tdx_mrtd\", value==\"{mr_td}\"] => permit();\n}};"
+    ))
+    .await;
+    let (st, v) = call(&e.svc, "POST", TDXVM, Some(body(&quote)), false).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let other = td_quote(
+        &e.kit,
+        runtime,
+        TdxQuoteParams {
+            mr_td: [0x5a; 48],
+            ..TdxQuoteParams::default()
+        },
+    );
+    let (st, v) = call(&e.svc, "POST", TDXVM, Some(body(&other)), false).await;
+    assert_eq!(
+        (st, v["code"].as_str().unwrap()),
+        (StatusCode::FORBIDDEN, "policy-not-permitted"),
+        "{v}"
+    );
+    assert_eq!(v["unmet"][0]["condition"]["line"], 4, "{v}");
+    let dbg = td_quote(
+        &e.kit,
+        runtime,
+        TdxQuoteParams {
+            debug: true,
+            ..TdxQuoteParams::default()
+        },
+    );
+    let (st, v) = call(&e.svc, "POST", TDXVM, Some(body(&dbg)), false).await;
+    assert_eq!(
+        (st, v["detail"].as_str().unwrap()),
+        (
+            StatusCode::FORBIDDEN,
+            "denied by policy: denied by the authorization rule at line 3, column 3: \
+             [type==\"tdx_td_attributes_debug\", value==true] => deny()"
+        ),
+        "{v}"
+    );
+    assert_eq!(v["code"], "policy-denied");
+}

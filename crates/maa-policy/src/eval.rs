@@ -398,11 +398,9 @@ fn rule_ref(r: &Rule) -> RuleRef {
     }
 }
 
-pub(crate) fn evaluate(policy: &Policy, incoming: &Claims) -> Result<Outcome, EvalError> {
-    let mut w = Working {
-        base: incoming.as_slice(),
-        added: Vec::new(),
-    };
+/// Configuration and authorization: the `permit()` rule that permitted, with the working claim
+/// set (incoming plus what configuration and `add` rules made) for issuance.
+fn authorize_in<'p>(policy: &'p Policy, w: &mut Working<'_>) -> Result<&'p Rule, EvalError> {
     // The configuration properties are claims too (`issueproperty` adds to the incoming set).
     for (t, v) in &policy.configuration {
         w.push(Claim {
@@ -419,7 +417,7 @@ pub(crate) fn evaluate(policy: &Policy, incoming: &Claims) -> Result<Outcome, Ev
         let mut failed = None;
         let holds = match &rule.conditions {
             None => true,
-            Some(c) => Ctx { w: &w, rule }.conds(c, &mut env, &mut failed)?,
+            Some(c) => Ctx { w: &*w, rule }.conds(c, &mut env, &mut failed)?,
         };
         match (&rule.action, holds) {
             (Action::Permit, true) => {
@@ -439,7 +437,7 @@ pub(crate) fn evaluate(policy: &Policy, incoming: &Claims) -> Result<Outcome, Ev
                 }
             }
             (Action::Add(spec), true) => {
-                let made = Ctx { w: &w, rule }.make(spec, &env)?;
+                let made = Ctx { w: &*w, rule }.make(spec, &env)?;
                 for c in made {
                     w.push(c)?;
                 }
@@ -452,9 +450,24 @@ pub(crate) fn evaluate(policy: &Policy, incoming: &Claims) -> Result<Outcome, Ev
             rule: rule_ref(rule),
         });
     }
-    let Some(permitted) = permitted else {
-        return Err(EvalError::NotPermitted { unmet });
+    permitted.ok_or(EvalError::NotPermitted { unmet })
+}
+
+/// Configuration and authorization only (no issuance): the rule that permitted.
+pub(crate) fn authorize(policy: &Policy, incoming: &Claims) -> Result<RuleRef, EvalError> {
+    let mut w = Working {
+        base: incoming.as_slice(),
+        added: Vec::new(),
     };
+    authorize_in(policy, &mut w).map(rule_ref)
+}
+
+pub(crate) fn evaluate(policy: &Policy, incoming: &Claims) -> Result<Outcome, EvalError> {
+    let mut w = Working {
+        base: incoming.as_slice(),
+        added: Vec::new(),
+    };
+    let permitted = authorize_in(policy, &mut w)?;
     let mut issued = Vec::new();
     let mut properties = Vec::new();
     for rule in &policy.parsed.issuance {

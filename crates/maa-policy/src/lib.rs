@@ -99,6 +99,7 @@ mod eval;
 mod lexer;
 mod parser;
 pub mod sgx;
+pub mod tdx;
 
 pub use claims::{Claim, Claims, Issuer, Value};
 
@@ -445,6 +446,13 @@ impl Policy {
     /// The TCB baseline the policy selects (`x-ms-sgx-tcbidentifier`), if any.
     pub fn tcb_identifier(&self) -> Option<TcbIdentifier> {
         self.tcb_identifier
+    }
+
+    /// Evaluates only the configuration and authorization rules (no issuance): the `permit()`
+    /// rule that permitted, or why none did. For decisions that issue nothing, such as secret
+    /// release.
+    pub fn authorize(&self, incoming: &Claims) -> Result<RuleRef, EvalError> {
+        eval::authorize(self, incoming)
     }
 
     /// Evaluates the policy against an incoming claim set.

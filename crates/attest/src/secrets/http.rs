@@ -8,7 +8,7 @@
 use super::Secrets;
 use super::jwe::TransferKey;
 use super::model::{Backend, BackendError, MAX_CONTENT_TYPE, MAX_VALUE, ReleasePolicy, check_name};
-use super::release::{LimitRefusal, evidence, verify_token};
+use super::release::{LimitRefusal, evidence, maa_claims, verify_token};
 use crate::claims;
 use crate::metrics::SecretReleaseLabels;
 use crate::server::{RequestShape, Service, attest_claims, body_problem, problem, unauthorized};
@@ -212,7 +212,7 @@ async fn put_secret(
     }
     let policy = match ReleasePolicy::from_value(&req.policy) {
         Ok(p) => p,
-        Err(e) => return invalid(e.code(), e.to_string()),
+        Err(e) => return problem(StatusCode::BAD_REQUEST, e.code(), e.to_string(), e.extra()),
     };
     let created = time::OffsetDateTime::from_unix_timestamp(s.now())
         .ok()
@@ -419,17 +419,33 @@ async fn release(
         Err(e) => return backend_problem(&e),
     };
     audit.version = Some(item.version);
-    let ReleasePolicy::Json(policy) = &item.policy;
-    let ev = match evidence(&claims) {
-        Ok(ev) => ev,
-        Err(m) => return deny(&audit, format!("the token cannot be appraised: {m}"), None),
-    };
-    if let Err(d) = policy.evaluate(&ev) {
-        return deny(
-            &audit,
-            format!("denied by the secret's release policy: {}", d.message()),
-            Some(json!({ "violations": d.violations })),
-        );
+    match &item.policy {
+        ReleasePolicy::Json(policy) => {
+            let ev = match evidence(&claims) {
+                Ok(ev) => ev,
+                Err(m) => return deny(&audit, format!("the token cannot be appraised: {m}"), None),
+            };
+            if let Err(d) = policy.evaluate(&ev) {
+                return deny(
+                    &audit,
+                    format!("denied by the secret's release policy: {}", d.message()),
+                    Some(json!({ "violations": d.violations })),
+                );
+            }
+        }
+        ReleasePolicy::Maa(policy) => {
+            let incoming = match maa_claims(&claims) {
+                Ok(c) => c,
+                Err(m) => return deny(&audit, format!("the token cannot be appraised: {m}"), None),
+            };
+            if let Err(e) = policy.authorize(&incoming) {
+                return deny(
+                    &audit,
+                    format!("denied by the secret's release policy: {e}"),
+                    crate::policy_doc::maa_extra(&e),
+                );
+            }
+        }
     }
     let key = match TransferKey::select(claims.get("x-ms-runtime")) {
         Ok(k) => k,

@@ -12,8 +12,9 @@
 //! `confkube::audit` target and counted in `confkube_attest_secret_releases_total`; values are
 //! never logged, never labels, and zeroized after use.
 //!
-//! **Not here:** quote verification (the attestation path of [`crate::server`]), MAA policy
-//! language (refused with `unsupported-policy-language` until `maa-policy` is in the tree).
+//! **Not here:** quote verification (the attestation path of [`crate::server`]), the MAA policy
+//! language itself ([`maa_policy`]: a `{"maa": …}` release policy's `authorizationrules` are
+//! evaluated over the SGX claim set an attestation policy sees, rebuilt from the token).
 //!
 //! **Specs:** DESIGN.md §5b; RFC 7516 (JWE), RFC 7517 (JWK), RFC 7518 §4.3, §4.6, §5.3 (RSA-OAEP-256,
 //! ECDH-ES+A256KW, A256GCM), RFC 7638 (thumbprints for keys without `kid`).

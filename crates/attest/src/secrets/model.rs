@@ -50,40 +50,62 @@ pub fn check_name(name: &str) -> Result<(), String> {
 pub enum ReleasePolicy {
     /// A confkube JSON policy (the document of `PUT /policies/SgxEnclave`).
     Json(Box<Policy>),
+    /// A Microsoft Azure Attestation policy-language document (`{"maa": "<policy text>"}`): its
+    /// `authorizationrules` decide, over the claims of the presented attestation.
+    Maa(Arc<maa_policy::Policy>),
 }
 
-/// Why a release policy is not acceptable.
+/// Why a release policy is not acceptable (`400 invalid-policy`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReleasePolicyError {
-    /// Not a valid confkube JSON policy.
+    /// Not a valid confkube JSON policy, or not of the form `{"maa": "<policy text>"}`.
     #[error("{0}")]
     Invalid(String),
-    /// An MAA policy-language document, which this build cannot evaluate yet.
-    #[error(
-        "secret policies in the MAA policy language ({{\"maa\": ...}}) are not supported by this \
-         build yet; give a confkube JSON policy ({{\"rules\": [...]}}, docs/attestation.md)"
-    )]
-    UnsupportedLanguage,
+    /// An MAA policy text that does not parse.
+    #[error("invalid policy: {0}")]
+    MaaSyntax(maa_policy::ParseError),
 }
 
 impl ReleasePolicyError {
     /// The problem code.
     pub fn code(&self) -> &'static str {
+        "invalid-policy"
+    }
+
+    /// Extra problem fields: `line` and `column` of an MAA syntax error.
+    pub fn extra(&self) -> Option<Value> {
         match self {
-            Self::Invalid(_) => "invalid-policy",
-            Self::UnsupportedLanguage => "unsupported-policy-language",
+            Self::MaaSyntax(e) => Some(serde_json::json!({"line": e.line, "column": e.column})),
+            Self::Invalid(_) => None,
         }
     }
 }
 
 impl ReleasePolicy {
-    /// Parses the `policy` member of a PUT body or policy file entry.
+    /// Parses the `policy` member of a PUT body or policy file entry: a confkube JSON policy, or
+    /// `{"maa": "<MAA policy text>"}`.
     pub fn from_value(v: &Value) -> Result<Self, ReleasePolicyError> {
         if let Some(obj) = v.as_object()
-            && obj.contains_key("maa")
+            && let Some(text) = obj.get("maa")
         {
-            return Err(ReleasePolicyError::UnsupportedLanguage);
+            let (Some(text), 1) = (text.as_str(), obj.len()) else {
+                return Err(ReleasePolicyError::Invalid(
+                    "invalid policy: an MAA release policy is {\"maa\": \"<policy text>\"}: \
+                     one string member and nothing else"
+                        .into(),
+                ));
+            };
+            let policy = maa_policy::Policy::parse(text).map_err(ReleasePolicyError::MaaSyntax)?;
+            if policy.tcb_identifier().is_some() {
+                return Err(ReleasePolicyError::Invalid(
+                    "invalid policy: x-ms-sgx-tcbidentifier selects the TCB baseline of an \
+                     attestation, which the attestation policy decides; remove it from the \
+                     secret's release policy"
+                        .into(),
+                ));
+            }
+            return Ok(Self::Maa(Arc::new(policy)));
         }
         let text = v.to_string();
         Policy::from_json(text.as_bytes())
@@ -91,11 +113,31 @@ impl ReleasePolicy {
             .map_err(|e| ReleasePolicyError::Invalid(e.to_string()))
     }
 
-    /// The document, as shown by `GET /secrets/{name}`.
+    /// The document, as shown by `GET /secrets/{name}` and stored: the JSON policy, or
+    /// `{"maa": "<policy text>"}`.
     pub fn document(&self) -> Value {
         match self {
             Self::Json(p) => serde_json::to_value(p.document()).unwrap_or(Value::Null),
+            Self::Maa(p) => serde_json::json!({ "maa": p.text() }),
         }
+    }
+
+    /// The language: `confkube-json` or `maa`.
+    pub fn language(&self) -> crate::policy_doc::Language {
+        match self {
+            Self::Json(_) => crate::policy_doc::Language::ConfkubeJson,
+            Self::Maa(_) => crate::policy_doc::Language::Maa,
+        }
+    }
+}
+
+/// The language of a stored policy document, by its form (`{"maa": …}` or JSON).
+pub fn document_language(doc: &Value) -> &'static str {
+    let maa = doc.as_object().is_some_and(|o| o.contains_key("maa"));
+    if maa {
+        crate::policy_doc::Language::Maa.as_str()
+    } else {
+        crate::policy_doc::Language::ConfkubeJson.as_str()
     }
 }
 
@@ -561,6 +603,9 @@ pub struct Listed {
     pub versions: Vec<u64>,
     /// The version released by default.
     pub current: u64,
+    /// The language of the current version's release policy: `confkube-json` or `maa`.
+    #[serde(rename = "policyLanguage")]
+    pub policy_language: &'static str,
 }
 
 impl Backend {
@@ -571,8 +616,10 @@ impl Backend {
                 .list()?
                 .into_iter()
                 .filter_map(|(name, s)| {
+                    let current = s.current()?;
                     Some(Listed {
-                        current: s.current()?.version,
+                        current: current.version,
+                        policy_language: document_language(&current.policy),
                         versions: s.versions.iter().map(|v| v.version).collect(),
                         name,
                     })
@@ -586,6 +633,7 @@ impl Backend {
                     name: name.clone(),
                     versions: vec![s.version],
                     current: s.version,
+                    policy_language: s.policy.language().as_str(),
                 })
                 .collect()),
         }
@@ -607,6 +655,7 @@ impl Backend {
                             "contentType": v.content_type,
                             "size": v.size,
                             "policy": v.policy,
+                            "policyLanguage": document_language(&v.policy),
                         })
                     })
                     .collect();
@@ -626,6 +675,7 @@ impl Backend {
                         "contentType": s.content_type,
                         "size": s.value.len(),
                         "policy": s.policy_doc,
+                        "policyLanguage": s.policy.language().as_str(),
                     }],
                     "source": "files",
                 }))

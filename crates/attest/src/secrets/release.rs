@@ -147,6 +147,50 @@ pub fn evidence(claims: &Value) -> Result<Evidence, String> {
     })
 }
 
+fn bytes_claim<const N: usize>(claims: &Value, name: &str) -> Result<[u8; N], String> {
+    claims
+        .get(name)
+        .and_then(Value::as_str)
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|b| <[u8; N]>::try_from(b).ok())
+        .ok_or_else(|| format!("{name} is missing or not {} hex digits", N * 2))
+}
+
+fn json_text(claims: &Value, name: &str) -> Option<String> {
+    claims.get(name).map(Value::to_string)
+}
+
+/// The MAA incoming claims of a token's SGX claims: the same claim set an attestation policy
+/// sees (MAA names, version 1.0 `$` names, `x-confkube-*`), rebuilt from the token.
+pub fn maa_claims(claims: &Value) -> Result<maa_policy::Claims, String> {
+    let ev = evidence(claims)?;
+    let runtime_data = match claims.get("x-ms-sgx-ehd").and_then(Value::as_str) {
+        None => None,
+        Some(e) => Some(crate::claims::decode_b64("x-ms-sgx-ehd", e).map_err(|e| e.to_string())?),
+    };
+    let report_data = claims
+        .get("x-ms-sgx-report-data")
+        .and_then(Value::as_str)
+        .and_then(|h| hex::decode(h).ok())
+        .ok_or("x-ms-sgx-report-data is missing or not hex")?;
+    let sgx = maa_policy::sgx::SgxEvidence {
+        mrenclave: ev.mrenclave,
+        mrsigner: ev.mrsigner,
+        product_id: ev.isv_prod_id,
+        svn: ev.isv_svn,
+        debuggable: ev.debug,
+        report_data,
+        runtime_data,
+        runtime_json: json_text(claims, "x-ms-runtime"),
+        inittime_json: json_text(claims, "x-ms-inittime"),
+        tcb_status: ev.tcb_status.as_str().to_string(),
+        advisory_ids: ev.advisory_ids,
+        fmspc: bytes_claim::<6>(claims, "x-confkube-fmspc")?,
+        tcb_evaluation_data_number: None,
+    };
+    Ok(sgx.claims())
+}
+
 /// Most `jti`s tracked at once (only when a limit is configured).
 pub const MAX_TRACKED_JTIS: usize = 100_000;
 
