@@ -93,13 +93,14 @@ pub fn verify_token(
     Ok(claims)
 }
 
-fn hex32(claims: &Value, name: &str) -> Result<[u8; 32], String> {
+/// A fixed-size byte claim given as hex.
+fn bytes_claim<const N: usize>(claims: &Value, name: &str) -> Result<[u8; N], String> {
     claims
         .get(name)
         .and_then(Value::as_str)
         .and_then(|h| hex::decode(h).ok())
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or_else(|| format!("{name} is missing or not 64 hex digits"))
+        .and_then(|b| <[u8; N]>::try_from(b).ok())
+        .ok_or_else(|| format!("{name} is missing or not {} hex digits", N * 2))
 }
 
 fn u16_claim(claims: &Value, name: &str) -> Result<u16, String> {
@@ -121,8 +122,8 @@ pub fn evidence(claims: &Value) -> Result<Evidence, String> {
         .and_then(TcbStatus::parse)
         .ok_or("x-confkube-tcb-status is missing or unknown")?;
     Ok(Evidence {
-        mrenclave: hex32(claims, "x-ms-sgx-mrenclave")?,
-        mrsigner: hex32(claims, "x-ms-sgx-mrsigner")?,
+        mrenclave: bytes_claim::<32>(claims, "x-ms-sgx-mrenclave")?,
+        mrsigner: bytes_claim::<32>(claims, "x-ms-sgx-mrsigner")?,
         isv_prod_id: u16_claim(claims, "x-ms-sgx-product-id")?,
         isv_svn: u16_claim(claims, "x-ms-sgx-svn")?,
         debug: claims
@@ -145,15 +146,6 @@ pub fn evidence(claims: &Value) -> Result<Evidence, String> {
             .and_then(Value::as_bool)
             .unwrap_or(false),
     })
-}
-
-fn bytes_claim<const N: usize>(claims: &Value, name: &str) -> Result<[u8; N], String> {
-    claims
-        .get(name)
-        .and_then(Value::as_str)
-        .and_then(|h| hex::decode(h).ok())
-        .and_then(|b| <[u8; N]>::try_from(b).ok())
-        .ok_or_else(|| format!("{name} is missing or not {} hex digits", N * 2))
 }
 
 fn json_text(claims: &Value, name: &str) -> Option<String> {
